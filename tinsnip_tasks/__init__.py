@@ -1,0 +1,1 @@
+"""tinsnip: SMEP-numbered service deployment onto a homelab, as Invoke/Fabric tasks."""

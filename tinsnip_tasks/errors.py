@@ -1,0 +1,43 @@
+"""Errors: one type per kind of failure, each with a message a person can act on."""
+
+
+class TinsnipError(Exception):
+    """Base of every error tinsnip raises on purpose."""
+
+
+class InputError(TinsnipError, ValueError):
+    """A name, number or option given by the user is not acceptable."""
+
+
+class SmepError(InputError):
+    """A SMEP number (sheet, machine, environment, port) cannot be computed or is out of range."""
+
+
+class InventoryError(TinsnipError):
+    """The inventory file is missing, malformed or inconsistent."""
+
+    def __init__(self, path, key, problem):
+        self.path, self.key, self.problem = str(path), key, problem
+        where = f"{self.path}: {key}: " if key else f"{self.path}: "
+        super().__init__(where + problem)
+
+
+class TemplateError(TinsnipError):
+    """A template is missing or refers to a variable that was not given."""
+
+
+class RemoteError(TinsnipError):
+    """A command on a host failed; carries the host, the command and its output."""
+
+    def __init__(self, host, step, command, exit_code, stderr):
+        self.host, self.step, self.command = host, step, command
+        self.exit_code, self.stderr = exit_code, stderr
+        tail = (stderr or "").strip().splitlines()[-3:]
+        super().__init__(
+            f"{host}: step '{step}' failed (exit {exit_code}): {command}"
+            + ("\n  " + "\n  ".join(tail) if tail else "")
+        )
+
+
+class LabError(TinsnipError):
+    """The built-in lab could not be built, started or stopped."""
