@@ -1,0 +1,467 @@
+"""The inventory: sheets, NAS units and machines of a homelab, loaded from one YAML file.
+
+Loading validates everything that can be checked without a host: names, references,
+environments, port indexes, paths, and every SMEP number known without a registry.
+Each error names the file, the dotted key and what to change.
+"""
+
+import os
+import re
+from collections.abc import Hashable
+from dataclasses import dataclass
+
+import yaml
+
+from tinsnip_tasks.core import registry as reg
+from tinsnip_tasks.core.smep import ENVIRONMENTS, Smep, env_number, make_smep, sheet_number
+from tinsnip_tasks.core.smep import NAME_RE
+from tinsnip_tasks.errors import InputError, InventoryError
+
+DEFAULT_PATH = "inventory.yaml"
+ENV_VAR = "TINSNIP_INVENTORY"
+DEFAULT_VOLUME = "/volume1"
+DEFAULT_REGISTRY = "{volume}/{sheet}/station/{env}/machine-registry"
+NAS_KINDS = ("synology", "linux")
+
+TOP_KEYS = ("sheets", "nas", "machines")
+SHEET_KEYS = ("nas", "volume", "number", "registry")
+NAS_KEYS = ("host", "kind")
+MACHINE_KEYS = ("sheet", "host", "environments", "number", "services")
+
+# ssh_config alias, host name or address, optionally user@ and :port.
+_SSH_TARGET_RE = re.compile(
+    r"^(?:[a-z_][a-z0-9_.-]{0,31}@)?[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252})(?::[0-9]{1,5})?$"
+)
+_PATH_PART_RE = re.compile(r"^[A-Za-z0-9._-]+$")
+
+
+@dataclass(frozen=True)
+class Nas:
+    """A NAS unit that holds the sheets' volumes and exports them over NFS."""
+
+    name: str
+    host: str
+    kind: str
+
+
+@dataclass(frozen=True)
+class Sheet:
+    """A sheet: a namespace of machines on one NAS volume."""
+
+    name: str
+    nas: str
+    volume: str
+    number: int | None
+    registry: str
+
+    @property
+    def resolved_number(self) -> int:
+        """The SMEP sheet number: the pin, else the hash of the name."""
+        return sheet_number(self.name, self.number)
+
+
+@dataclass(frozen=True)
+class Service:
+    """A catalog service on a machine, with its port names mapped to TIN_PORT indexes."""
+
+    name: str
+    ports: dict[str, int]
+
+
+@dataclass(frozen=True)
+class Machine:
+    """A machine: a set of services run by one user per environment on one host."""
+
+    name: str
+    sheet: str
+    host: str
+    environments: tuple
+    number: int | None
+    services: dict[str, Service]
+
+
+@dataclass(frozen=True)
+class Inventory:
+    """The whole inventory; look-ups raise errors that list what is known."""
+
+    path: str
+    sheets: dict[str, Sheet]
+    nas: dict[str, Nas]
+    machines: dict[str, Machine]
+
+    def machine(self, name: str) -> Machine:
+        """Return the machine called ``name``.
+
+        :raises InputError: when the inventory has no such machine.
+        """
+        if name not in self.machines:
+            known = ", ".join(sorted(self.machines)) or "none"
+            raise InputError(
+                f"machine {name!r} is not in {self.path}; known machines: {known}"
+            )
+        return self.machines[name]
+
+    def sheet_of(self, machine_name: str) -> Sheet:
+        """Return the sheet a machine belongs to."""
+        return self.sheets[self.machine(machine_name).sheet]
+
+    def nas_of(self, machine_name: str) -> Nas:
+        """Return the NAS that holds a machine's sheet."""
+        return self.nas[self.sheet_of(machine_name).nas]
+
+    def check_env(self, machine_name: str, env: str) -> None:
+        """Raise unless ``env`` is one of the machine's environments.
+
+        :raises InputError: naming the environments the machine has.
+        """
+        machine = self.machine(machine_name)
+        if env not in machine.environments:
+            env_number(env)  # an unknown name gets the list of all environments
+            raise InputError(
+                f"machine {machine_name!r} has no {env!r} environment in {self.path};"
+                f" it has: {', '.join(machine.environments)}"
+                f" (add it under machines: {machine_name}: environments)"
+            )
+
+    def registry_path(self, sheet_name: str, env: str) -> str:
+        """Return the path on the NAS of a sheet's machine registry for ``env``."""
+        if sheet_name not in self.sheets:
+            known = ", ".join(sorted(self.sheets)) or "none"
+            raise InputError(f"sheet {sheet_name!r} is not in {self.path}; known sheets: {known}")
+        env_number(env)
+        sheet = self.sheets[sheet_name]
+        return sheet.registry.format(volume=sheet.volume, sheet=sheet.name, env=env)
+
+    def smep(self, machine_name: str, env: str, registry: dict | None = None) -> Smep:
+        """Return the SMEP numbers of a machine-environment.
+
+        The machine number is the machine's pin, else :func:`registry.lookup` in
+        ``registry`` (None means the built-in defaults).
+
+        :raises InputError: when the machine or environment is unknown, when the machine
+            has no number yet, or when its pin disagrees with the registry.
+        """
+        self.check_env(machine_name, env)
+        machine = self.machine(machine_name)
+        sheet = self.sheets[machine.sheet]
+        number = machine.number
+        if number is not None and registry:
+            _check_pin_against_registry(machine_name, number, registry)
+        if number is None:
+            number = reg.lookup(machine_name, registry)
+        if number is None:
+            raise InputError(
+                f"machine {machine_name!r} has no number yet in sheet {sheet.name!r} ({env}):"
+                f" run machine.setup, which assigns one from the station registry"
+                f" {self.registry_path(sheet.name, env)}, or pin one"
+                f" (machines: {machine_name}: number: NN)"
+            )
+        return make_smep(sheet.name, machine_name, env, number, pinned_sheet_no=sheet.number)
+
+    def export_dir(self, machine: str, env: str) -> str:
+        """Return the machine-environment's directory on the NAS."""
+        self.check_env(machine, env)
+        sheet = self.sheet_of(machine)
+        return f"{sheet.volume}/{sheet.name}/{machine}/{env}"
+
+
+def _check_pin_against_registry(name: str, number: int, registry: dict) -> None:
+    listed = registry.get(name)
+    if listed is not None and listed != number:
+        raise InputError(
+            f"machine {name!r} is pinned to {number:02d} in the inventory but the registry"
+            f" lists it as {listed:02d}; make the two agree"
+        )
+    for other, other_no in registry.items():
+        if other != name and other_no == number:
+            raise InputError(
+                f"machine {name!r} is pinned to {number:02d} in the inventory but the registry"
+                f" gives {number:02d} to {other!r}; pin a free number or fix the registry"
+            )
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key given twice in one mapping (safe_load keeps the last)."""
+
+
+def _construct_unique_mapping(loader, node, deep=False):
+    seen = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if not isinstance(key, Hashable):
+            break  # construct_mapping reports unhashable keys itself
+        if key in seen:
+            mark = key_node.start_mark
+            raise yaml.constructor.ConstructorError(
+                None, None, f"key {key!r} appears twice (line {mark.line + 1})", mark
+            )
+        seen.add(key)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique_mapping
+)
+
+
+class _Checker:
+    """Validation helpers that raise InventoryError with the file and the dotted key."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def fail(self, key: str, problem: str):
+        raise InventoryError(self.path, key, problem)
+
+    def mapping(self, key: str, value, allowed=None, *, required=()) -> dict:
+        if value is None:
+            value = {}
+        if not isinstance(value, dict):
+            self.fail(key, f"expected a mapping, got {_kind(value)} {value!r}")
+        if allowed is not None:
+            unknown = [k for k in value if k not in allowed]
+            if unknown:
+                self.fail(
+                    key,
+                    f"unknown key {', '.join(repr(k) for k in unknown)};"
+                    f" allowed keys: {', '.join(allowed)}",
+                )
+        for name in required:
+            if name not in value or value[name] is None:
+                self.fail(f"{key}.{name}" if key else name, "is required")
+        return value
+
+    def name(self, key: str, kind: str, value) -> str:
+        if not isinstance(value, str) or not NAME_RE.match(value):
+            self.fail(
+                key,
+                f"{kind} name {value!r} is not valid: use 1-32 lowercase letters, digits or"
+                " '-', starting with a letter",
+            )
+        return value
+
+    def integer(self, key: str, value, low: int, high: int) -> int:
+        if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+            self.fail(key, f"{value!r} is not valid: use an integer {low}..{high}")
+        return value
+
+    def ssh_target(self, key: str, value) -> str:
+        if not isinstance(value, str) or not _SSH_TARGET_RE.match(value):
+            self.fail(
+                key,
+                f"{value!r} is not an SSH target: use an ssh_config alias, a host name or"
+                " address, or user@host[:port]",
+            )
+        if ":" in value and not 1 <= int(value.rsplit(":", 1)[1]) <= 65535:
+            self.fail(key, f"{value!r}: the port must be 1..65535")
+        return value
+
+    def abs_path(self, key: str, value) -> str:
+        parts = value.split("/")[1:] if isinstance(value, str) and value.startswith("/") else []
+        if not parts or any(p in ("", ".", "..") or not _PATH_PART_RE.match(p) for p in parts):
+            self.fail(
+                key,
+                f"{value!r} is not valid: use an absolute path such as /volume1 made of"
+                " letters, digits, '.', '_' and '-' (no trailing '/', no '..')",
+            )
+        return value
+
+
+def _kind(value) -> str:
+    return {
+        type(None): "nothing", bool: "a boolean", int: "a number", float: "a number",
+        str: "a string", list: "a list", dict: "a mapping",
+    }.get(type(value), type(value).__name__)
+
+
+def _read(path: str):
+    try:
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+    except FileNotFoundError:
+        raise InventoryError(
+            path, None,
+            f"no such file; create it (see the README) or point {ENV_VAR} at your inventory",
+        ) from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise InventoryError(path, None, f"cannot be read: {err}") from None
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(err, "problem", None) or str(err)
+        raise InventoryError(path, None, f"is not valid YAML: {where}{problem}") from None
+    if not isinstance(data, dict):
+        what = "is empty" if data is None else f"holds {_kind(data)}"
+        raise InventoryError(
+            path, None, f"{what}; it must be a mapping with the keys {', '.join(TOP_KEYS)}"
+        )
+    return data
+
+
+def _parse_nas(check: _Checker, raw) -> dict[str, Nas]:
+    result = {}
+    for name, body in check.mapping("nas", raw).items():
+        key = f"nas.{name}"
+        check.name(key, "NAS", name)
+        body = check.mapping(key, body, NAS_KEYS, required=("host", "kind"))
+        host = check.ssh_target(f"{key}.host", body["host"])
+        kind = body["kind"]
+        if not isinstance(kind, str) or kind not in NAS_KINDS:
+            check.fail(f"{key}.kind", f"{kind!r} is not a NAS kind; use one of {', '.join(NAS_KINDS)}")
+        result[name] = Nas(name, host, kind)
+    return result
+
+
+def _parse_sheets(check: _Checker, raw, nas: dict[str, Nas]) -> dict[str, Sheet]:
+    result = {}
+    for name, body in check.mapping("sheets", raw).items():
+        key = f"sheets.{name}"
+        check.name(key, "sheet", name)
+        body = check.mapping(key, body, SHEET_KEYS, required=("nas",))
+        nas_name = body["nas"]
+        if not isinstance(nas_name, str) or nas_name not in nas:
+            known = ", ".join(sorted(nas)) or "none"
+            check.fail(f"{key}.nas", f"{nas_name!r} is not defined under nas: (defined: {known})")
+        volume = check.abs_path(f"{key}.volume", body.get("volume", DEFAULT_VOLUME))
+        number = body.get("number")
+        if number is not None:
+            check.integer(f"{key}.number", number, 1, 9)
+        registry = body.get("registry", DEFAULT_REGISTRY)
+        if not isinstance(registry, str):
+            check.fail(f"{key}.registry", f"expected a path string, got {_kind(registry)}")
+        try:
+            sample = registry.format(volume=volume, sheet=name, env="prod")
+        except (KeyError, IndexError, ValueError) as err:
+            check.fail(
+                f"{key}.registry",
+                f"{registry!r} cannot be filled in ({err}); only {{volume}}, {{sheet}} and"
+                " {env} may appear in braces",
+            )
+        check.abs_path(f"{key}.registry", sample)
+        result[name] = Sheet(name, nas_name, volume, number, registry)
+    owners: dict[int, str] = {}
+    for sheet in result.values():
+        number = sheet.resolved_number
+        if number in owners:
+            check.fail(
+                f"sheets.{sheet.name}",
+                f"sheets {owners[number]!r} and {sheet.name!r} both get number {number};"
+                f" pin one of them to a free number (sheets: {sheet.name}: number: N)",
+            )
+        owners[number] = sheet.name
+    return result
+
+
+def _parse_services(check: _Checker, key: str, raw, catalog) -> dict[str, Service]:
+    result = {}
+    for name, ports in check.mapping(key, raw).items():
+        skey = f"{key}.{name}"
+        check.name(skey, "service", name)
+        if catalog is not None and name not in catalog:
+            check.fail(
+                skey,
+                f"{name!r} is not in the catalog; available: {', '.join(sorted(catalog)) or 'none'}",
+            )
+        ports = check.mapping(skey, ports)
+        seen: dict[int, str] = {}
+        for port_name, index in ports.items():
+            pkey = f"{skey}.{port_name}"
+            check.name(pkey, "port", port_name)
+            check.integer(pkey, index, 0, 9)
+            if index in seen:
+                check.fail(
+                    pkey,
+                    f"TIN_PORT index {index} is already used by {seen[index]!r};"
+                    " give each port its own index 0..9",
+                )
+            seen[index] = port_name
+        result[name] = Service(name, dict(ports))
+    return result
+
+
+def _parse_machines(check: _Checker, raw, sheets: dict[str, Sheet], catalog) -> dict[str, Machine]:
+    result = {}
+    pinned: dict[tuple[str, int], str] = {}
+    for name, body in check.mapping("machines", raw).items():
+        key = f"machines.{name}"
+        check.name(key, "machine", name)
+        body = check.mapping(key, body, MACHINE_KEYS, required=("sheet", "host", "environments"))
+        sheet = body["sheet"]
+        if not isinstance(sheet, str) or sheet not in sheets:
+            known = ", ".join(sorted(sheets)) or "none"
+            check.fail(f"{key}.sheet", f"{sheet!r} is not defined under sheets: (defined: {known})")
+        host = check.ssh_target(f"{key}.host", body["host"])
+        envs = body["environments"]
+        if not isinstance(envs, list) or not envs:
+            check.fail(
+                f"{key}.environments",
+                f"expected a non-empty list such as [prod, test], got {_kind(envs)}",
+            )
+        for i, env in enumerate(envs):
+            if not isinstance(env, str) or env not in ENVIRONMENTS:
+                check.fail(
+                    f"{key}.environments[{i}]",
+                    f"{env!r} is not an environment; use one of {', '.join(ENVIRONMENTS)}",
+                )
+            if env in envs[:i]:
+                check.fail(f"{key}.environments[{i}]", f"{env!r} is listed twice; list it once")
+        number = body.get("number")
+        if number is not None:
+            check.integer(f"{key}.number", number, 0, 99)
+            if name == reg.STATION and number != 0:
+                check.fail(f"{key}.number", "the station is always 0; remove the number")
+            if name != reg.STATION and number == 0:
+                check.fail(f"{key}.number", "0 belongs to the station; pin a number 1..99")
+            if (sheet, number) in pinned:
+                check.fail(
+                    f"{key}.number",
+                    f"number {number} is already pinned for {pinned[(sheet, number)]!r} in"
+                    f" sheet {sheet!r}; pin a different number",
+                )
+            pinned[(sheet, number)] = name
+        services = _parse_services(check, f"{key}.services", body.get("services"), catalog)
+        if name == reg.STATION and services:
+            check.fail(
+                f"{key}.services",
+                "the station runs no services; put them on another machine",
+            )
+        result[name] = Machine(name, sheet, host, tuple(envs), number, services)
+    return result
+
+
+def _check_numbers(check: _Checker, inventory: Inventory) -> None:
+    """Every machine-environment whose number is known without a registry must fit."""
+    for machine in inventory.machines.values():
+        sheet = inventory.sheets[machine.sheet]
+        number = machine.number if machine.number is not None else reg.lookup(machine.name, None)
+        if number is None:
+            continue
+        for env in machine.environments:
+            try:
+                make_smep(sheet.name, machine.name, env, number, pinned_sheet_no=sheet.number)
+            except InputError as err:
+                check.fail(f"machines.{machine.name}", str(err))
+
+
+def load_inventory(path=None, *, catalog: set[str] | None = None) -> Inventory:
+    """Read and validate an inventory file.
+
+    :param path: the YAML file; None means ``$TINSNIP_INVENTORY`` or ``./inventory.yaml``.
+    :param catalog: known service names; when given, other service names are errors.
+    :returns: the :class:`Inventory`.
+    :raises InventoryError: naming the file, the key and what to change.
+    """
+    if path is None:
+        path = os.environ.get(ENV_VAR) or DEFAULT_PATH
+    path = str(path)
+    data = _read(path)
+    check = _Checker(path)
+    check.mapping("", data, TOP_KEYS)
+    nas = _parse_nas(check, data.get("nas"))
+    sheets = _parse_sheets(check, data.get("sheets"), nas)
+    machines = _parse_machines(check, data.get("machines"), sheets, catalog)
+    inventory = Inventory(path, sheets, nas, machines)
+    _check_numbers(check, inventory)
+    return inventory
