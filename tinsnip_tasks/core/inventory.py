@@ -13,8 +13,14 @@ from dataclasses import dataclass
 import yaml
 
 from tinsnip_tasks.core import registry as reg
-from tinsnip_tasks.core.smep import ENVIRONMENTS, Smep, env_number, make_smep, sheet_number
-from tinsnip_tasks.core.smep import NAME_RE
+from tinsnip_tasks.core.smep import (
+    ENVIRONMENTS,
+    NAME_RE,
+    Smep,
+    env_number,
+    make_smep,
+    sheet_number,
+)
 from tinsnip_tasks.errors import InputError, InventoryError
 
 DEFAULT_PATH = "inventory.yaml"
@@ -193,7 +199,7 @@ def _construct_unique_mapping(loader, node, deep=False):
         if key in seen:
             mark = key_node.start_mark
             raise yaml.constructor.ConstructorError(
-                None, None, f"key {key!r} appears twice (line {mark.line + 1})", mark
+                None, None, f"key {key!r} appears twice in one mapping; keep one", mark
             )
         seen.add(key)
     return loader.construct_mapping(node, deep=deep)
@@ -309,7 +315,9 @@ def _parse_nas(check: _Checker, raw) -> dict[str, Nas]:
         host = check.ssh_target(f"{key}.host", body["host"])
         kind = body["kind"]
         if not isinstance(kind, str) or kind not in NAS_KINDS:
-            check.fail(f"{key}.kind", f"{kind!r} is not a NAS kind; use one of {', '.join(NAS_KINDS)}")
+            check.fail(
+                f"{key}.kind", f"{kind!r} is not a NAS kind; use one of {', '.join(NAS_KINDS)}"
+            )
         result[name] = Nas(name, host, kind)
     return result
 
@@ -341,16 +349,21 @@ def _parse_sheets(check: _Checker, raw, nas: dict[str, Nas]) -> dict[str, Sheet]
             )
         check.abs_path(f"{key}.registry", sample)
         result[name] = Sheet(name, nas_name, volume, number, registry)
-    owners: dict[int, str] = {}
+    owners: dict[int, Sheet] = {}
     for sheet in result.values():
         number = sheet.resolved_number
         if number in owners:
+            first = owners[number]
+            movable = first if sheet.number is not None and first.number is None else sheet
+            used = {s.resolved_number for s in result.values()}
+            free = [str(n) for n in range(1, 7) if n not in used] or ["none"]
             check.fail(
                 f"sheets.{sheet.name}",
-                f"sheets {owners[number]!r} and {sheet.name!r} both get number {number};"
-                f" pin one of them to a free number (sheets: {sheet.name}: number: N)",
+                f"sheets {first.name!r} and {sheet.name!r} both get number {number};"
+                f" pin one of them to a free number (sheets: {movable.name}: number: N;"
+                f" free: {', '.join(free)})",
             )
-        owners[number] = sheet.name
+        owners[number] = sheet
     return result
 
 
@@ -362,7 +375,8 @@ def _parse_services(check: _Checker, key: str, raw, catalog) -> dict[str, Servic
         if catalog is not None and name not in catalog:
             check.fail(
                 skey,
-                f"{name!r} is not in the catalog; available: {', '.join(sorted(catalog)) or 'none'}",
+                f"{name!r} is not in the catalog;"
+                f" available: {', '.join(sorted(catalog)) or 'none'}",
             )
         ports = check.mapping(skey, ports)
         seen: dict[int, str] = {}
