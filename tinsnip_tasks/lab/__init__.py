@@ -1,0 +1,21 @@
+"""The built-in lab: real hosts in namespaces on this machine, reached over SSH.
+
+``up()`` starts a NAS (``ds412plus``) and two Linux machines (``homelab1``, ``homelab2``),
+each with its own network, mount, UTS and PID namespaces, an overlay over a shared Debian
+root filesystem, and ``sshd``. ``.lab/ssh_config`` reaches them as root with host-key
+checking on.
+"""
+
+from tinsnip_tasks.lab.settings import (
+    LAB_HOSTS,
+    NAS_HOST,
+    known_hosts_path,
+    lab_dir,
+    ssh_config_path,
+)
+from tinsnip_tasks.lab.lifecycle import down, is_up, status, up
+
+__all__ = [
+    "LAB_HOSTS", "NAS_HOST", "lab_dir", "ssh_config_path", "known_hosts_path",
+    "is_up", "up", "down", "status",
+]

@@ -1,0 +1,26 @@
+#!/bin/sh
+# Install the packages the outer machine needs to build and run the lab.
+# Idempotent: packages already installed are left alone.
+set -eu
+
+PACKAGES="debootstrap iproute2 openssh-client util-linux mount zstd tar curl ca-certificates procps psmisc kmod"
+
+missing=""
+for p in $PACKAGES; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+        missing="$missing $p"
+    fi
+done
+
+if [ -z "$missing" ]; then
+    echo "lab-deps: all present ($PACKAGES)"
+    exit 0
+fi
+
+echo "lab-deps: installing$missing"
+export DEBIAN_FRONTEND=noninteractive
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+$SUDO apt-get -o DPkg::Lock::Timeout=600 update -qq || true
+# shellcheck disable=SC2086
+$SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends $missing

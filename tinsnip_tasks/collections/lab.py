@@ -1,0 +1,54 @@
+"""The lab: disposable real hosts in namespaces on this machine, for tests and demos.
+
+`lab.up` starts a NAS (ds412plus) and two Linux machines (homelab1, homelab2) that tinsnip
+reaches over real SSH with `.lab/ssh_config`. The NAS's NFS server (nfs-ganesha) and the
+machines' `mount.nfs` (a FUSE client over libnfs) are userspace stand-ins: this kernel has
+neither an NFS server nor an NFS client. Needs root and the packages in .ci/lab-deps.sh.
+"""
+
+from invoke import Collection, Exit, task
+
+from tinsnip_tasks import lab as _lab
+from tinsnip_tasks.errors import LabError
+
+
+@task(help={
+    "rebuild": "Rebuild the root filesystem (reusing the debootstrap cache) and restart the hosts.",
+})
+def up(c, rebuild=False):
+    """Start the lab hosts (building the root filesystem the first time)."""
+    try:
+        _lab.up(rebuild=rebuild)
+    except LabError as e:
+        raise Exit(f"lab.up failed: {e}", code=1)
+
+
+@task
+def down(c):
+    """Stop the lab hosts and remove their namespaces, links and mounts."""
+    try:
+        _lab.down()
+    except LabError as e:
+        raise Exit(f"lab.down failed: {e}", code=1)
+
+
+@task(help={"quiet": "Print nothing; exit 0 if the lab is up, 1 if not."})
+def status(c, quiet=False):
+    """Show whether the lab is up, each host's address, process and SSH state."""
+    report = _lab.status()
+    if not quiet:
+        print(f"lab: {'up' if report['up'] else 'down'}"
+              + (f" (rootfs {report['rootfs']})" if report["rootfs"] else ""))
+        for host, h in report["hosts"].items():
+            state = "ssh ok" if h["ssh"] else ("running" if h["running"] else "stopped")
+            print(f"  {host:<10} {h['ip']:<12} pid {h['pid'] or '-':<8} {state}")
+        leftovers = report["namespaces"] + report["links"]
+        if leftovers and not report["up"]:
+            print(f"  left behind: {', '.join(leftovers)} (lab.up or lab.down cleans up)")
+        if report["up"]:
+            print(f"  ssh -F {_lab.ssh_config_path()} HOST")
+    if not report["up"]:
+        raise Exit(code=1)
+
+
+ns = Collection("lab", up, down, status)

