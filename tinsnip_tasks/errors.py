@@ -41,3 +41,20 @@ class RemoteError(TinsnipError):
 
 class LabError(TinsnipError):
     """The built-in lab could not be built, started or stopped."""
+
+
+class ConflictError(TinsnipError):
+    """A host holds something tinsnip would have to overwrite or take over (a user with another
+    UID, a file where a folder belongs, another mount on the mount point); it refuses to."""
+
+    def __init__(self, host, what):
+        self.host, self.what = host, what
+        super().__init__(f"{host}: {what}; fix it by hand or choose another name, then run again")
+
+
+class UnreachableError(TinsnipError):
+    """A host could not be reached over SSH (address, key, or host key check)."""
+
+    def __init__(self, host, reason):
+        self.host, self.reason = host, reason
+        super().__init__(f"{host}: cannot connect over SSH: {reason}")

@@ -1,0 +1,8 @@
+"""The Invoke collections, composed into one namespace for `inv` and `fab`."""
+from invoke import Collection
+
+
+def namespace() -> Collection:
+    from . import lab, machine, nas, service, smep, xdg
+
+    return Collection(nas.ns, machine.ns, service.ns, xdg.ns, smep.ns, lab.ns)

@@ -1,0 +1,29 @@
+"""The NAS: a folder tree per machine-environment and its NFS export.
+
+Runs on the sheet's NAS from the inventory (or the host given with ``fab -H``).
+"""
+from invoke import Collection, task
+
+from ..plans import nas as plan
+from ..run import Run
+from . import _args
+
+
+def setup_steps(run: Run, smep, machine: str, env: str):
+    """The NAS tree owned by the machine UID, the export line, ``exportfs -ra``."""
+    nas = run.nas_host(machine, allow_override=True)
+    export_dir = run.inv.export_dir(machine, env)
+    nas.converge("nas.tree", plan.tree(smep, export_dir, host=nas.name))
+    nas.converge("nas.export", [plan.export(smep, export_dir, run.export_client(machine),
+                                            host=nas.name)])
+
+
+@task(help=_args.COMMON)
+def setup(c, machine, env, dry=False):
+    """Create the machine-environment's folders on the NAS and export them to its host."""
+    with Run(c, dry=dry, title=f"nas.setup {machine} {env}") as run:
+        smep = run.smep(machine, env, assign=True)
+        setup_steps(run, smep, machine, env)
+
+
+ns = Collection("nas", setup)

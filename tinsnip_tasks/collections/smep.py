@@ -1,0 +1,92 @@
+"""SMEP numbers: UIDs and ports from sheet, machine and environment (no host is contacted).
+
+The machine number comes from the inventory's pin or the built-in defaults (station 00,
+gazette 01, lldap 02, gateway 03); the station registry on the NAS is read by the tasks that
+touch hosts.
+"""
+from invoke import Collection, task
+from invoke.exceptions import Exit
+
+from ..core import registry as reg
+from ..core.inventory import load_inventory
+from ..core.render import catalog
+from ..core.smep import ENVIRONMENTS, env_number, make_smep, sheet_number, validate_name
+from ..errors import TinsnipError
+from . import _args
+
+HELP = {"sheet": _args.SHEET, "machine": _args.MACHINE, "env": _args.ENV}
+
+
+def _smep(sheet, machine, env):
+    """Numbers for a machine-environment, honouring the inventory's pins when it knows them."""
+    validate_name("sheet", sheet)
+    validate_name("machine", machine)
+    env_number(env)
+    pinned_sheet, number = None, None
+    try:
+        inv = load_inventory(catalog=catalog())
+    except TinsnipError:
+        inv = None
+    if inv and sheet in inv.sheets:
+        pinned_sheet = inv.sheets[sheet].number
+    if inv and machine in inv.machines and inv.machines[machine].sheet == sheet:
+        number = inv.machines[machine].number
+    if number is None:
+        number = reg.lookup(machine, None)
+    if number is None:
+        raise TinsnipError(f"machine {machine!r} has no default number; pin it in the inventory "
+                           f"(machines: {machine}: number: NN) or run machine.setup, which "
+                           f"assigns one from the station registry")
+    return make_smep(sheet, machine, env, number, pinned_sheet_no=pinned_sheet)
+
+
+def _answer(fn):
+    try:
+        return fn()
+    except TinsnipError as e:
+        raise Exit(f"error: {e}", code=2)
+
+
+@task(help=HELP)
+def uid(c, sheet, machine, env):
+    """Print the UID of a machine-environment (e.g. 10110 for dynamicalsystem/gazette/test)."""
+    print(_answer(lambda: _smep(sheet, machine, env)).uid)
+
+
+@task(help=HELP)
+def ports(c, sheet, machine, env):
+    """Print the ten TCP ports of a machine-environment, space-separated."""
+    print(" ".join(str(p) for p in _answer(lambda: _smep(sheet, machine, env)).ports))
+
+
+@task(help={"sheet": _args.SHEET})
+def table(c, sheet):
+    """Print the Port Allocation Table of a sheet for the machines the inventory knows."""
+    def rows():
+        validate_name("sheet", sheet)
+        inv = load_inventory(catalog=catalog())
+        if sheet not in inv.sheets:
+            raise TinsnipError(f"sheet {sheet!r} is not in {inv.path}; known: {', '.join(inv.sheets)}")
+        pin = inv.sheets[sheet].number
+        out = []
+        machines = [("station", ("prod", "test"), 0)]
+        machines += [(m.name, m.environments, m.number if m.number is not None else reg.lookup(m.name, None))
+                     for m in inv.machines.values() if m.sheet == sheet]
+        for name, envs, number in machines:
+            for env in sorted(envs, key=ENVIRONMENTS.get):
+                if number is None:
+                    out.append((name, env, "unassigned", "-", "-", "-"))
+                    continue
+                s = make_smep(sheet, name, env, number, pinned_sheet_no=pin)
+                out.append((name, env, s.uid, *s.ports[:3]))
+        return sheet_number(sheet, pin), out
+
+    number, body = _answer(rows)
+    print(f"Sheet {sheet} (S={number})")
+    print("| Machine | Environment | SMEP UID | Primary Port | Secondary Port | API Port |")
+    print("|---|---|---|---|---|---|")
+    for row in body:
+        print("| " + " | ".join(str(x) for x in row) + " |")
+
+
+ns = Collection("smep", uid, ports, table)

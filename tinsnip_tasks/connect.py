@@ -1,0 +1,106 @@
+"""SSH connections: host keys checked against known_hosts, fast round trips, lab or real hosts.
+
+With ``TINSNIP_LAB=1`` every connection goes through the lab's ``.lab/ssh_config`` and
+``.lab/known_hosts`` and only to lab hosts; without it the lab is never used and the user's own
+SSH configuration and ``~/.ssh/known_hosts`` apply. Either way an unknown host key is refused.
+"""
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import paramiko
+from fabric import Config, Connection
+from fabric.runners import Remote
+
+from .errors import InputError, UnreachableError
+
+
+class QuickRemote(Remote):
+    """Fabric's remote runner with a shorter pause in its stdin loop (default 10 ms a turn)."""
+
+    input_sleep = 0.001
+
+
+def lab_mode() -> bool:
+    return os.environ.get("TINSNIP_LAB", "") not in ("", "0")
+
+
+def _split_target(target: str) -> tuple[str | None, str, int | None]:
+    user, _, rest = target.rpartition("@")
+    host, _, port = rest.partition(":")
+    return (user or None), host, (int(port) if port else None)
+
+
+def address_of(target: str) -> str:
+    """The host part of an SSH target ``[user@]host[:port]`` (what other hosts call it)."""
+    return _split_target(target)[1]
+
+
+def make_config() -> Config:
+    overrides = {"runners": {"remote": QuickRemote}, "timeouts": {"connect": 10}}
+    if lab_mode():
+        from . import lab
+
+        return Config(overrides=overrides, runtime_ssh_path=str(lab.ssh_config_path()))
+    return Config(overrides=overrides)
+
+
+def known_hosts_files(conn: Connection) -> list[Path]:
+    if lab_mode():
+        from . import lab
+
+        return [lab.known_hosts_path()]
+    listed = conn.ssh_config.get("userknownhostsfile", "")
+    files = [Path(os.path.expanduser(p)) for p in listed.split()] if listed else []
+    return files or [Path.home() / ".ssh" / "known_hosts"]
+
+
+def connect(target: str) -> Connection:
+    """Open an SSH connection to ``target`` with strict host key checking and TCP_NODELAY.
+
+    :raises InputError: lab mode is on and ``target`` is not a lab host.
+    :raises UnreachableError: the host cannot be reached or its key is unknown or wrong.
+    """
+    user, host, port = _split_target(target)
+    if lab_mode():
+        from . import lab
+
+        if host not in lab.LAB_HOSTS:
+            raise InputError(f"TINSNIP_LAB is set, so only lab hosts are reached "
+                             f"({', '.join(lab.LAB_HOSTS)}); {host!r} is not one")
+        if not lab.ssh_config_path().exists():
+            raise UnreachableError(host, "the lab is not up; run `inv lab.up` first")
+    conn = Connection(host, user=user, port=port, config=make_config())
+    conn.client.set_missing_host_key_policy(paramiko.RejectPolicy())
+    for f in known_hosts_files(conn):
+        if f.exists():
+            conn.client.load_host_keys(str(f))
+    try:
+        conn.open()
+    except paramiko.SSHException as e:
+        raise UnreachableError(host, f"{e} (add its key to known_hosts after checking it)") from e
+    except (OSError, socket.timeout) as e:
+        raise UnreachableError(host, str(e) or type(e).__name__) from e
+    sock = conn.transport.sock
+    if isinstance(sock, socket.socket):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return conn
+
+
+class Connections:
+    """Connections reused across the steps of one run, opened on first use, closed at the end."""
+
+    def __init__(self):
+        self._open: dict[str, Connection] = {}
+
+    def get(self, target: str) -> Connection:
+        if target not in self._open:
+            self._open[target] = connect(target)
+        return self._open[target]
+
+    def close(self):
+        for c in self._open.values():
+            c.close()
+        self._open.clear()

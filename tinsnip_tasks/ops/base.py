@@ -1,0 +1,174 @@
+"""The execution model: resources read facts, compare, and yield commands; a host runs them.
+
+A :class:`Resource` is pure: ``fact_command()`` is one shell snippet that prints the current
+state, ``parse()`` turns its output into data, and ``commands(fact)`` returns what must run to
+reach the wanted state (an empty list means nothing to do). :meth:`Host.converge` reads the facts
+of every resource of a step in ONE command, then runs every needed command in ONE more command,
+so a step that changes nothing costs one SSH round trip.
+"""
+from __future__ import annotations
+
+import base64
+import shlex
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+from ..errors import RemoteError
+
+q = shlex.quote
+MARK = "@@tinsnip-fact:"
+
+
+@dataclass(frozen=True)
+class Cmd:
+    """A shell command, and what a person is shown for it (never a secret)."""
+
+    text: str
+    show: str = ""
+
+    def __str__(self):
+        return self.show or self.text
+
+
+def sh(*words) -> str:
+    """Join words into one shell command line, quoting each one."""
+    return " ".join(q(str(w)) for w in words)
+
+
+class Resource:
+    """Something on a host that should be in a given state."""
+
+    def describe(self) -> str:  # pragma: no cover - every subclass overrides
+        raise NotImplementedError
+
+    def fact_command(self) -> str:
+        raise NotImplementedError
+
+    def parse(self, out: str) -> Any:
+        return out
+
+    def commands(self, fact: Any) -> list[Cmd]:
+        raise NotImplementedError
+
+    def plan(self, out: str) -> list[Cmd]:
+        return self.commands(self.parse(out))
+
+
+def facts_script(resources: Sequence[Resource]) -> str:
+    """One POSIX shell script printing every resource's fact behind a numbered marker."""
+    parts = []
+    for i, r in enumerate(resources):
+        parts.append(f"echo {MARK}{i}; {{ {r.fact_command()} ; }} 2>/dev/null")
+    return "\n".join(parts) + "\ntrue"
+
+
+def split_facts(out: str, count: int) -> list[str]:
+    """Split the output of :func:`facts_script` back into one string per resource."""
+    chunks: dict[int, list[str]] = {}
+    current = None
+    for line in out.splitlines():
+        if line.startswith(MARK):
+            current = int(line[len(MARK):])
+            chunks[current] = []
+        elif current is not None:
+            chunks[current].append(line)
+    missing = [i for i in range(count) if i not in chunks]
+    if missing:
+        raise ValueError(f"facts output lacks entries {missing}")
+    return ["\n".join(chunks[i]) for i in range(count)]
+
+
+def b64(data: bytes | str) -> str:
+    if isinstance(data, str):
+        data = data.encode()
+    return base64.b64encode(data).decode()
+
+
+@dataclass
+class StepReport:
+    step: str
+    status: str  # ok | changed | would change | failed
+    detail: str = ""
+
+
+@dataclass
+class Host:
+    """A named host reached through an Invoke/Fabric context, with counters for the report.
+
+    ``conn`` is anything with ``run(command, **kw)`` (a Fabric Connection in use). With
+    ``dry=True`` facts are still read (reading changes nothing) but no command that changes
+    anything runs; with ``conn=None`` (host not reachable in a dry run) the plan lists steps only.
+    """
+
+    name: str
+    conn: Any
+    dry: bool = False
+    out: Callable[[str], None] = print
+    sudo: bool = False
+    commands: int = 0
+    counts: dict = field(default_factory=lambda: {"ok": 0, "changed": 0, "failed": 0})
+    started: float = field(default_factory=time.monotonic)
+    reports: list = field(default_factory=list)
+
+    # -- running ---------------------------------------------------------------------------
+    def run(self, command: str, *, step: str, show: str = "", check: bool = True):
+        """Run one command (as root, through sudo when the login user is not root)."""
+        text = f"sudo -n sh -c {q(command)}" if self.sudo else command
+        self.commands += 1
+        result = self.conn.run(text, hide=True, warn=True, in_stream=False)
+        if check and not result.ok:
+            raise RemoteError(self.name, step, show or command, result.exited, result.stderr)
+        return result
+
+    def read(self, resources: Sequence[Resource], *, step: str) -> list[str]:
+        out = self.run(facts_script(resources), step=step, show="read facts").stdout
+        return split_facts(out, len(resources))
+
+    def converge(self, step: str, resources: Sequence[Resource]) -> bool:
+        """Bring ``resources`` to their wanted state; report and return whether anything changed."""
+        if self.conn is None:
+            self.note(step, "unknown", "host not reachable; would check: "
+                      + "; ".join(r.describe() for r in resources))
+            return False
+        outs = self.read(resources, step=step)
+        todo: list[tuple[Resource, list[Cmd]]] = []
+        for r, out in zip(resources, outs):
+            cmds = r.plan(out)
+            if cmds:
+                todo.append((r, cmds))
+        return self.apply(step, todo, noop_reason="; ".join(r.describe() for r in resources))
+
+    def apply(self, step: str, todo, *, noop_reason: str = "") -> bool:
+        """Run the commands in ``todo`` ([(resource, [Cmd])]) as one script, or report ok."""
+        if not todo:
+            self.note(step, "ok", noop_reason)
+            return False
+        detail = "; ".join(r.describe() for r, _ in todo)
+        if self.dry:
+            self.note(step, "would change", detail)
+            for _, cmds in todo:
+                for c in cmds:
+                    self.out(f"    would run: {c}")
+            return True
+        cmds = [c for _, cs in todo for c in cs]
+        script = "set -e\n" + "\n".join(c.text for c in cmds)
+        self.run(script, step=step, show=" && ".join(str(c) for c in cmds))
+        self.note(step, "changed", detail)
+        return True
+
+    # -- reporting -------------------------------------------------------------------------
+    def note(self, step: str, status: str, detail: str = ""):
+        self.reports.append(StepReport(step, status, detail))
+        key = {"would change": "changed", "unknown": "ok"}.get(status, status)
+        self.counts[key] = self.counts.get(key, 0) + 1
+        self.out(f"{self.name:<10} {step:<16} {status:<12} {detail}".rstrip())
+
+    def fail(self, step: str, error: Exception):
+        self.note(step, "failed", str(error).splitlines()[0])
+
+    def summary(self) -> str:
+        c = self.counts
+        secs = time.monotonic() - self.started
+        return (f"{self.name}: ok={c['ok']} changed={c['changed']} failed={c['failed']} "
+                f"commands={self.commands} seconds={secs:.2f}")

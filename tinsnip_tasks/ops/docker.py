@@ -1,0 +1,210 @@
+"""Rootless Docker for a machine user, its images, and Compose projects started the seed's way."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+from ..errors import ConflictError
+from .base import Cmd, Resource, q, sh
+
+ROOTLESS_SCRIPTS = (
+    "/usr/share/docker.io/contrib/dockerd-rootless.sh",
+    "/usr/bin/dockerd-rootless.sh",
+    "/usr/local/bin/dockerd-rootless.sh",
+)
+SAFE_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def runtime_dir(uid: int) -> str:
+    return f"/run/user/{uid}"
+
+
+def docker_host(uid: int) -> str:
+    """Where the rootless daemon's socket is, with systemd (user unit) and without (our start)."""
+    return f"unix://{runtime_dir(uid)}/docker.sock"
+
+
+def as_user(user: str, uid: int, command: str) -> str:
+    """``command`` run by ``user`` with the rootless daemon as its Docker host."""
+    return f"sudo -u {q(user)} env DOCKER_HOST={q(docker_host(uid))} {command}"
+
+
+def compose_pattern(mount_point: str, service_dir: str, action: str) -> str:
+    """The seed's deploy pattern: export both env files for compose interpolation, keep the NFS
+    XDG paths away from Docker, then run ``docker compose <action>`` in the service folder."""
+    return (f"set -a && source {q(mount_point + '/.machine/machine.env')} && "
+            f"source {q(service_dir + '/.env')} && set +a && "
+            f"unset XDG_DATA_HOME XDG_CONFIG_HOME XDG_STATE_HOME && "
+            f"cd {q(service_dir)} && docker compose {action}")
+
+
+def compose_as(user: str, mount_point: str, service_dir: str, action: str) -> str:
+    return f"sudo -u {q(user)} bash -c {q(compose_pattern(mount_point, service_dir, action))}"
+
+
+@dataclass(frozen=True)
+class RootlessDocker(Resource):
+    """A rootless Docker daemon for ``user`` that keeps running after the SSH session ends.
+
+    On a host whose PID 1 is systemd it is a user unit with linger; elsewhere tinsnip starts
+    ``dockerd-rootless.sh`` itself, detached, with its log in ``~/.local/state/tinsnip/``.
+    """
+
+    user: str
+    uid: int
+    home: str
+    unit: str = ""  # rendered systemd user unit (used only where systemd runs)
+    wait_seconds: int = 30
+    host: str = "host"
+
+    def describe(self):
+        return f"rootless docker for {self.user} at {docker_host(self.uid)}"
+
+    def fact_command(self):
+        u = q(self.user)
+        scripts = " ".join(q(s) for s in ROOTLESS_SCRIPTS)
+        return (f"echo init=$(cat /proc/1/comm); "
+                f"for s in {scripts}; do [ -x \"$s\" ] && echo script=$s && break; done; "
+                f"command -v rootlesskit >/dev/null && echo rootlesskit=yes; "
+                f"command -v newuidmap >/dev/null && echo uidmap=yes; "
+                f"[ -e /var/lib/systemd/linger/{u} ] && echo linger=yes; "
+                f"[ -S {q(runtime_dir(self.uid) + '/docker.sock')} ] && "
+                f"{as_user(self.user, self.uid, 'docker version --format {{.Server.Version}}')} "
+                f"2>/dev/null | sed 's/^/server=/'")
+
+    def parse(self, out):
+        fact = {}
+        for line in out.splitlines():
+            k, _, v = line.partition("=")
+            if k:
+                fact[k.strip()] = v.strip()
+        return fact
+
+    def commands(self, fact):
+        if fact.get("server"):
+            return []
+        missing = [n for n, k in (("docker.io (dockerd-rootless.sh)", "script"),
+                                  ("rootlesskit", "rootlesskit"), ("uidmap", "uidmap"))
+                   if not fact.get(k)]
+        if missing:
+            raise ConflictError(self.host, "rootless Docker needs " + ", ".join(missing)
+                                + " installed (apt-get install docker.io rootlesskit "
+                                  "slirp4netns uidmap)")
+        if fact.get("init") == "systemd":
+            return self._systemd_commands(fact)
+        return self._detached_commands(fact["script"])
+
+    def _systemd_commands(self, fact):
+        unit_dir = f"{self.home}/.config/systemd/user"
+        from .resources import write_file_cmds  # local import: resources imports nothing of ours
+
+        cmds = [Cmd(f"sudo -u {q(self.user)} mkdir -p {q(unit_dir)}")]
+        cmds += write_file_cmds(f"{unit_dir}/docker.service", self.unit.encode(),
+                                self.uid, self.uid, 0o644, secret=False)
+        if not fact.get("linger"):
+            cmds.append(Cmd(sh("loginctl", "enable-linger", self.user)))
+        cmds.append(Cmd(f"systemctl --user -M {q(self.user + '@')} daemon-reload"))
+        cmds.append(Cmd(f"systemctl --user -M {q(self.user + '@')} enable --now docker.service"))
+        cmds.append(self._wait())
+        return cmds
+
+    def _detached_commands(self, script):
+        rt = runtime_dir(self.uid)
+        logdir = f"{self.home}/.local/state/tinsnip"
+        env = sh("env", "-i", f"HOME={self.home}", f"USER={self.user}", f"PATH={SAFE_PATH}",
+                 f"XDG_RUNTIME_DIR={rt}")
+        return [
+            Cmd(sh("install", "-d", "-m", "700", "-o", self.uid, "-g", self.uid, rt)),
+            Cmd(f"sudo -u {q(self.user)} mkdir -p {q(logdir)}"),
+            Cmd(f"(cd / && sudo -u {q(self.user)} {env} setsid {q(script)} "
+                f">> {q(logdir + '/dockerd.log')} 2>&1 < /dev/null &)",
+                f"start {script} for {self.user} in the background"),
+            self._wait(),
+        ]
+
+    def _wait(self):
+        check = as_user(self.user, self.uid, "docker version >/dev/null 2>&1")
+        n = self.wait_seconds * 5
+        return Cmd(f"i=0; until {check}; do i=$((i+1)); [ $i -ge {n} ] && "
+                   f"{{ echo 'rootless docker for {self.user} did not answer within "
+                   f"{self.wait_seconds}s; see {self.home}/.local/state/tinsnip/dockerd.log' >&2; "
+                   f"tail -n 5 {q(self.home + '/.local/state/tinsnip/dockerd.log')} >&2; exit 1; }}; "
+                   f"sleep 0.2; done",
+                   f"wait for the daemon of {self.user} to answer")
+
+
+@dataclass(frozen=True)
+class DockerImage(Resource):
+    """``image`` is present in the user's daemon, loaded from ``archive`` on the host if not."""
+
+    user: str
+    uid: int
+    image: str
+    archive: str
+    host: str = "host"
+
+    def describe(self):
+        return f"image {self.image} for {self.user}"
+
+    def fact_command(self):
+        return (as_user(self.user, self.uid, f"docker image inspect --format '{{{{.Id}}}}' {q(self.image)}")
+                + " || echo missing")
+
+    def parse(self, out):
+        out = out.strip()
+        return None if (not out or out.endswith("missing")) else out
+
+    def commands(self, fact):
+        if fact:
+            return []
+        return [Cmd(f"test -r {q(self.archive)} || {{ echo 'image {self.image} is missing and "
+                    f"{self.archive} is not there to load it from' >&2; exit 1; }}",
+                    f"check {self.archive}"),
+                Cmd(as_user(self.user, self.uid, f"docker load -q -i {q(self.archive)}"))]
+
+
+@dataclass(frozen=True)
+class ComposeUp(Resource):
+    """The Compose project in ``service_dir`` runs with its current configuration.
+
+    The fact is the configuration hash of each service (``docker compose config --hash``) next to
+    the hash label and state of its containers; anything missing, stale or not running means
+    ``docker compose up -d`` (the seed's exact pattern), which recreates only what changed.
+    """
+
+    user: str
+    uid: int
+    mount_point: str
+    service_dir: str
+    project: str
+    host: str = "host"
+
+    def describe(self):
+        return f"compose project {self.project} up as {self.user}"
+
+    def fact_command(self):
+        ps = (f"docker ps -a --filter label=com.docker.compose.project={q(self.project)} "
+              "--format '{{.Label \"com.docker.compose.service\"}} "
+              "{{.Label \"com.docker.compose.config-hash\"}} {{.State}}'")
+        script = compose_pattern(self.mount_point, self.service_dir,
+                                 "config --hash '*'") + f" && echo @@ps && {ps}"
+        return f"sudo -u {q(self.user)} bash -c {q(script)}"
+
+    def parse(self, out):
+        want, have, section = {}, {}, want
+        for line in out.splitlines():
+            if line.strip() == "@@ps":
+                section = have
+                continue
+            parts = line.split()
+            if section is want and len(parts) == 2:
+                want[parts[0]] = parts[1]
+            elif section is have and len(parts) == 3:
+                have[parts[0]] = (parts[1], parts[2])
+        return {"want": want, "have": have}
+
+    def commands(self, fact):
+        want, have = fact["want"], fact["have"]
+        if want and all(have.get(s) == (h, "running") for s, h in want.items()):
+            return []
+        return [Cmd(compose_as(self.user, self.mount_point, self.service_dir, "up -d"))]

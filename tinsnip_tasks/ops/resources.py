@@ -1,0 +1,312 @@
+"""Resources on a host: folders, files, lines, links, users, mounts.
+
+Each one is data plus three pure methods (fact command, parser, commands for a given fact), so
+tests feed facts in and check the commands that come out, with no host involved.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import posixpath
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+from ..errors import ConflictError
+from .base import Cmd, Resource, b64, q, sh
+
+MISSING = "missing"
+
+
+def _stat_cmd(path: str) -> str:
+    return f"stat -c '%F:%u:%g:%a' {q(path)} || echo {MISSING}"
+
+
+def parse_stat(line: str) -> Optional[dict]:
+    """``regular file:10100:10100:640`` -> dict, or None when the path is missing."""
+    line = line.strip().splitlines()[0] if line.strip() else MISSING
+    if line == MISSING:
+        return None
+    kind, uid, gid, mode = line.rsplit(":", 3)
+    return {"type": kind, "uid": int(uid), "gid": int(gid), "mode": int(mode, 8)}
+
+
+def _attr_cmds(path: str, fact: Optional[dict], uid, gid, mode, *, link=False) -> list[Cmd]:
+    out = []
+    if uid is not None and (fact is None or fact["uid"] != uid or fact["gid"] != gid):
+        out.append(Cmd(sh("chown", *(["-h"] if link else []), f"{uid}:{gid}", path)))
+    if mode is not None and (fact is None or fact["mode"] != mode):
+        out.append(Cmd(sh("chmod", f"{mode:o}", path)))
+    return out
+
+
+@dataclass(frozen=True)
+class Directory(Resource):
+    """A folder, with owner and mode when they are given."""
+
+    path: str
+    uid: Optional[int] = None
+    gid: Optional[int] = None
+    mode: Optional[int] = None
+    host: str = "host"
+
+    def describe(self):
+        return f"folder {self.path}"
+
+    def fact_command(self):
+        return _stat_cmd(self.path)
+
+    def parse(self, out):
+        return parse_stat(out)
+
+    def commands(self, fact):
+        if fact is not None and fact["type"] != "directory":
+            raise ConflictError(self.host, f"{self.path} is a {fact['type']}, not a folder")
+        out = [] if fact else [Cmd(sh("mkdir", "-p", self.path))]
+        return out + _attr_cmds(self.path, fact, self.uid,
+                                self.gid if self.gid is not None else self.uid, self.mode)
+
+
+def write_file_cmds(path: str, content: bytes, uid, gid, mode, *, secret: bool) -> list[Cmd]:
+    """Write ``content`` to a temporary file beside ``path`` and rename it into place, so a
+    reader never sees half a file and a failure leaves the old file whole."""
+    tmp = posixpath.join(posixpath.dirname(path) or ".", "." + posixpath.basename(path) + ".tinsnip-new")
+    text = f"(umask 077 && printf %s {q(b64(content))} | base64 -d > {q(tmp)})"
+    cmds = [Cmd(text, f"write {len(content)} bytes to {tmp}" + (" (secret)" if secret else ""))]
+    if uid is not None:
+        cmds.append(Cmd(sh("chown", f"{uid}:{gid if gid is not None else uid}", tmp)))
+    cmds.append(Cmd(sh("chmod", f"{(mode if mode is not None else 0o644):o}", tmp)))
+    cmds.append(Cmd(sh("mv", "-f", tmp, path)))
+    return cmds
+
+
+@dataclass(frozen=True)
+class File(Resource):
+    """A file with exact content; rewritten atomically only when the content differs."""
+
+    path: str
+    content: bytes
+    uid: Optional[int] = None
+    gid: Optional[int] = None
+    mode: int = 0o644
+    secret: bool = False
+    host: str = "host"
+
+    def describe(self):
+        return f"file {self.path}"
+
+    def fact_command(self):
+        p = q(self.path)
+        return (f"if [ -e {p} ]; then stat -c '%F:%u:%g:%a' {p}; sha256sum < {p}; "
+                f"else echo {MISSING}; fi")
+
+    def parse(self, out):
+        lines = out.strip().splitlines()
+        st = parse_stat(lines[0] if lines else MISSING)
+        if st is not None:
+            st["sha256"] = lines[1].split()[0] if len(lines) > 1 else ""
+        return st
+
+    def commands(self, fact):
+        gid = self.gid if self.gid is not None else self.uid
+        if fact is not None and fact["type"] != "regular file":
+            raise ConflictError(self.host, f"{self.path} is a {fact['type']}, not a file")
+        if fact is None or fact["sha256"] != hashlib.sha256(self.content).hexdigest():
+            return write_file_cmds(self.path, self.content, self.uid, gid, self.mode,
+                                   secret=self.secret)
+        return _attr_cmds(self.path, fact, self.uid, gid, self.mode)
+
+
+@dataclass(frozen=True)
+class Edited(Resource):
+    """A small text file changed by a pure function of its current text (a managed line in
+    /etc/fstab or /etc/exports). Written atomically, keeping owner and mode, only on a change.
+
+    ``after`` commands run only when the file changes; ``rollback`` makes a failed ``after``
+    (say ``exportfs -ra`` refusing the new file) put the old file back before failing.
+    """
+
+    path: str
+    edit: Callable[[str], str]
+    what: str
+    after: tuple = ()
+    rollback: bool = False
+    host: str = "host"
+
+    def describe(self):
+        return f"{self.what} in {self.path}"
+
+    def fact_command(self):
+        p = q(self.path)
+        return (f"if [ -f {p} ]; then stat -c '%F:%u:%g:%a' {p}; base64 < {p}; "
+                f"else echo {MISSING}; fi")
+
+    def parse(self, out):
+        lines = out.strip().splitlines()
+        st = parse_stat(lines[0] if lines else MISSING)
+        if st is not None:
+            st["text"] = base64.b64decode("".join(lines[1:])).decode()
+        return st
+
+    def commands(self, fact):
+        old = fact["text"] if fact else ""
+        new = self.edit(old)
+        if new == old:
+            return []
+        uid, gid, mode = (fact["uid"], fact["gid"], fact["mode"]) if fact else (0, 0, 0o644)
+        cmds = []
+        if self.rollback and fact:
+            backup = self.path + ".tinsnip-old"
+            cmds.append(Cmd(sh("cp", "-p", self.path, backup)))
+        cmds += write_file_cmds(self.path, new.encode(), uid, gid, mode, secret=False)
+        for a in self.after:
+            if self.rollback and fact:
+                restore = f"{{ mv -f {q(backup)} {q(self.path)}; {a}; false; }}"
+                cmds.append(Cmd(f"{a} || {restore}", f"{a} (on failure: put the old {self.path} back)"))
+            else:
+                cmds.append(Cmd(a))
+        return cmds
+
+
+def set_line(match: Callable[[str], bool], line: str) -> Callable[[str], str]:
+    """An edit that keeps exactly one line matching ``match`` and makes it ``line``."""
+
+    def edit(text: str) -> str:
+        lines = text.splitlines()
+        kept, placed = [], False
+        for existing in lines:
+            if match(existing):
+                if not placed:
+                    kept.append(line)
+                    placed = True
+                continue
+            kept.append(existing)
+        if not placed:
+            kept.append(line)
+        return "\n".join(kept) + "\n"
+
+    return edit
+
+
+def field_is(index: int, value: str) -> Callable[[str], bool]:
+    """Match a non-comment line whose whitespace-separated field ``index`` equals ``value``."""
+
+    def match(line: str) -> bool:
+        fields = line.split()
+        return bool(fields) and not fields[0].startswith("#") and len(fields) > index \
+            and fields[index] == value
+
+    return match
+
+
+@dataclass(frozen=True)
+class Symlink(Resource):
+    """A symbolic link pointing at ``target``."""
+
+    link: str
+    target: str
+    uid: Optional[int] = None
+    host: str = "host"
+
+    def describe(self):
+        return f"link {self.link} -> {self.target}"
+
+    def fact_command(self):
+        p = q(self.link)
+        return (f"if [ -L {p} ]; then echo link; readlink {p}; "
+                f"elif [ -e {p} ]; then echo other; else echo {MISSING}; fi")
+
+    def parse(self, out):
+        lines = out.strip().splitlines() or [MISSING]
+        if lines[0] == "link":
+            return {"target": lines[1] if len(lines) > 1 else ""}
+        return lines[0]
+
+    def commands(self, fact):
+        if fact == "other":
+            raise ConflictError(self.host, f"{self.link} exists and is not a link")
+        if isinstance(fact, dict) and fact["target"] == self.target:
+            return []
+        cmds = [Cmd(sh("ln", "-sfn", self.target, self.link))]
+        if self.uid is not None:
+            cmds.append(Cmd(sh("chown", "-h", f"{self.uid}:{self.uid}", self.link)))
+        return cmds
+
+
+@dataclass(frozen=True)
+class User(Resource):
+    """A system user and its group, both numbered ``uid``, with a subordinate ID range."""
+
+    name: str
+    uid: int
+    home: str
+    subid_start: int
+    subid_count: int = 65536
+    shell: str = "/bin/bash"
+    host: str = "host"
+
+    def describe(self):
+        return f"user {self.name} ({self.uid})"
+
+    def fact_command(self):
+        n, u = q(self.name), q(str(self.uid))
+        return (f"echo G=$(getent group {n}); echo GU=$(getent group {u}); "
+                f"echo P=$(getent passwd {n}); echo PU=$(getent passwd {u}); "
+                f"echo SU=$(grep ^{n}: /etc/subuid); echo SG=$(grep ^{n}: /etc/subgid)")
+
+    def parse(self, out):
+        fact = {}
+        for line in out.splitlines():
+            key, _, value = line.partition("=")
+            fact[key] = value.strip()
+        return fact
+
+    def commands(self, fact):
+        want_sub = f"{self.name}:{self.subid_start}:{self.subid_count}"
+        cmds = []
+        group, group_by_id = fact.get("G", ""), fact.get("GU", "")
+        if group_by_id and not group_by_id.startswith(self.name + ":"):
+            raise ConflictError(self.host, f"GID {self.uid} belongs to group {group_by_id.split(':')[0]}")
+        if group and group.split(":")[2] != str(self.uid):
+            raise ConflictError(self.host, f"group {self.name} exists with GID {group.split(':')[2]}, not {self.uid}")
+        if not group:
+            cmds.append(Cmd(sh("groupadd", "-g", self.uid, self.name)))
+        user, user_by_id = fact.get("P", ""), fact.get("PU", "")
+        if user_by_id and not user_by_id.startswith(self.name + ":"):
+            raise ConflictError(self.host, f"UID {self.uid} belongs to user {user_by_id.split(':')[0]}")
+        if user and user.split(":")[2] != str(self.uid):
+            raise ConflictError(self.host, f"user {self.name} exists with UID {user.split(':')[2]}, not {self.uid}")
+        if not user:
+            cmds.append(Cmd(sh("useradd", "-u", self.uid, "-g", self.uid, "-m", "-d", self.home,
+                               "-s", self.shell, self.name)))
+        rng = f"{self.subid_start}-{self.subid_start + self.subid_count - 1}"
+        if want_sub not in fact.get("SU", "").split():
+            cmds.append(Cmd(sh("usermod", "--add-subuids", rng, self.name)))
+        if want_sub not in fact.get("SG", "").split():
+            cmds.append(Cmd(sh("usermod", "--add-subgids", rng, self.name)))
+        return cmds
+
+
+@dataclass(frozen=True)
+class Mounted(Resource):
+    """``mount_point`` is mounted from ``source`` (through its /etc/fstab line)."""
+
+    mount_point: str
+    source: str
+    host: str = "host"
+
+    def describe(self):
+        return f"mount {self.source} on {self.mount_point}"
+
+    def fact_command(self):
+        return f"awk -v m={q(self.mount_point)} '$2 == m {{print $1, $3}}' /proc/mounts"
+
+    def parse(self, out):
+        lines = out.strip().splitlines()
+        return lines[-1].split() if lines else None
+
+    def commands(self, fact):
+        if fact is None:
+            return [Cmd(sh("mount", self.mount_point))]
+        if fact[0] != self.source:
+            raise ConflictError(self.host, f"{self.mount_point} already has {fact[0]} mounted")
+        return []

@@ -1,0 +1,98 @@
+"""A catalog service on a machine: its files on the mount, its image, its Compose project."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+from dotenv import dotenv_values
+
+from ..core.inventory import Inventory
+from ..core.render import TEMPLATE_DIR, render
+from ..core.smep import Smep
+from ..errors import InputError, TemplateError
+from ..ops.docker import ComposeUp, DockerImage
+from ..ops.resources import Directory, File
+
+DATA_FOLDERS = ("data", "state", "config")
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    name: str
+    image: str
+    image_archive: str | None
+    ports: tuple
+    secrets: tuple
+
+
+def catalog_entry(name: str, root: Path | None = None) -> CatalogEntry:
+    path = (root or TEMPLATE_DIR) / "services" / name / "service.yaml"
+    if not path.is_file():
+        raise TemplateError(f"catalog service {name!r} has no {path}")
+    meta = yaml.safe_load(path.read_text()) or {}
+    return CatalogEntry(name, meta["image"], meta.get("image_archive"),
+                        tuple(meta.get("ports", ())), tuple(meta.get("secrets", ())))
+
+
+def secrets_path(inv: Inventory, smep: Smep) -> Path:
+    return Path(inv.path).resolve().parent / "secrets" / f"{smep.machine}-{smep.env}.env"
+
+
+def load_secrets(inv: Inventory, smep: Smep, entry: CatalogEntry) -> dict:
+    """The service's secrets from ``secrets/{machine}-{env}.env`` beside the inventory."""
+    if not entry.secrets:
+        return {}
+    path = secrets_path(inv, smep)
+    values = dotenv_values(path) if path.is_file() else {}
+    missing = [k for k in entry.secrets if not values.get(k)]
+    if missing:
+        raise InputError(f"service {entry.name} needs {', '.join(missing)} in {path} "
+                         f"(KEY=value lines; keep the file private, mode 0600)")
+    return {k: values[k] for k in entry.secrets}
+
+
+def service_dir(smep: Smep, service: str) -> str:
+    return f"{smep.mount_point}/service/{service}"
+
+
+def render_service(inv: Inventory, smep: Smep, service: str) -> tuple[str, str]:
+    """The compose file and the .env of ``service`` for this machine-environment."""
+    machine = inv.machine(smep.machine)
+    if service not in machine.services:
+        raise InputError(f"machine {smep.machine} does not run {service!r} in {inv.path}; it runs: "
+                         f"{', '.join(machine.services) or 'nothing'} (add it under machines: "
+                         f"{smep.machine}: services)")
+    entry = catalog_entry(service)
+    ports = machine.services[service].ports
+    missing = [p for p in entry.ports if p not in ports]
+    if missing:
+        raise InputError(f"{inv.path}: machines.{smep.machine}.services.{service} must map the "
+                         f"port names {', '.join(missing)} to TIN_PORT indexes 0..9")
+    ctx = {"smep": smep, "ports": ports, "image": entry.image,
+           "secrets": load_secrets(inv, smep, entry)}
+    base = f"services/{service}"
+    return render(f"{base}/docker-compose.yml.j2", ctx), render(f"{base}/service.env.j2", ctx)
+
+
+def files(inv: Inventory, smep: Smep, service: str, *, host: str) -> list:
+    compose, env = render_service(inv, smep, service)
+    d = service_dir(smep, service)
+    out = [Directory(d, None, None, 0o750, host=host)]
+    out += [Directory(f"{smep.mount_point}/{f}/{service}", None, None, 0o750, host=host)
+            for f in DATA_FOLDERS]
+    out += [File(f"{d}/docker-compose.yml", compose.encode(), None, None, 0o640, host=host),
+            File(f"{d}/.env", env.encode(), None, None, 0o600, secret=True, host=host)]
+    return out
+
+
+def image(smep: Smep, service: str, *, host: str) -> list:
+    entry = catalog_entry(service)
+    if not entry.image_archive:
+        return []
+    return [DockerImage(smep.user, smep.uid, entry.image, entry.image_archive, host=host)]
+
+
+def up(smep: Smep, service: str, *, host: str) -> list:
+    return [ComposeUp(smep.user, smep.uid, smep.mount_point, service_dir(smep, service),
+                      service, host=host)]
