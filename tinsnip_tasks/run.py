@@ -59,6 +59,8 @@ class Run:
         self.conns.close()
         if isinstance(error, Exit) or (error is not None and not isinstance(error, TinsnipError)):
             return False
+        if isinstance(error, InputError):
+            raise Exit(code=2)
         if failed:
             raise Exit(code=1)
         return False

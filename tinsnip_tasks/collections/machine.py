@@ -64,3 +64,20 @@ def env_(c, machine, env, dry=False):
 
 
 ns = Collection("machine", setup, user, mount, docker, env_)
+
+
+@task(help={"machine": _args.MACHINE, "env": _args.ENV})
+def status(c, machine, env):
+    """Check the seed's Testing Checklist on a machine-environment; exit 1 if an item fails."""
+    from ..plans import status as checks
+
+    with Run(c, title=f"machine.status {machine} {env}") as run:
+        smep = run.smep(machine, env)
+        h = run.machine_host(machine)
+        facts = checks.parse(h.run(checks.script(smep), step="machine.status").stdout)
+        titles = dict(checks.ITEMS)
+        for item, passed, detail in checks.evaluate(facts, smep):
+            h.note(f"status.{item}", "ok" if passed else "failed", f"{titles[item]}: {detail}")
+
+
+ns.add_task(status)

@@ -107,7 +107,8 @@ class Host:
     out: Callable[[str], None] = print
     sudo: bool = False
     commands: int = 0
-    counts: dict = field(default_factory=lambda: {"ok": 0, "changed": 0, "failed": 0})
+    counts: dict = field(default_factory=lambda: {"ok": 0, "changed": 0, "failed": 0,
+                                                  "unchecked": 0})
     started: float = field(default_factory=time.monotonic)
     reports: list = field(default_factory=list)
 
@@ -160,9 +161,9 @@ class Host:
     # -- reporting -------------------------------------------------------------------------
     def note(self, step: str, status: str, detail: str = ""):
         self.reports.append(StepReport(step, status, detail))
-        key = {"would change": "changed", "unknown": "ok"}.get(status, status)
+        key = {"would change": "changed", "unknown": "unchecked"}.get(status, status)
         self.counts[key] = self.counts.get(key, 0) + 1
-        self.out(f"{self.name:<10} {step:<16} {status:<12} {detail}".rstrip())
+        self.out(f"{self.name:<10} {step:<20} {status:<12} {detail}".rstrip())
 
     def fail(self, step: str, error: Exception):
         self.note(step, "failed", str(error).splitlines()[0])
@@ -170,5 +171,6 @@ class Host:
     def summary(self) -> str:
         c = self.counts
         secs = time.monotonic() - self.started
-        return (f"{self.name}: ok={c['ok']} changed={c['changed']} failed={c['failed']} "
+        line = (f"{self.name}: ok={c['ok']} changed={c['changed']} failed={c['failed']} "
                 f"commands={self.commands} seconds={secs:.2f}")
+        return line + (f" unchecked={c['unchecked']}" if c["unchecked"] else "")

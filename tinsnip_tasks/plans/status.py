@@ -1,0 +1,106 @@
+"""The seed's Testing Checklist for a machine-environment: one script gathers the facts on the
+host, :func:`evaluate` (pure) turns them into pass/fail lines."""
+from __future__ import annotations
+
+from ..core.smep import Smep
+from ..ops.base import q
+from ..ops.docker import docker_host
+
+ITEMS = (
+    ("interpolation", "compose interpolation gives no empty values"),
+    ("daemon", "the rootless Docker daemon answers"),
+    ("environment", "containers have their TIN_* environment"),
+    ("writable", "NFS-backed paths are writable (by the user and inside containers)"),
+    ("ports", "published ports are bound and within the allocated ten"),
+    ("restarting", "no container is restarting or crash-looping"),
+)
+
+
+def script(smep: Smep) -> str:
+    """A POSIX shell script, run as root on the machine host, printing ``@kind ...`` lines."""
+    u, mp = q(smep.user), q(smep.mount_point)
+    d = f"sudo -u {u} env DOCKER_HOST={q(docker_host(smep.uid))} docker"
+    compose = ("set -a && source \"$1/.machine/machine.env\" && source \"$2/.env\" && set +a && "
+               "unset XDG_DATA_HOME XDG_CONFIG_HOME XDG_STATE_HOME && cd \"$2\" && "
+               "docker compose config -q")
+    return f"""
+v=$({d} version --format '{{{{.Server.Version}}}}' 2>&1); echo "@daemon $? $(echo $v | tr '\\n' ' ')"
+for dir in {mp}/service/*/; do
+  [ -f "$dir/docker-compose.yml" ] || continue
+  err=$(sudo -u {u} bash -c {q(compose)} _ {mp} "${{dir%/}}" 2>&1 >/dev/null); rc=$?
+  echo "@compose $(basename "$dir") $rc $(echo "$err" | tr '\\n' ' ')"
+done
+for f in state data config; do
+  if sudo -u {u} sh -c "touch {mp}/$f/.tinsnip-probe && rm -f {mp}/$f/.tinsnip-probe" 2>/dev/null
+  then echo "@write user:$f 0"; else echo "@write user:$f 1"; fi
+done
+for c in $({d} ps -aq 2>/dev/null); do
+  echo "@container $({d} inspect -f '{{{{.Name}}}} {{{{.State.Status}}}} {{{{.RestartCount}}}}' $c)"
+  n=$({d} inspect -f '{{{{.Name}}}}' $c)
+  echo "@env $n $({d} exec $c printenv TIN_SERVICE_UID 2>/dev/null) $({d} exec $c printenv TIN_PORT_0 2>/dev/null)"
+  for p in $({d} port $c 2>/dev/null | sed 's/.*://' | sort -u); do echo "@port $n $p"; done
+  for m in $({d} inspect -f '{{{{range .Mounts}}}}{{{{.Source}}}}|{{{{.Destination}}}} {{{{end}}}}' $c); do
+    dest=${{m#*|}}
+    if {d} exec $c sh -c "touch '$dest/.tinsnip-probe' && rm -f '$dest/.tinsnip-probe'" 2>/dev/null
+    then echo "@write $n:$dest 0"; else echo "@write $n:$dest 1"; fi
+  done
+done
+for p in $(ss -ltnH 2>/dev/null | awk '{{print $4}}' | sed 's/.*://' | sort -u); do echo "@listen $p"; done
+true
+"""
+
+
+def parse(out: str) -> dict:
+    facts = {"daemon": None, "compose": [], "write": [], "container": [], "env": [],
+             "port": [], "listen": set()}
+    for line in out.splitlines():
+        if not line.startswith("@"):
+            continue
+        kind, _, rest = line[1:].partition(" ")
+        parts = rest.split()
+        if kind == "daemon":
+            facts["daemon"] = (parts[0] == "0", " ".join(parts[1:]))
+        elif kind == "compose" and len(parts) >= 2:
+            facts["compose"].append((parts[0], int(parts[1]), " ".join(parts[2:])))
+        elif kind == "write" and len(parts) == 2:
+            facts["write"].append((parts[0], parts[1] == "0"))
+        elif kind == "container" and len(parts) == 3:
+            facts["container"].append((parts[0].lstrip("/"), parts[1], int(parts[2])))
+        elif kind == "env":
+            facts["env"].append((parts[0].lstrip("/"), parts[1:]))
+        elif kind == "port" and len(parts) == 2:
+            facts["port"].append((parts[0].lstrip("/"), int(parts[1])))
+        elif kind == "listen" and parts:
+            facts["listen"].add(int(parts[0]))
+    return facts
+
+
+def evaluate(facts: dict, smep: Smep) -> list[tuple[str, bool, str]]:
+    """(item, passed, detail) for each checklist item."""
+    out = []
+    bad = [f"{n}: {err or 'exit ' + str(rc)}" for n, rc, err in facts["compose"]
+           if rc != 0 or "is not set" in err]
+    names = ", ".join(n for n, _, _ in facts["compose"]) or "no services deployed"
+    out.append(("interpolation", not bad, "; ".join(bad) or names))
+    up, detail = facts["daemon"] or (False, "no answer")
+    out.append(("daemon", up, f"server {detail}" if up else detail))
+    want = [str(smep.uid), str(smep.ports[0])]
+    missing = [n for n, vals in facts["env"] if vals != want]
+    out.append(("environment", bool(facts["env"]) and not missing,
+                f"missing or wrong in {', '.join(missing)}" if missing
+                else (f"{len(facts['env'])} container(s)" if facts["env"] else "no containers")))
+    failed = [w for w, ok in facts["write"] if not ok]
+    out.append(("writable", bool(facts["write"]) and not failed,
+                f"not writable: {', '.join(failed)}" if failed else f"{len(facts['write'])} paths"))
+    allowed = set(smep.ports)
+    stray = [f"{n}:{p}" for n, p in facts["port"] if p not in allowed]
+    unbound = [f"{n}:{p}" for n, p in facts["port"] if p not in facts["listen"]]
+    ok = not stray and not unbound
+    out.append(("ports", ok, (f"outside {smep.ports[0]}..{smep.ports[-1]}: {', '.join(stray)} "
+                              if stray else "") + (f"not listening: {', '.join(unbound)}" if unbound else "")
+                or " ".join(f"{n}:{p}" for n, p in facts["port"]) or "no published ports"))
+    looping = [f"{n} ({s}, {r} restarts)" for n, s, r in facts["container"]
+               if s == "restarting" or r > 0]
+    out.append(("restarting", not looping, ", ".join(looping) or
+                f"{len(facts['container'])} container(s) steady"))
+    return out
