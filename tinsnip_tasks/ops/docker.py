@@ -191,7 +191,8 @@ class ComposeUp(Resource):
         return f"sudo -u {q(self.user)} bash -c {q(script)}"
 
     def parse(self, out):
-        want, have, section = {}, {}, want
+        want, have = {}, {}
+        section = want
         for line in out.splitlines():
             if line.strip() == "@@ps":
                 section = have

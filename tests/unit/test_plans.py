@@ -1,0 +1,197 @@
+"""What each step wants, from SMEP numbers and the shipped inventory and templates."""
+import subprocess
+import threading
+from pathlib import Path
+
+import pytest
+
+from tinsnip_tasks.core import registry as reg
+from tinsnip_tasks.core.inventory import load_inventory
+from tinsnip_tasks.core.render import catalog
+from tinsnip_tasks.core.smep import make_smep
+from tinsnip_tasks.errors import InputError
+from tinsnip_tasks.ops.docker import ComposeUp, DockerImage, RootlessDocker, compose_pattern
+from tinsnip_tasks.plans import machine, nas, service, status
+
+ROOT = Path(__file__).resolve().parents[2]
+GP = make_smep("dynamicalsystem", "gazette", "prod", 1)
+GT = make_smep("dynamicalsystem", "gazette", "test", 1)
+
+
+@pytest.fixture
+def inv():
+    return load_inventory(ROOT / "inventory.yaml", catalog=catalog())
+
+
+def texts(cmds):
+    return [c.text for c in cmds]
+
+
+def test_export_line_matches_design():
+    e = nas.export(GP, "/volume1/dynamicalsystem/gazette/prod", "homelab1", host="nas")
+    new = e.edit("")
+    assert new == ("/volume1/dynamicalsystem/gazette/prod homelab1(rw,sync,all_squash,"
+                   "anonuid=10100,anongid=10100,no_subtree_check)\n")
+    assert e.after == ("exportfs -ra",) and e.rollback
+
+
+def test_nas_tree_is_owned_by_the_uid():
+    dirs = nas.tree(GT, "/volume1/dynamicalsystem/gazette/test", host="nas")
+    assert [d.path.rsplit("/", 1)[1] for d in dirs] == ["test", "state", "data", "config", "service"]
+    assert {(d.uid, d.gid) for d in dirs} == {(10110, 10110)}
+
+
+def test_fstab_line():
+    assert machine.fstab_line("ds412plus", "/volume1/s/g/prod", "/mnt/g-prod") == \
+        "ds412plus:/volume1/s/g/prod /mnt/g-prod nfs rw,hard,vers=3,_netdev 0 0"
+
+
+def test_subid_ranges_never_overlap_between_machine_uids():
+    a, b = machine.subid_start(10100), machine.subid_start(10110)
+    assert a + machine.SUBID_COUNT <= b and machine.subid_start(59990) + 65536 < 2**32
+
+
+def test_xdg_links_point_into_the_mount():
+    links = [r for r in machine.xdg_links(GP, host="h") if hasattr(r, "target")]
+    assert {(r.link, r.target) for r in links} == {
+        ("/home/gazette-prod/.local/state/dynamicalsystem/@gazette", "/mnt/gazette-prod/state"),
+        ("/home/gazette-prod/.local/share/dynamicalsystem/@gazette", "/mnt/gazette-prod/data"),
+        ("/home/gazette-prod/.config/dynamicalsystem/@gazette", "/mnt/gazette-prod/config")}
+
+
+def test_machine_env_has_every_number_and_the_socket():
+    text = machine.machine_env_text(GT)
+    values = dict(l.split("=", 1) for l in text.splitlines() if l and not l.startswith("#"))
+    assert values["TIN_SERVICE_UID"] == "10110"
+    assert [values[f"TIN_PORT_{i}"] for i in range(10)] == [str(10110 + i) for i in range(10)]
+    assert values["DOCKER_HOST"] == "unix:///run/user/10110/docker.sock"
+    assert values["TIN_DATA_DIR"] == "/home/gazette-test/.local/share/dynamicalsystem/@gazette"
+    env_file = machine.machine_env(GT, host="h")[1]
+    assert env_file.mode == 0o640 and env_file.secret
+
+
+def test_hello_compose_follows_the_seed_pattern(inv):
+    compose, env = service.render_service(inv, GP, "hello")
+    assert 'user: "${TIN_SERVICE_UID}:${TIN_SERVICE_UID}"' in compose
+    assert "- ../../.machine/machine.env" in compose and "- .env" in compose
+    assert '"${TIN_PORT_0}:8080"' in compose
+    # the deploy command unsets XDG_*: compose must not depend on them
+    assert "XDG_" not in compose
+    assert "HELLO_HTTP_PORT=10100" in env
+
+
+def test_service_not_on_machine_is_refused(inv):
+    with pytest.raises(InputError, match="does not run 'lldap'"):
+        service.render_service(inv, GP, "lldap")
+
+
+def test_lldap_needs_its_secrets(inv, tmp_path):
+    lp = make_smep("dynamicalsystem", "lldap", "prod", 2)
+    with pytest.raises(InputError, match="LLDAP_JWT_SECRET"):
+        service.render_service(inv, lp, "lldap")
+
+
+def test_service_env_file_is_private(inv):
+    files = service.files(inv, GP, "hello", host="h")
+    env = [f for f in files if getattr(f, "path", "").endswith("/.env")][0]
+    assert env.mode == 0o600 and env.secret
+
+
+def test_deploy_runs_the_seeds_exact_command():
+    up = ComposeUp("gazette-prod", 10100, "/mnt/gazette-prod", "/mnt/gazette-prod/service/hello", "hello")
+    cmd = texts(up.plan("hello abc\n@@ps\n"))[0]
+    assert cmd == ("sudo -u gazette-prod bash -c 'set -a && source /mnt/gazette-prod/.machine/machine.env"
+                   " && source /mnt/gazette-prod/service/hello/.env && set +a && unset XDG_DATA_HOME"
+                   " XDG_CONFIG_HOME XDG_STATE_HOME && cd /mnt/gazette-prod/service/hello && "
+                   "docker compose up -d'")
+
+
+@pytest.mark.parametrize("fact, needs_up", [
+    ("hello abc\n@@ps\nhello abc running", False),
+    ("hello abc\n@@ps\nhello old running", True),
+    ("hello abc\n@@ps\nhello abc exited", True),
+    ("hello abc\n@@ps\n", True),
+    ("", True),
+], ids=["current", "stale-config", "stopped", "no-container", "no-files"])
+def test_compose_up_only_when_needed(fact, needs_up):
+    up = ComposeUp("u", 1, "/m", "/m/service/s", "s")
+    assert bool(up.plan(fact)) is needs_up
+
+
+def test_rootless_docker_without_systemd_starts_detached():
+    r = RootlessDocker("gazette-prod", 10100, "/home/gazette-prod")
+    fact = "init=sshd\nscript=/usr/share/docker.io/contrib/dockerd-rootless.sh\nrootlesskit=yes\nuidmap=yes\n"
+    t = texts(r.plan(fact))
+    assert t[0] == "install -d -m 700 -o 10100 -g 10100 /run/user/10100"
+    assert "setsid /usr/share/docker.io/contrib/dockerd-rootless.sh" in t[2]
+    assert "XDG_RUNTIME_DIR=/run/user/10100" in t[2] and "< /dev/null &" in t[2]
+    assert r.plan(fact + "server=20.10.24\n") == []
+
+
+def test_rootless_docker_with_systemd_is_a_lingering_user_unit():
+    r = RootlessDocker("gazette-prod", 10100, "/home/gazette-prod", unit="[Unit]\n")
+    fact = "init=systemd\nscript=/usr/bin/dockerd-rootless.sh\nrootlesskit=yes\nuidmap=yes\n"
+    t = texts(r.plan(fact))
+    assert "loginctl enable-linger gazette-prod" in t
+    assert "systemctl --user -M gazette-prod@ enable --now docker.service" in t
+    assert any(x.endswith("/home/gazette-prod/.config/systemd/user/docker.service") for x in t)
+    assert "loginctl enable-linger gazette-prod" not in texts(r.plan(fact + "linger=yes\n"))
+
+
+def test_rootless_docker_names_missing_packages():
+    with pytest.raises(Exception, match="rootlesskit"):
+        RootlessDocker("u", 1, "/h").plan("init=sshd\nscript=/x\nuidmap=yes\n")
+
+
+def test_image_loaded_only_when_missing():
+    i = DockerImage("u", 10100, "tinsnip/busybox:1.35", "/opt/tinsnip/images/busybox.tar")
+    assert i.plan("sha256:abc") == []
+    assert "docker load -q -i /opt/tinsnip/images/busybox.tar" in texts(i.plan("missing"))[-1]
+
+
+def test_registry_assignment_is_exclusive_under_concurrency(tmp_path):
+    """Eight setups at once for eight new machines: eight different numbers, from 04 up."""
+    path = str(tmp_path / "station" / "prod" / "machine-registry")
+    results = {}
+
+    def go(name):
+        out = subprocess.run(["sh", "-c", nas.assign_command(path, name)],
+                             capture_output=True, text=True, check=True).stdout
+        results[name] = reg.parse_registry(out)[name]
+
+    threads = [threading.Thread(target=go, args=(f"box{i}",)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results.values()) == list(range(4, 12))
+    final = reg.parse_registry(Path(path).read_text())
+    assert final["gazette"] == 1 and final["lldap"] == 2 and len(final) == 11
+    # a second assignment of a known machine changes nothing
+    before = Path(path).read_text()
+    subprocess.run(["sh", "-c", nas.assign_command(path, "box3")], check=True, capture_output=True)
+    assert Path(path).read_text() == before
+
+
+def test_registry_read_distinguishes_missing_from_empty():
+    assert nas.parse_registry_output("@@missing\n", "r") is None
+    assert nas.parse_registry_output("", "r") == {}
+
+
+def test_compose_pattern_sources_then_unsets():
+    p = compose_pattern("/mnt/x", "/mnt/x/service/s", "ps")
+    assert p.index("source") < p.index("set +a") < p.index("unset XDG_DATA_HOME")
+
+
+def test_status_evaluation():
+    facts = status.parse("\n".join([
+        "@daemon 0 20.10.24", "@compose hello 0 ", "@write user:data 0",
+        "@container /hello-hello-1 running 0", "@env /hello-hello-1 10100 10100",
+        "@port /hello-hello-1 10100", "@write hello-hello-1:/data 0", "@listen 10100", "@listen 22"]))
+    assert all(ok for _, ok, _ in status.evaluate(facts, GP))
+    bad = status.parse("\n".join([
+        "@daemon 1 Cannot connect", "@compose hello 0 WARN The \"TIN_PORT_0\" variable is not set.",
+        "@write user:data 1", "@container /h restarting 3", "@env /h 10100",
+        "@port /h 20000"]))
+    result = {item: ok for item, ok, _ in status.evaluate(bad, GP)}
+    assert not any(result.values()), result
