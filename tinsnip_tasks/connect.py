@@ -6,6 +6,7 @@ SSH configuration and ``~/.ssh/known_hosts`` apply. Either way an unknown host k
 """
 from __future__ import annotations
 
+import logging
 import os
 import socket
 from pathlib import Path
@@ -15,6 +16,13 @@ from fabric import Config, Connection
 from fabric.runners import Remote
 
 from .errors import InputError, UnreachableError
+
+
+# paramiko reports connection failures through logging as well as by raising; the raised error
+# is what we show, so its log records are not printed twice.
+_paramiko_log = logging.getLogger("paramiko")
+_paramiko_log.addHandler(logging.NullHandler())
+_paramiko_log.propagate = False
 
 
 class QuickRemote(Remote):
@@ -79,8 +87,12 @@ def connect(target: str) -> Connection:
             conn.client.load_host_keys(str(f))
     try:
         conn.open()
+    except paramiko.BadHostKeyException as e:
+        raise UnreachableError(host, f"its host key does not match known_hosts ({e}); if the "
+                                     "host was rebuilt, check the new key and replace the entry") from e
     except paramiko.SSHException as e:
-        raise UnreachableError(host, f"{e} (add its key to known_hosts after checking it)") from e
+        hint = (" (check its key, then add it to known_hosts)" if "known_hosts" in str(e) else "")
+        raise UnreachableError(host, f"{e}{hint}") from e
     except (OSError, socket.timeout) as e:
         raise UnreachableError(host, str(e) or type(e).__name__) from e
     sock = conn.transport.sock

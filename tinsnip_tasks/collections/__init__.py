@@ -3,6 +3,6 @@ from invoke import Collection
 
 
 def namespace() -> Collection:
-    from . import lab, machine, nas, service, smep, xdg
+    from . import demo, lab, machine, nas, service, smep, xdg
 
-    return Collection(nas.ns, machine.ns, service.ns, xdg.ns, smep.ns, lab.ns)
+    return Collection(nas.ns, machine.ns, service.ns, xdg.ns, smep.ns, lab.ns, demo.demo)
