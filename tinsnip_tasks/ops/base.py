@@ -109,7 +109,7 @@ class Host:
     commands: int = 0
     counts: dict = field(default_factory=lambda: {"ok": 0, "changed": 0, "failed": 0,
                                                   "unchecked": 0})
-    started: float = field(default_factory=time.monotonic)
+    seconds: float = 0.0  # time spent waiting on this host's commands
     reports: list = field(default_factory=list)
 
     # -- running ---------------------------------------------------------------------------
@@ -117,7 +117,11 @@ class Host:
         """Run one command (as root, through sudo when the login user is not root)."""
         text = f"sudo -n sh -c {q(command)}" if self.sudo else command
         self.commands += 1
-        result = self.conn.run(text, hide=True, warn=True, in_stream=False)
+        started = time.monotonic()
+        try:
+            result = self.conn.run(text, hide=True, warn=True, in_stream=False)
+        finally:
+            self.seconds += time.monotonic() - started
         if check and not result.ok:
             raise RemoteError(self.name, step, show or command, result.exited, result.stderr)
         return result
@@ -170,7 +174,6 @@ class Host:
 
     def summary(self) -> str:
         c = self.counts
-        secs = time.monotonic() - self.started
         line = (f"{self.name}: ok={c['ok']} changed={c['changed']} failed={c['failed']} "
-                f"commands={self.commands} seconds={secs:.2f}")
+                f"commands={self.commands} seconds={self.seconds:.2f}")
         return line + (f" unchecked={c['unchecked']}" if c["unchecked"] else "")
