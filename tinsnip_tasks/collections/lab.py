@@ -42,6 +42,8 @@ def status(c, quiet=False):
         for host, h in report["hosts"].items():
             state = "ssh ok" if h["ssh"] else ("running" if h["running"] else "stopped")
             print(f"  {host:<10} {h['ip']:<12} pid {h['pid'] or '-':<8} {state}")
+        if report["rootfs"] and report["rootfs"] != report["current_rootfs"]:
+            print("  the root filesystem has changed since start: lab.down, then lab.up")
         leftovers = report["namespaces"] + report["links"]
         if leftovers and not report["up"]:
             print(f"  left behind: {', '.join(leftovers)} (lab.up or lab.down cleans up)")

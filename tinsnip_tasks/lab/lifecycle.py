@@ -1,5 +1,7 @@
 """Bring the lab up, take it down, report on it."""
 
+import contextlib
+import fcntl
 import json
 import os
 import time
@@ -26,11 +28,21 @@ def _write_state(state):
     os.replace(tmp, path)
 
 
+@contextlib.contextmanager
+def _exclusive():
+    """Hold the lab's lock so that two ``up``/``down`` calls never interleave."""
+    settings.STATE_DIR.mkdir(parents=True, exist_ok=True)
+    with open(settings.STATE_DIR / "lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 def status():
     """Return the lab's state as data.
 
-    :returns: ``{"up": bool, "rootfs": key or None, "hosts": {name: {"ip", "pid",
-        "running", "ssh"}}, "namespaces": [...], "links": [...]}``.
+    :returns: ``{"up": bool, "rootfs": key the hosts run on or None, "current_rootfs": key
+        the next start would use, "hosts": {name: {"ip", "pid", "running", "ssh"}},
+        "namespaces": [...], "links": [...]}``.
     """
     state = _read_state()
     pids = state.get("pids", {})
@@ -44,8 +56,8 @@ def status():
     links = network.lab_links()
     up = (all(h["ssh"] for h in report.values()) and settings.BRIDGE_NETNS in namespaces
           and settings.OUTER_LINK in links and settings.ssh_config_path().exists())
-    return {"up": up, "rootfs": state.get("rootfs"), "hosts": report,
-            "namespaces": namespaces, "links": links}
+    return {"up": up, "rootfs": state.get("rootfs"), "current_rootfs": rootfs.rootfs_key(),
+            "hosts": report, "namespaces": namespaces, "links": links}
 
 
 def is_up():
@@ -61,7 +73,14 @@ def down(log=print):
     """Stop every lab host and remove every namespace, link and working directory.
 
     Safe to run when the lab is partly up or already down.
+
+    :returns: True if something was stopped or removed.
     """
+    with _exclusive():
+        return _down(log)
+
+
+def _down(log):
     if not _leftovers():
         log("lab: already down")
         _state_path().unlink(missing_ok=True)
@@ -88,13 +107,18 @@ def up(rebuild=False, log=print):
     """
     if os.geteuid() != 0:
         raise LabError("the lab needs root (namespaces, mounts, veth links)")
+    with _exclusive():
+        return _up(rebuild, log)
+
+
+def _up(rebuild, log):
     started = time.monotonic()
     if not rebuild and is_up():
         log("lab: already up; nothing to do (lab.down first to restart)")
         return False
     if _leftovers():
         log("lab: removing what a previous lab left behind")
-        down(log=lambda msg: None)
+        _down(log=lambda msg: None)
     lower = rootfs.ensure_rootfs(rebuild=rebuild, log=log)
     made = sshkeys.ensure_keys()
     if made:
@@ -106,10 +130,10 @@ def up(rebuild=False, log=print):
         _write_state({"pids": pids, "rootfs": rootfs.current_key()})
         for host, pid in pids.items():
             hosts.wait_for_ssh(host, pid)
+        extra = _start_nas_services(log)
     except Exception:
-        down(log=lambda msg: None)
+        _down(log=lambda msg: None)
         raise
-    extra = _start_nas_services(log)
     log(f"lab: up in {time.monotonic() - started:.1f}s: "
         + ", ".join(f"{h} {ip}" for h, ip in settings.LAB_HOSTS.items())
         + f"; ssh -F {settings.ssh_config_path()} HOST" + extra)

@@ -133,9 +133,17 @@ def ensure_base(log=print):
     log(f"lab: debootstrap {settings.SUITE} with {len(settings.ROOTFS_PACKAGES)} packages "
         f"into {build} (a few minutes, once)")
     started = time.monotonic()
-    _run(["debootstrap", "--variant=minbase",
-          "--include=" + ",".join(settings.ROOTFS_PACKAGES),
-          settings.SUITE, str(build), settings.MIRROR], log)
+    log_path = settings.CACHE_DIR / f"base-{base_key()}.log"
+    with open(log_path, "w") as out:
+        proc = subprocess.run(
+            ["debootstrap", "--variant=minbase",
+             "--include=" + ",".join(settings.ROOTFS_PACKAGES),
+             settings.SUITE, str(build), settings.MIRROR],
+            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    if proc.returncode != 0:
+        tail = log_path.read_text(errors="replace").strip().splitlines()[-10:]
+        raise LabError(f"debootstrap failed (exit {proc.returncode}); log {log_path}:\n  "
+                       + "\n  ".join(tail))
     _run(["chroot", str(build), "apt-get", "clean"], log)
     _pack(build, tarball)
     shutil.rmtree(build)
@@ -247,23 +255,28 @@ def ensure_rootfs(rebuild=False, log=print):
         return ROOTFS_DIR
     settings.STATE_DIR.mkdir(parents=True, exist_ok=True)
     tarball = settings.CACHE_DIR / f"rootfs-{key}.tar.zst"
-    if rebuild or not tarball.exists():
-        base = ensure_base(log)
-        build = settings.STATE_DIR / "rootfs.build"
-        if build.exists():
-            shutil.rmtree(build)
-        log(f"lab: assembling rootfs {key}")
-        _unpack(base, build)
-        customize(build, log)
-        (build / STAMP_NAME).write_text(key + "\n")
-        _pack(build, tarball)
-        shutil.rmtree(build)
     fresh = settings.STATE_DIR / "rootfs.new"
     if fresh.exists():
         shutil.rmtree(fresh)
-    _unpack(tarball, fresh)
+    if rebuild or not tarball.exists():
+        base = ensure_base(log)
+        log(f"lab: assembling rootfs {key}")
+        _unpack(base, fresh)
+        customize(fresh, log)
+        (fresh / STAMP_NAME).write_text(key + "\n")
+        _pack(fresh, tarball)
+        _prune(keep=tarball)
+    else:
+        _unpack(tarball, fresh)
     if ROOTFS_DIR.exists():
         shutil.rmtree(ROOTFS_DIR)
     fresh.rename(ROOTFS_DIR)
     log(f"lab: rootfs {key} unpacked at {ROOTFS_DIR}")
     return ROOTFS_DIR
+
+
+def _prune(keep):
+    """Delete cached rootfs tarballs other than ``keep`` (the debootstrap cache stays)."""
+    for old in settings.CACHE_DIR.glob("rootfs-*.tar.zst"):
+        if old != keep:
+            old.unlink()
