@@ -66,6 +66,8 @@ def docker(lab):
 def test_daemon_runs_rootless_for_a_plain_user(lab, docker):
     out = lab.run(HOST, _as_user("docker info --format '{{json .SecurityOptions}}'")).stdout
     assert "rootless" in out
+    driver = lab.run(HOST, _as_user("docker info --format '{{.Driver}}'")).stdout.strip()
+    assert driver == "overlay2"
     assert lab.run(HOST, f"stat -c %U {SOCKET}").stdout.strip() == USER
     assert docker < 10
 

@@ -2,10 +2,10 @@
 
 A host is one process tree: ``ip netns exec tslab-<host> unshare -m -u -i -p -f --kill-child``
 runs a short shell script (``_INIT``) that mounts an overlay (shared rootfs below, tmpfs
-above), ``/proc``, ``/sys``, a small ``/dev``, ``/run`` and ``/tmp``, copies the host's own
-files (hostname, hosts, SSH keys) into the overlay, sets the hostname, pivots into the new
-root and becomes ``sshd -D -e``. Every mount lives in the host's own mount namespace, so
-it disappears with the host's processes.
+above), ``/proc``, ``/sys``, a small ``/dev``, ``/run``, ``/tmp`` and ``/home``, copies the
+host's own files (hostname, hosts, SSH keys) into the overlay, sets the hostname, pivots
+into the new root and becomes ``sshd -D -e``. Every mount lives in the host's own mount
+namespace, so it disappears with the host's processes.
 """
 
 import os
@@ -57,6 +57,9 @@ ln -s /proc/self/fd/2 "$d/stderr"
 mount -t tmpfs -o mode=0755,nosuid,nodev run "$r/run"
 mkdir -m 755 "$r/run/sshd" "$r/run/user" "$r/run/lock"
 mount -t tmpfs -o mode=1777,nosuid,nodev tmp "$r/tmp"
+# Homes on their own tmpfs, not on the overlay: rootless Docker keeps its data under
+# ~/.local/share/docker and can use overlay2 there (an overlay upper cannot be overlayfs).
+mount -t tmpfs -o mode=0755,nosuid,nodev home "$r/home"
 hostname "$host"
 cd "$r"
 mkdir -p .oldroot
