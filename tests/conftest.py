@@ -1,4 +1,4 @@
-"""Shared test settings: tests under tests/lab/ are marked `lab` and need root."""
+"""Shared test settings: tests that need the lab are marked `lab` and skipped without root."""
 
 import os
 import shutil
@@ -19,21 +19,18 @@ def _lab_unavailable():
     return None
 
 
+def _needs_lab(item):
+    in_lab_dir = _LAB_TESTS in Path(str(item.fspath)).resolve().parents
+    return in_lab_dir or "lab" in getattr(item, "fixturenames", ())
+
+
 def pytest_collection_modifyitems(config, items):
-    reason = None
-    checked = False
+    reason, checked = None, False
     for item in items:
-        if _LAB_TESTS not in Path(str(item.fspath)).resolve().parents:
+        if not _needs_lab(item):
             continue
         item.add_marker(pytest.mark.lab)
         if not checked:
             reason, checked = _lab_unavailable(), True
         if reason:
             item.add_marker(pytest.mark.skip(reason=reason))
-
-
-@pytest.fixture(autouse=True)
-def _no_lab_routing_by_accident(monkeypatch, request):
-    """Only lab tests may route tasks to the lab; others start without TINSNIP_LAB."""
-    if "lab" not in request.keywords:
-        monkeypatch.delenv("TINSNIP_LAB", raising=False)

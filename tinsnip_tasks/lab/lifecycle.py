@@ -142,7 +142,7 @@ def _up(rebuild, log):
 
 def _start_nas_services(log):
     """Run the NFS stand-in's start command on the NAS, if the stand-in is installed."""
-    nfs = rootfs._nfs_module(log)
+    nfs = rootfs.nfs_module(log)
     if nfs is None:
         return ""
     from tinsnip_tasks.lab import remote

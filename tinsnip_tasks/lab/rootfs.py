@@ -77,7 +77,7 @@ def _tree_digest(root):
     return _sha(parts)
 
 
-def _nfs_module(log):
+def nfs_module(log):
     """Import the lab's NFS stand-ins, or return None (and say so) when absent."""
     try:
         nfs = importlib.import_module("tinsnip_tasks.lab.nfs")
@@ -225,7 +225,7 @@ def customize(root, log=print):
                                              settings.BUSYBOX_TAG))
     archive.chmod(0o644)
 
-    nfs = _nfs_module(log)
+    nfs = nfs_module(log)
     if nfs is not None:
         nfs.install_into_rootfs(Path(root))
 

@@ -1,0 +1,74 @@
+"""Pytest support for tests that run against the lab's real hosts over SSH.
+
+Use it from a conftest.py with ``from tinsnip_tasks.lab.testing import lab  # noqa: F401``.
+The session fixture `lab` brings the lab up once (or reuses a lab that is already up) and
+takes it down at the end, unless it was up before the session or ``TINSNIP_KEEP_LAB=1``.
+Connections check host keys against ``.lab/known_hosts`` and refuse unknown ones.
+"""
+
+import os
+import socket
+
+import fabric
+import pytest
+from paramiko import RejectPolicy
+
+from tinsnip_tasks import lab as lab_api
+
+
+class LabHosts:
+    """Access to the lab hosts over real SSH, with host keys checked against known_hosts."""
+
+    def __init__(self):
+        self._connections = {}
+
+    def ip(self, host):
+        """Return ``host``'s address on the lab bridge."""
+        return lab_api.LAB_HOSTS[host]
+
+    def connection(self, host):
+        """Return a cached, open `fabric.Connection` to ``host`` as root."""
+        if host not in lab_api.LAB_HOSTS:
+            raise KeyError(f"unknown lab host {host!r}")
+        conn = self._connections.get(host)
+        if conn is None or not conn.is_connected:
+            config = fabric.Config(runtime_ssh_path=str(lab_api.ssh_config_path()))
+            conn = fabric.Connection(host, config=config)
+            conn.client.load_host_keys(str(lab_api.known_hosts_path()))
+            conn.client.set_missing_host_key_policy(RejectPolicy())
+            conn.open()
+            # Paramiko leaves Nagle on; each command then waits for delayed ACKs.
+            conn.transport.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self._connections[host] = conn
+        return conn
+
+    def run(self, host, cmd, **kw):
+        """Run ``cmd`` on ``host`` as root and return the invoke Result.
+
+        Output is hidden unless ``hide`` is given; ``warn=True`` returns failures too.
+        """
+        kw.setdefault("hide", True)
+        kw.setdefault("in_stream", False)
+        return self.connection(host).run(cmd, **kw)
+
+    def read(self, host, path):
+        """Return the text of the file ``path`` on ``host``."""
+        with self.connection(host).sftp().open(path) as f:
+            return f.read().decode()
+
+    def close(self):
+        for conn in self._connections.values():
+            conn.close()
+        self._connections.clear()
+
+
+@pytest.fixture(scope="session")
+def lab():
+    """The lab, up for the whole session; see the module docstring for when it goes down."""
+    was_up = lab_api.is_up()
+    lab_api.up()
+    hosts = LabHosts()
+    yield hosts
+    hosts.close()
+    if not was_up and os.environ.get("TINSNIP_KEEP_LAB") != "1":
+        lab_api.down()
