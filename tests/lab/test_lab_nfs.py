@@ -153,6 +153,50 @@ def test_the_mount_survives_the_ssh_session_that_made_it(lab, export):
     assert lab.run(CLIENT, "pgrep -f '^/usr/bin/python3 /sbin/mount.nfs'", warn=True).ok
 
 
+DOCK_USER, DOCK_UID, DOCK_SUBIDS = "tsnfsdock", 4712, "296608:65536"
+DOCK_PATH = "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin"
+DOCK_PIDFILE = "/run/tsnfs-dockerd.pid"
+
+
+def _as_dock_user(cmd):
+    env = (f"HOME=/home/{DOCK_USER} USER={DOCK_USER} XDG_RUNTIME_DIR=/run/user/{DOCK_UID} "
+           f"PATH={DOCK_PATH} DOCKER_HOST=unix:///run/user/{DOCK_UID}/docker.sock")
+    return (f"setpriv --reuid={DOCK_UID} --regid={DOCK_UID} --init-groups env -i {env} "
+            f"sh -c {q(cmd)}")
+
+
+def test_a_rootless_container_writes_through_a_bind_mount_of_the_nfs_mount(lab, export):
+    if not lab.run(CLIENT, f"mountpoint -q {q(MOUNT)}", warn=True).ok:
+        assert lab.run(CLIENT, f"mount {q(MOUNT)}", warn=True).ok
+    lab.run(CLIENT, f"id {DOCK_USER} >/dev/null 2>&1 || useradd -m -u {DOCK_UID} {DOCK_USER}; "
+                    f"for db in /etc/subuid /etc/subgid; do grep -q '^{DOCK_USER}:' $db "
+                    f"|| echo {DOCK_USER}:{DOCK_SUBIDS} >> $db; done; "
+                    f"install -d -m 700 -o {DOCK_USER} -g {DOCK_USER} /run/user/{DOCK_UID}")
+    daemon = _as_dock_user("exec /usr/share/docker.io/contrib/dockerd-rootless.sh")
+    lab.run(CLIENT, f"setsid -f sh -c {q(f'echo $$ > {DOCK_PIDFILE}; exec {daemon}')} "
+                    f">/tmp/tsnfs-dockerd.log 2>&1 </dev/null")
+    try:
+        deadline = time.monotonic() + 15
+        while not lab.run(CLIENT, _as_dock_user("docker info >/dev/null 2>&1"), warn=True).ok:
+            assert time.monotonic() < deadline, \
+                lab.run(CLIENT, "tail -n 20 /tmp/tsnfs-dockerd.log", warn=True).stdout
+            time.sleep(0.1)
+        lab.run(CLIENT, _as_dock_user("docker load -q -i /opt/tinsnip/images/busybox.tar"))
+        out = lab.run(CLIENT, _as_dock_user(
+            f"docker run --rm -v {MOUNT}:/data tinsnip/busybox:1.35 "
+            "sh -c 'echo from-container > /data/container.txt && cat /data/container.txt'"))
+        assert out.stdout.strip() == "from-container"
+        assert lab.read(NAS, f"{export}/container.txt") == "from-container\n"
+        assert _owner(lab, f"{export}/container.txt") == f"{ANON}:{ANON}"
+    finally:
+        lab.run(CLIENT, f"test -s {DOCK_PIDFILE} && kill $(cat {DOCK_PIDFILE}); "
+                        f"for i in $(seq 50); do kill -0 $(cat {DOCK_PIDFILE}) 2>/dev/null "
+                        f"|| break; sleep 0.1; done; rm -f {DOCK_PIDFILE} /tmp/tsnfs-dockerd.log; "
+                        f"sed -i '/^{DOCK_USER}:/d' /etc/subuid /etc/subgid; "
+                        f"userdel -r {DOCK_USER} 2>/dev/null; rm -rf /run/user/{DOCK_UID}",
+                warn=True)
+
+
 def test_mount_a_skips_what_is_mounted_and_umount_ends_the_client(lab, export):
     if not lab.run(CLIENT, f"mountpoint -q {q(MOUNT)}", warn=True).ok:
         assert lab.run(CLIENT, f"mount {q(MOUNT)}", warn=True).ok
