@@ -26,9 +26,10 @@ def _as_user(cmd):
 
 
 def _stop(lab):
-    lab.run(HOST, f"test -s {PIDFILE} && kill $(cat {PIDFILE}); "
-                  f"for i in $(seq 50); do test -s {PIDFILE} && kill -0 $(cat {PIDFILE}) "
-                  f"2>/dev/null || break; sleep 0.1; done; rm -f {PIDFILE}", warn=True)
+    """Stop the daemon (SIGTERM to rootlesskit), then anything of USER's still running."""
+    lab.run(HOST, f"test -s {PIDFILE} && kill $(cat {PIDFILE}); rm -f {PIDFILE}; "
+                  f"for i in $(seq 100); do ps -o pid= -u {USER} >/dev/null || exit 0; "
+                  f"sleep 0.1; done; kill -KILL $(ps -o pid= -u {USER})", warn=True)
 
 
 @pytest.fixture(scope="module")
