@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from tinsnip_tasks.lab.testing import lab  # noqa: F401  (the session fixture)
+
 ROOT = Path(__file__).resolve().parents[2]
 E2E_INVENTORY = Path(__file__).resolve().parent / "data" / "inventory.yaml"
 SUMMARY = re.compile(r"^(?P<host>\S+): ok=(?P<ok>\d+) changed=(?P<changed>\d+) "

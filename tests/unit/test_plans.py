@@ -123,8 +123,10 @@ def test_rootless_docker_without_systemd_starts_detached():
     fact = "init=sshd\nscript=/usr/share/docker.io/contrib/dockerd-rootless.sh\nrootlesskit=yes\nuidmap=yes\n"
     t = texts(r.plan(fact))
     assert t[0] == "install -d -m 700 -o 10100 -g 10100 /run/user/10100"
-    assert "setsid /usr/share/docker.io/contrib/dockerd-rootless.sh" in t[2]
-    assert "XDG_RUNTIME_DIR=/run/user/10100" in t[2] and "< /dev/null &" in t[2]
+    assert t[2].startswith("setsid -f env -i HOME=/home/gazette-prod")
+    assert "setpriv --reuid=10100 --regid=10100 --init-groups " \
+           "/usr/share/docker.io/contrib/dockerd-rootless.sh >>" in t[2]
+    assert "XDG_RUNTIME_DIR=/run/user/10100" in t[2] and t[2].endswith("< /dev/null")
     assert r.plan(fact + "server=20.10.24\n") == []
 
 

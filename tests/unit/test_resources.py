@@ -130,7 +130,8 @@ class TestUser:
     def test_new_user(self):
         assert texts(self.u.plan("G=\nGU=\nP=\nPU=\nSU=\nSG=\n")) == [
             "groupadd -g 10100 gazette-prod",
-            "useradd -u 10100 -g 10100 -m -d /home/gazette-prod -s /bin/bash gazette-prod",
+            "useradd -K SUB_UID_COUNT=0 -K SUB_GID_COUNT=0 -u 10100 -g 10100 -m "
+            "-d /home/gazette-prod -s /bin/bash gazette-prod",
             "usermod --add-subuids 661913600-661979135 gazette-prod",
             "usermod --add-subgids 661913600-661979135 gazette-prod"]
 

@@ -111,14 +111,17 @@ class RootlessDocker(Resource):
     def _detached_commands(self, script):
         rt = runtime_dir(self.uid)
         logdir = f"{self.home}/.local/state/tinsnip"
-        env = sh("env", "-i", f"HOME={self.home}", f"USER={self.user}", f"PATH={SAFE_PATH}",
-                 f"XDG_RUNTIME_DIR={rt}")
+        # setsid -f: a new session, not a child of this SSH session's shell, with every standard
+        # stream on a file, so the command returns at once and the daemon outlives the session.
+        start = sh("setsid", "-f", "env", "-i", f"HOME={self.home}", f"USER={self.user}",
+                   f"LOGNAME={self.user}", f"PATH={SAFE_PATH}", f"XDG_RUNTIME_DIR={rt}",
+                   "setpriv", f"--reuid={self.uid}", f"--regid={self.uid}", "--init-groups",
+                   script)
         return [
             Cmd(sh("install", "-d", "-m", "700", "-o", self.uid, "-g", self.uid, rt)),
             Cmd(f"sudo -u {q(self.user)} mkdir -p {q(logdir)}"),
-            Cmd(f"(cd / && sudo -u {q(self.user)} {env} setsid {q(script)} "
-                f">> {q(logdir + '/dockerd.log')} 2>&1 < /dev/null &)",
-                f"start {script} for {self.user} in the background"),
+            Cmd(f"{start} >> {q(logdir + '/dockerd.log')} 2>&1 < /dev/null",
+                f"start {script} for {self.user} in its own session"),
             self._wait(),
         ]
 

@@ -276,7 +276,9 @@ class User(Resource):
         if user and user.split(":")[2] != str(self.uid):
             raise ConflictError(self.host, f"user {self.name} exists with UID {user.split(':')[2]}, not {self.uid}")
         if not user:
-            cmds.append(Cmd(sh("useradd", "-u", self.uid, "-g", self.uid, "-m", "-d", self.home,
+            # -K ...=0: no automatic subordinate range; ours (below) is the only one
+            cmds.append(Cmd(sh("useradd", "-K", "SUB_UID_COUNT=0", "-K", "SUB_GID_COUNT=0",
+                               "-u", self.uid, "-g", self.uid, "-m", "-d", self.home,
                                "-s", self.shell, self.name)))
         rng = f"{self.subid_start}-{self.subid_start + self.subid_count - 1}"
         if want_sub not in fact.get("SU", "").split():
