@@ -98,8 +98,9 @@ def test_service_env_file_is_private(inv):
 
 
 def test_deploy_runs_the_seeds_exact_command():
-    up = ComposeUp("gazette-prod", 10100, "/mnt/gazette-prod", "/mnt/gazette-prod/service/hello", "hello")
-    cmd = texts(up.plan("hello abc\n@@ps\n"))[0]
+    up = ComposeUp("gazette-prod", 10100, "/mnt/gazette-prod", "/mnt/gazette-prod/service/hello",
+                   "hello", "abc")
+    cmd = texts(up.plan("hello\n@@stamp\nold\n@@ps\n"))[0]
     assert cmd == ("sudo -u gazette-prod bash -c 'set -a && source /mnt/gazette-prod/.machine/machine.env"
                    " && source /mnt/gazette-prod/service/hello/.env && set +a && unset XDG_DATA_HOME"
                    " XDG_CONFIG_HOME XDG_STATE_HOME && cd /mnt/gazette-prod/service/hello && "
@@ -107,15 +108,24 @@ def test_deploy_runs_the_seeds_exact_command():
 
 
 @pytest.mark.parametrize("fact, needs_up", [
-    ("hello abc\n@@ps\nhello abc running", False),
-    ("hello abc\n@@ps\nhello old running", True),
-    ("hello abc\n@@ps\nhello abc exited", True),
-    ("hello abc\n@@ps\n", True),
+    ("hello\n@@stamp\nabc\n@@ps\nhello running", False),
+    ("hello\n@@stamp\nold\n@@ps\nhello running", True),
+    ("hello\n@@stamp\nabc\n@@ps\nhello exited", True),
+    ("hello\nworker\n@@stamp\nabc\n@@ps\nhello running", True),
+    ("hello\n@@stamp\n@@ps\n", True),
     ("", True),
-], ids=["current", "stale-config", "stopped", "no-container", "no-files"])
+], ids=["current", "files-changed", "stopped", "one-service-missing", "never-started", "no-files"])
 def test_compose_up_only_when_needed(fact, needs_up):
-    up = ComposeUp("u", 1, "/m", "/m/service/s", "s")
-    assert bool(up.plan(fact)) is needs_up
+    up = ComposeUp("u", 1, "/m", "/m/service/s", "s", "abc")
+    cmds = up.plan(fact)
+    assert bool(cmds) is needs_up
+    if needs_up:
+        assert texts(cmds)[-1] == "echo abc > /m/service/s/.tinsnip-deployed"
+
+
+def test_stamp_follows_every_file_the_service_starts_from(inv):
+    a = service.stamp(inv, GP, "hello")
+    assert a == service.stamp(inv, GP, "hello") and a != service.stamp(inv, GT, "hello")
 
 
 def test_rootless_docker_without_systemd_starts_detached():

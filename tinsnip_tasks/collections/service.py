@@ -20,7 +20,7 @@ def deploy_steps(run: Run, smep, machine: str, service: str):
     image = plan.image(smep, service, host=h.name)
     if image:
         h.converge("service.image", image)
-    h.converge("service.up", plan.up(smep, service, host=h.name))
+    h.converge("service.up", plan.up(run.inv, smep, service, host=h.name))
 
 
 @task(help=HELP)

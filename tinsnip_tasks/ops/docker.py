@@ -166,13 +166,17 @@ class DockerImage(Resource):
                 Cmd(as_user(self.user, self.uid, f"docker load -q -i {q(self.archive)}"))]
 
 
+STAMP = ".tinsnip-deployed"
+
+
 @dataclass(frozen=True)
 class ComposeUp(Resource):
-    """The Compose project in ``service_dir`` runs with its current configuration.
+    """The Compose project in ``service_dir`` runs with its current files.
 
-    The fact is the configuration hash of each service (``docker compose config --hash``) next to
-    the hash label and state of its containers; anything missing, stale or not running means
-    ``docker compose up -d`` (the seed's exact pattern), which recreates only what changed.
+    ``stamp`` is a digest of every file the project is started from (compose file, .env,
+    machine.env). After a successful ``docker compose up -d`` (the seed's exact pattern) it is
+    written beside the compose file; the project is up to date when the stamp matches and every
+    service has a running container. ``up -d`` itself recreates only what changed.
     """
 
     user: str
@@ -180,6 +184,7 @@ class ComposeUp(Resource):
     mount_point: str
     service_dir: str
     project: str
+    stamp: str = ""
     host: str = "host"
 
     def describe(self):
@@ -187,28 +192,35 @@ class ComposeUp(Resource):
 
     def fact_command(self):
         ps = (f"docker ps -a --filter label=com.docker.compose.project={q(self.project)} "
-              "--format '{{.Label \"com.docker.compose.service\"}} "
-              "{{.Label \"com.docker.compose.config-hash\"}} {{.State}}'")
-        script = compose_pattern(self.mount_point, self.service_dir,
-                                 "config --hash '*'") + f" && echo @@ps && {ps}"
+              "--format '{{.Label \"com.docker.compose.service\"}} {{.State}}'")
+        script = (compose_pattern(self.mount_point, self.service_dir, "config --services")
+                  + f" && echo @@stamp && cat {STAMP} 2>/dev/null; echo @@ps && {ps}")
         return f"sudo -u {q(self.user)} bash -c {q(script)}"
 
     def parse(self, out):
-        want, have = {}, {}
-        section = want
+        fact = {"services": [], "stamp": "", "running": set()}
+        section = "services"
         for line in out.splitlines():
-            if line.strip() == "@@ps":
-                section = have
+            line = line.strip()
+            if line in ("@@stamp", "@@ps"):
+                section = line[2:]
                 continue
-            parts = line.split()
-            if section is want and len(parts) == 2:
-                want[parts[0]] = parts[1]
-            elif section is have and len(parts) == 3:
-                have[parts[0]] = (parts[1], parts[2])
-        return {"want": want, "have": have}
+            if not line:
+                continue
+            if section == "services":
+                fact["services"].append(line)
+            elif section == "stamp":
+                fact["stamp"] = line
+            else:
+                parts = line.split()
+                if len(parts) == 2 and parts[1] == "running":
+                    fact["running"].add(parts[0])
+        return fact
 
     def commands(self, fact):
-        want, have = fact["want"], fact["have"]
-        if want and all(have.get(s) == (h, "running") for s, h in want.items()):
+        if (fact["services"] and fact["stamp"] == self.stamp
+                and all(s in fact["running"] for s in fact["services"])):
             return []
-        return [Cmd(compose_as(self.user, self.mount_point, self.service_dir, "up -d"))]
+        stamp = f"{self.service_dir}/{STAMP}"
+        return [Cmd(compose_as(self.user, self.mount_point, self.service_dir, "up -d")),
+                Cmd(f"echo {q(self.stamp)} > {q(stamp)}", f"record {self.stamp[:12]} in {stamp}")]

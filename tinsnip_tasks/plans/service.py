@@ -1,6 +1,7 @@
 """A catalog service on a machine: its files on the mount, its image, its Compose project."""
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from ..core.smep import Smep
 from ..errors import InputError, TemplateError
 from ..ops.docker import ComposeUp, DockerImage
 from ..ops.resources import Directory, File
+from .machine import machine_env_text
 
 DATA_FOLDERS = ("data", "state", "config")
 
@@ -93,6 +95,15 @@ def image(smep: Smep, service: str, *, host: str) -> list:
     return [DockerImage(smep.user, smep.uid, entry.image, entry.image_archive, host=host)]
 
 
-def up(smep: Smep, service: str, *, host: str) -> list:
+def stamp(inv: Inventory, smep: Smep, service: str) -> str:
+    """Digest of every file the service is started from, as :func:`files` writes them."""
+    compose, env = render_service(inv, smep, service)
+    digest = hashlib.sha256()
+    for part in (compose, env, machine_env_text(smep)):
+        digest.update(hashlib.sha256(part.encode()).digest())
+    return digest.hexdigest()
+
+
+def up(inv: Inventory, smep: Smep, service: str, *, host: str) -> list:
     return [ComposeUp(smep.user, smep.uid, smep.mount_point, service_dir(smep, service),
-                      service, host=host)]
+                      service, stamp(inv, smep, service), host=host)]

@@ -37,7 +37,8 @@ done
 for c in $({d} ps -aq 2>/dev/null); do
   echo "@container $({d} inspect -f '{{{{.Name}}}} {{{{.State.Status}}}} {{{{.RestartCount}}}}' $c)"
   n=$({d} inspect -f '{{{{.Name}}}}' $c)
-  echo "@env $n $({d} exec $c printenv TIN_SERVICE_UID 2>/dev/null) $({d} exec $c printenv TIN_PORT_0 2>/dev/null)"
+  e=$({d} exec $c env 2>/dev/null)
+  echo "@env $n $(echo "$e" | sed -n 's/^TIN_SERVICE_UID=//p') $(echo "$e" | sed -n 's/^TIN_PORT_0=//p')"
   for p in $({d} port $c 2>/dev/null | sed 's/.*://' | sort -u); do echo "@port $n $p"; done
   for m in $({d} inspect -f '{{{{range .Mounts}}}}{{{{.Source}}}}|{{{{.Destination}}}} {{{{end}}}}' $c); do
     dest=${{m#*|}}
