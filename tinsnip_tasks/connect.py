@@ -46,17 +46,17 @@ def address_of(target: str) -> str:
     return _split_target(target)[1]
 
 
-def make_config() -> Config:
+def make_config(lab: bool) -> Config:
     overrides = {"runners": {"remote": QuickRemote}, "timeouts": {"connect": 10}}
-    if lab_mode():
+    if lab:
         from . import lab
 
         return Config(overrides=overrides, runtime_ssh_path=str(lab.ssh_config_path()))
     return Config(overrides=overrides)
 
 
-def known_hosts_files(conn: Connection) -> list[Path]:
-    if lab_mode():
+def known_hosts_files(conn: Connection, lab: bool) -> list[Path]:
+    if lab:
         from . import lab
 
         return [lab.known_hosts_path()]
@@ -65,14 +65,17 @@ def known_hosts_files(conn: Connection) -> list[Path]:
     return files or [Path.home() / ".ssh" / "known_hosts"]
 
 
-def connect(target: str) -> Connection:
+def connect(target: str, *, lab: bool | None = None) -> Connection:
     """Open an SSH connection to ``target`` with strict host key checking and TCP_NODELAY.
+
+    ``lab`` defaults to :func:`lab_mode` (the ``TINSNIP_LAB`` environment variable).
 
     :raises InputError: lab mode is on and ``target`` is not a lab host.
     :raises UnreachableError: the host cannot be reached or its key is unknown or wrong.
     """
     user, host, port = _split_target(target)
-    if lab_mode():
+    lab = lab_mode() if lab is None else lab
+    if lab:
         from . import lab
 
         if host not in lab.LAB_HOSTS:
@@ -80,9 +83,9 @@ def connect(target: str) -> Connection:
                              f"({', '.join(lab.LAB_HOSTS)}); {host!r} is not one")
         if not lab.ssh_config_path().exists():
             raise UnreachableError(host, "the lab is not up; run `inv lab.up` first")
-    conn = Connection(host, user=user, port=port, config=make_config())
+    conn = Connection(host, user=user, port=port, config=make_config(lab))
     conn.client.set_missing_host_key_policy(paramiko.RejectPolicy())
-    for f in known_hosts_files(conn):
+    for f in known_hosts_files(conn, lab):
         if f.exists():
             conn.client.load_host_keys(str(f))
     try:

@@ -177,3 +177,18 @@ def test_fact_script_runs_every_fact_in_one_shell_and_splits_back(tmp_path):
     assert parse_stat(parts[1]) is None
     assert rs[2].plan(parts[2]) == []
     assert texts(File(str(tmp_path / "f"), b"y").plan(parts[2]))[-1].startswith("mv -f")
+
+
+def test_edit_refuses_a_file_changed_since_its_fact_was_read(tmp_path):
+    """Two runs editing /etc/exports at once: the later writer notices and asks to re-read."""
+    f = tmp_path / "exports"
+    f.write_text("/v/a h(rw)\n")
+    e = Edited(str(f), set_line(field_is(0, "/v/b"), "/v/b h(rw)"), "export")
+    fact = subprocess.run(["sh", "-c", e.fact_command()], capture_output=True, text=True).stdout
+    f.write_text("/v/a h(rw)\n/v/c h(rw)\n")  # someone else's edit lands in between
+    script = "set -e\n" + "\n".join(texts(e.plan(fact)))
+    assert subprocess.run(["bash", "-c", script]).returncode == 75
+    assert f.read_text() == "/v/a h(rw)\n/v/c h(rw)\n"
+    fact = subprocess.run(["sh", "-c", e.fact_command()], capture_output=True, text=True).stdout
+    subprocess.run(["bash", "-c", "set -e\n" + "\n".join(texts(e.plan(fact)))], check=True)
+    assert f.read_text() == "/v/a h(rw)\n/v/c h(rw)\n/v/b h(rw)\n"

@@ -7,13 +7,11 @@ Connections check host keys against ``.lab/known_hosts`` and refuse unknown ones
 """
 
 import os
-import socket
 
-import fabric
 import pytest
-from paramiko import RejectPolicy
 
 from tinsnip_tasks import lab as lab_api
+from tinsnip_tasks.connect import connect
 
 
 class LabHosts:
@@ -27,18 +25,13 @@ class LabHosts:
         return lab_api.LAB_HOSTS[host]
 
     def connection(self, host):
-        """Return a cached, open `fabric.Connection` to ``host`` as root."""
+        """Return a cached, open `fabric.Connection` to ``host`` as root, made the way every
+        tinsnip task makes one (lab SSH config, known hosts checked, TCP_NODELAY)."""
         if host not in lab_api.LAB_HOSTS:
             raise KeyError(f"unknown lab host {host!r}")
         conn = self._connections.get(host)
         if conn is None or not conn.is_connected:
-            config = fabric.Config(runtime_ssh_path=str(lab_api.ssh_config_path()))
-            conn = fabric.Connection(host, config=config)
-            conn.client.load_host_keys(str(lab_api.known_hosts_path()))
-            conn.client.set_missing_host_key_policy(RejectPolicy())
-            conn.open()
-            # Paramiko leaves Nagle on; each command then waits for delayed ACKs.
-            conn.transport.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            conn = connect(host, lab=True)
             self._connections[host] = conn
         return conn
 

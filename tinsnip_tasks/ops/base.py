@@ -18,6 +18,7 @@ from ..errors import RemoteError
 
 q = shlex.quote
 MARK = "@@tinsnip-fact:"
+RETRY_EXIT = 75  # a command's way of saying "the state moved under me: read the facts again"
 
 
 @dataclass(frozen=True)
@@ -130,8 +131,21 @@ class Host:
         out = self.run(facts_script(resources), step=step, show="read facts").stdout
         return split_facts(out, len(resources))
 
-    def converge(self, step: str, resources: Sequence[Resource]) -> bool:
-        """Bring ``resources`` to their wanted state; report and return whether anything changed."""
+    def converge(self, step: str, resources: Sequence[Resource], *, tries: int = 5) -> bool:
+        """Bring ``resources`` to their wanted state; report and return whether anything changed.
+
+        A resource that finds its file edited by someone else between the fact and the write
+        exits with :data:`RETRY_EXIT`; the step then reads its facts again (``tries`` times).
+        """
+        for attempt in range(tries):
+            try:
+                return self._converge_once(step, resources)
+            except RemoteError as e:
+                if e.exit_code != RETRY_EXIT or attempt == tries - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _converge_once(self, step: str, resources: Sequence[Resource]) -> bool:
         if self.conn is None:
             self.note(step, "unknown", "host not reachable; would check: "
                       + "; ".join(r.describe() for r in resources))

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Callable, Optional
 
 from ..errors import ConflictError
-from .base import Cmd, Resource, b64, q, sh
+from .base import RETRY_EXIT, Cmd, Resource, b64, q, sh
 
 MISSING = "missing"
 
@@ -28,6 +28,18 @@ def parse_stat(line: str) -> Optional[dict]:
         return None
     kind, uid, gid, mode = line.rsplit(":", 3)
     return {"type": kind, "uid": int(uid), "gid": int(gid), "mode": int(mode, 8)}
+
+
+def _stat_and(path: str, body: str) -> str:
+    """Stat line of ``path`` then the output of ``body`` (a command reading ``path``), or
+    ``missing``."""
+    p = q(path)
+    return f"if [ -f {p} ]; then stat -c '%F:%u:%g:%a' {p}; {body} < {p}; else echo {MISSING}; fi"
+
+
+def _parse_stat_and(out: str) -> tuple[Optional[dict], list[str]]:
+    lines = out.strip().splitlines()
+    return parse_stat(lines[0] if lines else MISSING), lines[1:]
 
 
 def _attr_cmds(path: str, fact: Optional[dict], uid, gid, mode, *, link=False) -> list[Cmd]:
@@ -96,14 +108,14 @@ class File(Resource):
 
     def fact_command(self):
         p = q(self.path)
-        return (f"if [ -e {p} ]; then stat -c '%F:%u:%g:%a' {p}; sha256sum < {p}; "
-                f"else echo {MISSING}; fi")
+        # something other than a file there is reported as such (and refused below)
+        return f"if [ -e {p} ] && [ ! -f {p} ]; then {_stat_cmd(self.path)}; " \
+               f"else {_stat_and(self.path, 'sha256sum')}; fi"
 
     def parse(self, out):
-        lines = out.strip().splitlines()
-        st = parse_stat(lines[0] if lines else MISSING)
+        st, rest = _parse_stat_and(out)
         if st is not None:
-            st["sha256"] = lines[1].split()[0] if len(lines) > 1 else ""
+            st["sha256"] = rest[0].split()[0] if rest else ""
         return st
 
     def commands(self, fact):
@@ -135,16 +147,27 @@ class Edited(Resource):
     def describe(self):
         return f"{self.what} in {self.path}"
 
-    def fact_command(self):
+    def _lock_and_check(self, fact) -> Cmd:
+        """Hold a lock on the file for the rest of the script and make sure it is still what
+        the fact saw; another run that edited it meanwhile makes this exit 75 (read again)."""
         p = q(self.path)
-        return (f"if [ -f {p} ]; then stat -c '%F:%u:%g:%a' {p}; base64 < {p}; "
-                f"else echo {MISSING}; fi")
+        if fact:
+            same = (f"[ \"$(sha256sum < {p} | cut -c1-64)\" = "
+                    f"{hashlib.sha256(fact['raw']).hexdigest()} ]")
+        else:
+            same = f"[ ! -e {p} ]"
+        return Cmd(f"exec 8>>{q(self.path + '.tinsnip-lock')} && flock -w 60 8 && "
+                   f"{{ {same} || exit {RETRY_EXIT}; }}",
+                   f"lock {self.path} and check it is unchanged")
+
+    def fact_command(self):
+        return _stat_and(self.path, "base64")
 
     def parse(self, out):
-        lines = out.strip().splitlines()
-        st = parse_stat(lines[0] if lines else MISSING)
+        st, rest = _parse_stat_and(out)
         if st is not None:
-            st["text"] = base64.b64decode("".join(lines[1:])).decode()
+            st["raw"] = base64.b64decode("".join(rest))
+            st["text"] = st["raw"].decode()
         return st
 
     def commands(self, fact):
@@ -153,7 +176,7 @@ class Edited(Resource):
         if new == old:
             return []
         uid, gid, mode = (fact["uid"], fact["gid"], fact["mode"]) if fact else (0, 0, 0o644)
-        cmds = []
+        cmds = [self._lock_and_check(fact)]
         if self.rollback and fact:
             backup = self.path + ".tinsnip-old"
             cmds.append(Cmd(sh("cp", "-p", self.path, backup)))
