@@ -110,7 +110,10 @@ class Run:
         out = nas.run(nas_plan.read_registry_command(path), step="registry").stdout
         registry = nas_plan.parse_registry_output(out, path)
         try:
-            return inv.smep(machine, env, registry)
+            found = inv.smep(machine, env, registry)
+            source = path if registry is not None else "built-in default, no registry yet"
+            nas.note("registry", "ok", f"{machine}={found.machine_no:02d} ({source})")
+            return found
         except InputError:
             if not assign:
                 raise
