@@ -83,8 +83,20 @@ class TestEdited:
         line = "nas:/v/g /mnt/g nfs rw 0 0"
         e = Edited("/etc/fstab", set_line(field_is(1, "/mnt/g"), line), "fstab line")
         assert e.plan(self.fact("# fstab\n" + line + "\n")) == []
-        cmds = e.plan(self.fact("# fstab\n"))
-        assert cmds and cmds[-1].text == "mv -f /etc/.fstab.tinsnip-new /etc/fstab"
+        cmds = texts(e.plan(self.fact("# fstab\n")))
+        assert "mv -f /etc/.fstab.tinsnip-new /etc/fstab" in cmds and cmds[-1] == "exec 8>&-"
+
+    def test_processes_started_later_do_not_keep_the_lock(self, tmp_path):
+        """A daemon started after the edit (say mount.nfs, ganesha) must not hold the lock."""
+        f = tmp_path / "fstab"
+        e = Edited(str(f), set_line(field_is(1, "/mnt/g"), "n:/v /mnt/g nfs rw 0 0"), "line",
+                   after=("(sleep 30 &)",))
+        fact = subprocess.run(["sh", "-c", e.fact_command()], capture_output=True, text=True).stdout
+        script = "set -e\n" + "\n".join(texts(e.plan(fact))) + "\n(sleep 30 &)"
+        subprocess.run(["bash", "-c", script], check=True, timeout=10)
+        free = subprocess.run(["flock", "-n", str(f) + ".tinsnip-lock", "true"])
+        subprocess.run(["pkill", "-f", "sleep 30"])
+        assert free.returncode == 0
 
     def test_changed_line_is_replaced_not_duplicated(self):
         edit = set_line(field_is(0, "/v/a"), "/v/a h(rw)")

@@ -182,11 +182,14 @@ class Edited(Resource):
             cmds.append(Cmd(sh("cp", "-p", self.path, backup)))
         cmds += write_file_cmds(self.path, new.encode(), uid, gid, mode, secret=False)
         for a in self.after:
+            # 8>&-: a daemon that `a` may start must not inherit (and so keep) the lock
+            run_a = f"{a} 8>&-"
             if self.rollback and fact:
-                restore = f"{{ mv -f {q(backup)} {q(self.path)}; {a}; false; }}"
-                cmds.append(Cmd(f"{a} || {restore}", f"{a} (on failure: put the old {self.path} back)"))
+                restore = f"{{ mv -f {q(backup)} {q(self.path)}; {run_a}; false; }}"
+                cmds.append(Cmd(f"{run_a} || {restore}", f"{a} (on failure: put the old {self.path} back)"))
             else:
-                cmds.append(Cmd(a))
+                cmds.append(Cmd(run_a, a))
+        cmds.append(Cmd("exec 8>&-", f"unlock {self.path}"))
         return cmds
 
 
