@@ -86,6 +86,14 @@ def b64(data: bytes | str) -> str:
     return base64.b64encode(data).decode()
 
 
+def summarize(resources: Sequence[Resource], limit: int = 3) -> str:
+    """What a step checked, in a line: each resource when few, else the first ones and a count."""
+    names = [r.describe() for r in resources]
+    if len(names) <= limit:
+        return "; ".join(names)
+    return "; ".join(names[:limit - 1]) + f"; and {len(names) - limit + 1} more, all as wanted"
+
+
 @dataclass
 class StepReport:
     step: str
@@ -156,7 +164,7 @@ class Host:
             cmds = r.plan(out)
             if cmds:
                 todo.append((r, cmds))
-        return self.apply(step, todo, noop_reason="; ".join(r.describe() for r in resources))
+        return self.apply(step, todo, noop_reason=summarize(resources))
 
     def apply(self, step: str, todo, *, noop_reason: str = "") -> bool:
         """Run the commands in ``todo`` ([(resource, [Cmd])]) as one script, or report ok."""
