@@ -127,6 +127,23 @@ class Run:
         nas.note("registry", "changed", f"{machine}={registry[machine]:02d} in {path}")
         return inv.smep(machine, env, registry)
 
+    def station(self, sheet: str, env: str):
+        """(SMEP of the station, its folder, its registry path, the sheet's machine hosts, the
+        NAS target) for a sheet's station in ``env`` (prod or test)."""
+        smep_mod.validate_name("sheet", sheet)
+        if env not in ("prod", "test"):
+            raise InputError(f"the station has prod and test environments, not {env!r}")
+        inv = self.inv
+        if sheet not in inv.sheets:
+            raise InputError(f"sheet {sheet!r} is not in {inv.path}; known: {', '.join(inv.sheets)}")
+        s = inv.sheets[sheet]
+        smep = smep_mod.make_smep(sheet, reg.STATION, env, 0, pinned_sheet_no=s.number)
+        clients = sorted({address_of(m.host) for m in inv.machines.values() if m.sheet == sheet})
+        if not clients:
+            raise InputError(f"sheet {sheet!r} has no machines in {inv.path} to export to")
+        return (smep, f"{s.volume}/{sheet}/station/{env}", inv.registry_path(sheet, env),
+                clients, inv.nas[s.nas].host)
+
     def export_client(self, machine: str) -> str:
         return address_of(self.inv.machine(machine).host)
 

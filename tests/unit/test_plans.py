@@ -207,3 +207,15 @@ def test_status_evaluation():
         "@port /h 20000"]))
     result = {item: ok for item, ok, _ in status.evaluate(bad, GP)}
     assert not any(result.values()), result
+
+
+def test_station_plan_exports_read_only_to_every_machine_host():
+    st = make_smep("dynamicalsystem", "station", "prod", 0)
+    res = nas.station(st, "/volume1/d/station/prod", "/volume1/d/station/prod/machine-registry",
+                      ["homelab1", "homelab2"], host="nas")
+    registry, export = res[2], res[3]
+    assert registry.edit("") == "gazette=01\nlldap=02\ngateway=03\n"
+    assert registry.edit("x=05\n") == "x=05\n"
+    assert export.edit("") == ("/volume1/d/station/prod homelab1(ro,sync,all_squash,anonuid=10000,"
+                               "anongid=10000,no_subtree_check) homelab2(ro,sync,all_squash,"
+                               "anonuid=10000,anongid=10000,no_subtree_check)\n")

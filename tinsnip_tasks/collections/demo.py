@@ -24,6 +24,9 @@ def demo(c, machine="gazette", env="prod", service="hello", keep=True):
     for round_ in ("first run", "second run: nothing should change"):
         print(f"\n######## {round_}")
         started = time.monotonic()
+        from ..core.inventory import load_inventory as _load
+
+        nas_tasks.station(c, sheet=_load().sheet_of(machine).name)
         nas_tasks.setup(c, machine=machine, env=env)
         machine_tasks.setup(c, machine=machine, env=env)
         service_tasks.deploy(c, machine=machine, env=env, service=service)

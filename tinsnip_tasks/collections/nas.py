@@ -26,4 +26,15 @@ def setup(c, machine, env, dry=False):
         setup_steps(run, smep, machine, env)
 
 
-ns = Collection("nas", setup)
+@task(help={"sheet": _args.SHEET, "env": "station environment: prod (default) or test",
+            "dry": _args.DRY})
+def station(c, sheet, env="prod", dry=False):
+    """Set up the sheet's station: folder, machine registry, read-only export to its machines."""
+    with Run(c, dry=dry, title=f"nas.station {sheet} {env}") as run:
+        smep, station_dir, registry_path, clients, nas_target = run.station(sheet, env)
+        nas = run.host(run.override or nas_target)
+        nas.converge("nas.station", plan.station(smep, station_dir, registry_path, clients,
+                                                 host=nas.name))
+
+
+ns = Collection("nas", setup, station)

@@ -64,3 +64,21 @@ def assign_command(path: str, name: str) -> str:
         "fi\n"
         f"cat {p}"
     )
+
+
+def station(smep: Smep, station_dir: str, registry_path: str, clients: list[str], *,
+            host: str) -> list:
+    """The sheet's station (machine 00) in ``env``: its folder, its machine registry (seeded with
+    the built-in numbers when it does not exist; entries already there are kept), and one
+    read-only export to every machine host of the sheet."""
+    seed = reg.format_registry({k: v for k, v in reg.DEFAULT_MACHINES.items() if k != reg.STATION})
+    line = export_line(station_dir, clients, STATION_OPTIONS.format(uid=smep.uid))
+    return [
+        Directory(station_dir, smep.uid, smep.uid, 0o755, host=host),
+        Directory(f"{station_dir}/config", smep.uid, smep.uid, 0o755, host=host),
+        Edited(registry_path, lambda text: text if text.strip() else seed,
+               "machine registry", host=host),
+        Edited("/etc/exports", set_line(field_is(0, station_dir), line),
+               f"read-only export {station_dir} to {', '.join(clients)}",
+               after=("exportfs -ra",), rollback=True, host=host),
+    ]

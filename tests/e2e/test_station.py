@@ -1,0 +1,45 @@
+"""The sheet's station: machine registry on the NAS, exported read-only to every machine host."""
+import pytest
+
+from tinsnip_tasks.core import registry as reg
+
+STATION = "/volume1/dynamicalsystem/station/prod"
+
+
+@pytest.fixture(scope="module")
+def station(lab, cli):
+    first = cli.inv("nas.station", "--sheet", "dynamicalsystem")
+    return first, cli.inv("nas.station", "--sheet", "dynamicalsystem")
+
+
+def test_station_folder_registry_and_export(lab, station):
+    first, again = station
+    assert "changed=0" in again.stdout and "failed=0" in first.stdout
+    assert lab.run("ds412plus", f"stat -c '%u %a' {STATION}").stdout.split() == ["10000", "755"]
+    registry = reg.parse_registry(lab.read("ds412plus", f"{STATION}/machine-registry"))
+    assert registry["gazette"] == 1 and registry["lldap"] == 2
+    assert (f"{STATION} homelab1(ro,sync,all_squash,anonuid=10000,anongid=10000,no_subtree_check) "
+            f"homelab2(ro,sync,all_squash,anonuid=10000,anongid=10000,no_subtree_check)"
+            ) in lab.read("ds412plus", "/etc/exports").splitlines()
+
+
+@pytest.mark.parametrize("host", ["homelab1", "homelab2"])
+def test_every_machine_host_reads_the_registry_and_cannot_write(lab, station, host):
+    lab.run(host, "mkdir -p /tmp/station")
+    lab.run(host, f"mount -t nfs ds412plus:{STATION} /tmp/station")
+    try:
+        assert "gazette=01" in lab.run(host, "cat /tmp/station/machine-registry").stdout
+        assert "Read-only" in lab.run(host, "touch /tmp/station/x 2>&1", warn=True).stdout
+    finally:
+        lab.run(host, "umount /tmp/station", warn=True)
+
+
+def test_an_existing_registry_is_kept(lab, cli, station):
+    path = f"{STATION}/machine-registry"
+    before = lab.read("ds412plus", path)
+    lab.run("ds412plus", f"echo billing=09 >> {path}")
+    try:
+        assert "changed=0" in cli.inv("nas.station", "--sheet", "dynamicalsystem").stdout
+        assert "billing=09" in lab.read("ds412plus", path)
+    finally:
+        lab.run("ds412plus", f"printf %s {__import__('shlex').quote(before)} > {path}")
