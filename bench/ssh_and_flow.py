@@ -4,7 +4,6 @@ lines for a first run and a no-op re-run, on the built-in lab. Prints figures; a
     python3 bench/ssh_and_flow.py          # brings the lab up if needed, leaves it up
 """
 import os
-import re
 import statistics
 import subprocess
 import sys

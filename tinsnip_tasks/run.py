@@ -5,7 +5,6 @@ Everything is checked before any host is contacted; a failure on a host stops th
 """
 from __future__ import annotations
 
-import sys
 from typing import Callable
 
 from invoke.exceptions import Exit
@@ -150,8 +149,3 @@ class Run:
     def nas_address(self, machine: str) -> str:
         return address_of(self.inv.nas_of(machine).host)
 
-
-def fail_input(error: Exception):
-    """Turn a bad-input error into a clean exit before anything is touched."""
-    print(f"error: {error}", file=sys.stderr)
-    raise Exit(code=2)

@@ -1,5 +1,4 @@
 """The whole flow over real SSH against the lab: NAS, machine, service, status, re-runs."""
-import json
 import urllib.request
 
 import pytest

@@ -2,7 +2,7 @@
 import pytest
 
 from tinsnip_tasks import connect as cx
-from tinsnip_tasks.errors import InputError, UnreachableError
+from tinsnip_tasks.errors import InputError
 
 
 def test_lab_mode_refuses_a_host_that_is_not_in_the_lab(monkeypatch):

@@ -15,7 +15,6 @@ The lab calls :func:`install_into_rootfs` when it builds the hosts' shared root 
 """
 
 import os
-import shutil
 from pathlib import Path
 
 #: Directory of the files installed on the hosts (the rootfs hash covers it).
