@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 from ..errors import ConflictError
 from .base import Cmd, Resource, q, sh
+from .resources import write_file_cmds
 
 ROOTLESS_SCRIPTS = (
     "/usr/share/docker.io/contrib/dockerd-rootless.sh",
@@ -95,8 +96,6 @@ class RootlessDocker(Resource):
 
     def _systemd_commands(self, fact):
         unit_dir = f"{self.home}/.config/systemd/user"
-        from .resources import write_file_cmds  # local import: resources imports nothing of ours
-
         cmds = [Cmd(f"sudo -u {q(self.user)} mkdir -p {q(unit_dir)}")]
         cmds += write_file_cmds(f"{unit_dir}/docker.service", self.unit.encode(),
                                 self.uid, self.uid, 0o644, secret=False)
