@@ -92,7 +92,7 @@ def test_lldap_needs_its_secrets(inv, tmp_path):
 
 
 def test_service_env_file_is_private(inv):
-    files = service.files(inv, GP, "hello", host="h")
+    files = service.files(GP, "hello", service.render_service(inv, GP, "hello"), host="h")
     env = [f for f in files if getattr(f, "path", "").endswith("/.env")][0]
     assert env.mode == 0o600 and env.secret
 
@@ -124,8 +124,9 @@ def test_compose_up_only_when_needed(fact, needs_up):
 
 
 def test_stamp_follows_every_file_the_service_starts_from(inv):
-    a = service.stamp(inv, GP, "hello")
-    assert a == service.stamp(inv, GP, "hello") and a != service.stamp(inv, GT, "hello")
+    a = service.stamp(GP, service.render_service(inv, GP, "hello"))
+    assert a == service.stamp(GP, service.render_service(inv, GP, "hello"))
+    assert a != service.stamp(GT, service.render_service(inv, GT, "hello"))
 
 
 def test_rootless_docker_without_systemd_starts_detached():

@@ -6,6 +6,7 @@ import urllib.request
 from invoke import task
 
 from .. import lab
+from ..core.inventory import load_inventory
 from . import machine as machine_tasks
 from . import nas as nas_tasks
 from . import service as service_tasks
@@ -18,23 +19,19 @@ from . import service as service_tasks
 def demo(c, machine="gazette", env="prod", service="hello", keep=True):
     """Bring up the lab, set up NAS, machine and service, check them, and run it all again."""
     os.environ["TINSNIP_LAB"] = "1"
+    inv = load_inventory()
     if not lab.is_up():
-        print("== lab.up (the first time builds a Debian root filesystem: a few minutes)")
+        print("== lab.up (the first time builds a Debian root filesystem: about a minute)")
         lab.up()
     for round_ in ("first run", "second run: nothing should change"):
         print(f"\n######## {round_}")
         started = time.monotonic()
-        from ..core.inventory import load_inventory as _load
-
-        nas_tasks.station(c, sheet=_load().sheet_of(machine).name)
+        nas_tasks.station(c, sheet=inv.sheet_of(machine).name)
         nas_tasks.setup(c, machine=machine, env=env)
         machine_tasks.setup(c, machine=machine, env=env)
         service_tasks.deploy(c, machine=machine, env=env, service=service)
         print(f"######## {round_} took {time.monotonic() - started:.1f}s")
     machine_tasks.status(c, machine=machine, env=env)
-    from ..core.inventory import load_inventory
-
-    inv = load_inventory()
     host = inv.machine(machine).host
     port = inv.smep(machine, env).ports[0]
     url = f"http://{lab.LAB_HOSTS[host]}:{port}/"

@@ -5,6 +5,7 @@
 from invoke import Collection, task
 
 from ..plans import machine as plan
+from ..plans import status as checks
 from ..run import Run
 from . import _args
 from .xdg import link_steps
@@ -63,14 +64,9 @@ def env_(c, machine, env, dry=False):
     _one(c, machine, env, dry, "machine.env", (env_step,))
 
 
-ns = Collection("machine", setup, user, mount, docker, env_)
-
-
 @task(help={"machine": _args.MACHINE, "env": _args.ENV})
 def status(c, machine, env):
     """Check the seed's Testing Checklist on a machine-environment; exit 1 if an item fails."""
-    from ..plans import status as checks
-
     with Run(c, title=f"machine.status {machine} {env}") as run:
         smep = run.smep(machine, env)
         h = run.machine_host(machine)
@@ -80,4 +76,4 @@ def status(c, machine, env):
             h.note(f"status.{item}", "ok" if passed else "failed", f"{titles[item]}: {detail}")
 
 
-ns.add_task(status)
+ns = Collection("machine", setup, user, mount, docker, env_, status)

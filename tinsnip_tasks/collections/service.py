@@ -14,13 +14,13 @@ from . import _args
 HELP = {**_args.COMMON, "service": _args.SERVICE}
 
 
-def deploy_steps(run: Run, smep, machine: str, service: str):
+def deploy_steps(run: Run, smep, machine: str, service: str, rendered: tuple[str, str]):
     h = run.machine_host(machine)
-    h.converge("service.files", plan.files(run.inv, smep, service, host=h.name))
+    h.converge("service.files", plan.files(smep, service, rendered, host=h.name))
     image = plan.image(smep, service, host=h.name)
     if image:
         h.converge("service.image", image)
-    h.converge("service.up", plan.up(run.inv, smep, service, host=h.name))
+    h.converge("service.up", plan.up(smep, service, rendered, host=h.name))
 
 
 @task(help=HELP)
@@ -28,8 +28,8 @@ def deploy(c, machine, env, service, dry=False):
     """Upload a service's compose file and .env and start it with `docker compose up -d`."""
     with Run(c, dry=dry, title=f"service.deploy {machine} {env} {service}") as run:
         smep = run.smep(machine, env)
-        plan.render_service(run.inv, smep, service)  # bad input fails before any change
-        deploy_steps(run, smep, machine, service)
+        rendered = plan.render_service(run.inv, smep, service)  # bad input fails here, first
+        deploy_steps(run, smep, machine, service, rendered)
 
 
 @task(help={"machine": _args.MACHINE, "env": _args.ENV, "service": _args.SERVICE,

@@ -17,22 +17,25 @@ from . import _args
 HELP = {"sheet": _args.SHEET, "machine": _args.MACHINE, "env": _args.ENV}
 
 
+def _number(inv, sheet, machine):
+    """A machine's number without asking the NAS: the inventory's pin, else the defaults."""
+    m = inv.machines.get(machine) if inv else None
+    if m is not None and m.sheet == sheet and m.number is not None:
+        return m.number
+    return reg.lookup(machine, None)
+
+
 def _smep(sheet, machine, env):
     """Numbers for a machine-environment, honouring the inventory's pins when it knows them."""
     validate_name("sheet", sheet)
     validate_name("machine", machine)
     env_number(env)
-    pinned_sheet, number = None, None
     try:
         inv = load_inventory(catalog=catalog())
     except TinsnipError:
         inv = None
-    if inv and sheet in inv.sheets:
-        pinned_sheet = inv.sheets[sheet].number
-    if inv and machine in inv.machines and inv.machines[machine].sheet == sheet:
-        number = inv.machines[machine].number
-    if number is None:
-        number = reg.lookup(machine, None)
+    pinned_sheet = inv.sheets[sheet].number if inv and sheet in inv.sheets else None
+    number = _number(inv, sheet, machine)
     if number is None:
         raise TinsnipError(f"machine {machine!r} has no default number; pin it in the inventory "
                            f"(machines: {machine}: number: NN) or run machine.setup, which "
@@ -70,7 +73,7 @@ def table(c, sheet):
         pin = inv.sheets[sheet].number
         out = []
         machines = [("station", ("prod", "test"), 0)]
-        machines += [(m.name, m.environments, m.number if m.number is not None else reg.lookup(m.name, None))
+        machines += [(m.name, m.environments, _number(inv, sheet, m.name))
                      for m in inv.machines.values() if m.sheet == sheet]
         for name, envs, number in machines:
             for env in sorted(envs, key=ENVIRONMENTS.get):

@@ -95,13 +95,6 @@ def summarize(resources: Sequence[Resource], limit: int = 3) -> str:
 
 
 @dataclass
-class StepReport:
-    step: str
-    status: str  # ok | changed | would change | failed
-    detail: str = ""
-
-
-@dataclass
 class Host:
     """A named host reached through an Invoke/Fabric context, with counters for the report.
 
@@ -119,10 +112,9 @@ class Host:
     counts: dict = field(default_factory=lambda: {"ok": 0, "changed": 0, "failed": 0,
                                                   "unchecked": 0})
     seconds: float = 0.0  # time spent waiting on this host's commands
-    reports: list = field(default_factory=list)
 
     # -- running ---------------------------------------------------------------------------
-    def run(self, command: str, *, step: str, show: str = "", check: bool = True):
+    def run(self, command: str, *, step: str, show: str = ""):
         """Run one command (as root, through sudo when the login user is not root)."""
         text = f"sudo -n sh -c {q(command)}" if self.sudo else command
         self.commands += 1
@@ -131,7 +123,7 @@ class Host:
             result = self.conn.run(text, hide=True, warn=True, in_stream=False)
         finally:
             self.seconds += time.monotonic() - started
-        if check and not result.ok:
+        if not result.ok:
             raise RemoteError(self.name, step, show or command, result.exited, result.stderr)
         return result
 
@@ -186,7 +178,6 @@ class Host:
 
     # -- reporting -------------------------------------------------------------------------
     def note(self, step: str, status: str, detail: str = ""):
-        self.reports.append(StepReport(step, status, detail))
         key = {"would change": "changed", "unknown": "unchecked"}.get(status, status)
         self.counts[key] = self.counts.get(key, 0) + 1
         self.out(f"{self.name:<10} {step:<20} {status:<12} {detail}".rstrip())

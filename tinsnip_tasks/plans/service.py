@@ -77,8 +77,9 @@ def render_service(inv: Inventory, smep: Smep, service: str) -> tuple[str, str]:
     return render(f"{base}/docker-compose.yml.j2", ctx), render(f"{base}/service.env.j2", ctx)
 
 
-def files(inv: Inventory, smep: Smep, service: str, *, host: str) -> list:
-    compose, env = render_service(inv, smep, service)
+def files(smep: Smep, service: str, rendered: tuple[str, str], *, host: str) -> list:
+    """The service's folders on the mount and its files (``rendered`` by render_service)."""
+    compose, env = rendered
     d = service_dir(smep, service)
     out = [Directory(d, None, None, 0o750, host=host)]
     out += [Directory(f"{smep.mount_point}/{f}/{service}", None, None, 0o750, host=host)
@@ -95,15 +96,14 @@ def image(smep: Smep, service: str, *, host: str) -> list:
     return [DockerImage(smep.user, smep.uid, entry.image, entry.image_archive, host=host)]
 
 
-def stamp(inv: Inventory, smep: Smep, service: str) -> str:
+def stamp(smep: Smep, rendered: tuple[str, str]) -> str:
     """Digest of every file the service is started from, as :func:`files` writes them."""
-    compose, env = render_service(inv, smep, service)
     digest = hashlib.sha256()
-    for part in (compose, env, machine_env_text(smep)):
+    for part in (*rendered, machine_env_text(smep)):
         digest.update(hashlib.sha256(part.encode()).digest())
     return digest.hexdigest()
 
 
-def up(inv: Inventory, smep: Smep, service: str, *, host: str) -> list:
+def up(smep: Smep, service: str, rendered: tuple[str, str], *, host: str) -> list:
     return [ComposeUp(smep.user, smep.uid, smep.mount_point, service_dir(smep, service),
-                      service, stamp(inv, smep, service), host=host)]
+                      service, stamp(smep, rendered), host=host)]
