@@ -1,4 +1,5 @@
-"""tinsnip tasks for `inv`: nas, machine, service, xdg, smep and the built-in lab."""
+"""tinsnip tasks for `inv` in a checkout: nas, machine, service, xdg, smep, plus the built-in lab."""
+from tinsnip_lab.tasks import with_lab
 from tinsnip_tasks.collections import namespace
 
-ns = namespace()
+ns = with_lab(namespace())

@@ -16,7 +16,7 @@ from paramiko import RejectPolicy
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tinsnip_tasks import lab  # noqa: E402
+import tinsnip_lab as lab  # noqa: E402
 from tinsnip_tasks.connect import connect  # noqa: E402
 
 N = 200

@@ -49,7 +49,7 @@ def address_of(target: str) -> str:
 def make_config(lab: bool) -> Config:
     overrides = {"runners": {"remote": QuickRemote}, "timeouts": {"connect": 10}}
     if lab:
-        from . import lab
+        import tinsnip_lab as lab
 
         return Config(overrides=overrides, runtime_ssh_path=str(lab.ssh_config_path()))
     return Config(overrides=overrides)
@@ -57,7 +57,7 @@ def make_config(lab: bool) -> Config:
 
 def known_hosts_files(conn: Connection, lab: bool) -> list[Path]:
     if lab:
-        from . import lab
+        import tinsnip_lab as lab
 
         return [lab.known_hosts_path()]
     listed = conn.ssh_config.get("userknownhostsfile", "")
@@ -76,7 +76,7 @@ def connect(target: str, *, lab: bool | None = None) -> Connection:
     user, host, port = _split_target(target)
     lab = lab_mode() if lab is None else lab
     if lab:
-        from . import lab
+        import tinsnip_lab as lab
 
         if host not in lab.LAB_HOSTS:
             raise InputError(f"TINSNIP_LAB is set, so only lab hosts are reached "

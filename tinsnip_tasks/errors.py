@@ -39,10 +39,6 @@ class RemoteError(TinsnipError):
         )
 
 
-class LabError(TinsnipError):
-    """The built-in lab could not be built, started or stopped."""
-
-
 class ConflictError(TinsnipError):
     """A host holds something tinsnip would have to overwrite or take over (a user with another
     UID, a file where a folder belongs, another mount on the mount point); it refuses to."""

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tinsnip_tasks.lab.testing import lab  # noqa: F401  (the session fixture)
+from tinsnip_lab.testing import lab  # noqa: F401  (the session fixture)
 
 ROOT = Path(__file__).resolve().parents[2]
 E2E_INVENTORY = Path(__file__).resolve().parent / "data" / "inventory.yaml"

@@ -1,3 +1,3 @@
-"""Fixtures for the lab's self-tests: `lab` (see tinsnip_tasks.lab.testing)."""
+"""Fixtures for the lab's self-tests: `lab` (see tinsnip_lab.testing)."""
 
-from tinsnip_tasks.lab.testing import LabHosts, lab  # noqa: F401
+from tinsnip_lab.testing import LabHosts, lab  # noqa: F401

@@ -10,7 +10,7 @@ import fabric
 import paramiko
 import pytest
 
-from tinsnip_tasks import lab as lab_api
+import tinsnip_lab as lab_api
 
 pytestmark = pytest.mark.lab
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tinsnip_tasks.lab import nfs
+from tinsnip_lab import nfs
 
 pytestmark = pytest.mark.lab
 

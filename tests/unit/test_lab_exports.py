@@ -1,10 +1,10 @@
-"""The lab's /etc/exports parser and nfs-ganesha renderer (tinsnip_tasks.lab.nfs.exports)."""
+"""The lab's /etc/exports parser and nfs-ganesha renderer (tinsnip_lab.nfs.exports)."""
 
 import pytest
 
-from tinsnip_tasks.errors import LabError
-from tinsnip_tasks.lab.nfs import install_into_rootfs, NFS_FILES_DIR, NAS_START_COMMAND
-from tinsnip_tasks.lab.nfs.exports import (
+from tinsnip_lab.errors import LabError
+from tinsnip_lab.nfs import install_into_rootfs, NFS_FILES_DIR, NAS_START_COMMAND
+from tinsnip_lab.nfs.exports import (
     Client,
     Export,
     ExportsError,

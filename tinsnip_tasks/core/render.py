@@ -7,7 +7,7 @@ import jinja2
 
 from ..errors import TemplateError
 
-TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "templates"
+TEMPLATE_DIR = Path(__file__).resolve().parents[1] / "templates"
 
 
 def _env(root: Path) -> jinja2.Environment:

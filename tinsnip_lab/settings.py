@@ -7,21 +7,29 @@ can find and remove all of it.
 import os
 from pathlib import Path
 
+#: Several labs can run side by side on one machine, each in its own slot
+#: (``TINSNIP_LAB_SLOT``, 0 by default): own names, own subnet, own working folders.
+SLOT = int(os.environ.get("TINSNIP_LAB_SLOT", "0") or 0)
+if not 0 <= SLOT <= 9:
+    raise ValueError(f"TINSNIP_LAB_SLOT must be 0..9, not {SLOT}")
+
 #: Prefix of every network namespace and link the lab creates.
-PREFIX = "tslab-"
+PREFIX = "tslab-" if SLOT == 0 else f"tsl{SLOT}-"
+
+_NET = f"10.213.{7 + SLOT}"
 
 #: The lab's hosts and their addresses on the private bridge.
 LAB_HOSTS = {
-    "ds412plus": "10.213.7.10",
-    "homelab1": "10.213.7.21",
-    "homelab2": "10.213.7.22",
+    "ds412plus": f"{_NET}.10",
+    "homelab1": f"{_NET}.21",
+    "homelab2": f"{_NET}.22",
 }
 
 #: The host that plays the NAS.
 NAS_HOST = "ds412plus"
 
 #: Address of this (outer) machine on the lab bridge, and the prefix length.
-OUTER_IP = "10.213.7.1"
+OUTER_IP = f"{_NET}.1"
 PREFIX_LEN = 24
 
 #: Network namespace that holds the bridge, and the bridge's name inside it.
@@ -56,11 +64,13 @@ BUSYBOX_ARCHIVE = "/opt/tinsnip/images/busybox.tar"
 CACHE_DIR = Path("/var/cache/tinsnip-lab")
 #: Unpacked root filesystem (the overlay's lower layer) and per-host working directories.
 STATE_DIR = Path("/var/lib/tinsnip-lab")
+#: This slot's own working folders (hosts' upper layers, seeds, consoles).
+SLOT_DIR = STATE_DIR if SLOT == 0 else STATE_DIR / f"slot{SLOT}"
 
 
 def repo_root():
     """Return the repository root (the directory holding ``tinsnip_tasks``)."""
-    return Path(__file__).resolve().parents[2]
+    return Path(__file__).resolve().parents[1]
 
 
 def lab_dir():

@@ -24,8 +24,8 @@ import time
 import zipfile
 from pathlib import Path
 
-from tinsnip_tasks.errors import LabError
-from tinsnip_tasks.lab import images, settings
+from tinsnip_lab.errors import LabError
+from tinsnip_lab import images, settings
 
 ROOTFS_DIR = settings.STATE_DIR / "rootfs"
 STAMP_NAME = ".tinsnip-rootfs"
@@ -80,7 +80,7 @@ def _tree_digest(root):
 def nfs_module(log):
     """Import the lab's NFS stand-ins, or return None (and say so) when absent."""
     try:
-        nfs = importlib.import_module("tinsnip_tasks.lab.nfs")
+        nfs = importlib.import_module("tinsnip_lab.nfs")
     except ImportError as e:
         log(f"lab: NFS stand-ins not available ({e}); hosts will have no NFS server or mount.nfs")
         return None

@@ -7,8 +7,8 @@ known_hosts file stays valid across restarts of the lab.
 import os
 import subprocess
 
-from tinsnip_tasks.errors import LabError
-from tinsnip_tasks.lab import settings
+from tinsnip_lab.errors import LabError
+from tinsnip_lab import settings
 
 HOST_KEY = "ssh_host_ed25519_key"
 

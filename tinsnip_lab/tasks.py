@@ -8,8 +8,8 @@ neither an NFS server nor an NFS client. Needs root and the packages in .ci/lab-
 
 from invoke import Collection, Exit, task
 
-from tinsnip_tasks import lab as _lab
-from tinsnip_tasks.errors import LabError
+import tinsnip_lab as _lab
+from tinsnip_lab.errors import LabError
 
 
 @task(help={
@@ -54,3 +54,12 @@ def status(c, quiet=False):
 
 
 ns = Collection("lab", up, down, status)
+
+
+def with_lab(product: Collection) -> Collection:
+    """``product`` (tinsnip's own collections) plus ``lab`` and ``demo``, for a checkout."""
+    from tinsnip_lab.demo import demo
+
+    product.add_collection(ns)
+    product.add_task(demo)
+    return product

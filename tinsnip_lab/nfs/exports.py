@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass, field
 
 try:
-    from tinsnip_tasks.errors import LabError as _Base
+    from tinsnip_lab.errors import LabError as _Base
 except ImportError:  # running on a lab host, where only this file is installed
     class _Base(Exception):
         pass

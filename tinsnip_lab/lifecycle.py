@@ -6,8 +6,8 @@ import json
 import os
 import time
 
-from tinsnip_tasks.errors import LabError
-from tinsnip_tasks.lab import hosts, network, rootfs, settings, sshkeys
+from tinsnip_lab.errors import LabError
+from tinsnip_lab import hosts, network, rootfs, settings, sshkeys
 
 
 def _state_path():
@@ -145,6 +145,6 @@ def _start_nas_services(log):
     nfs = rootfs.nfs_module(log)
     if nfs is None:
         return ""
-    from tinsnip_tasks.lab import remote
+    from tinsnip_lab import remote
     remote.run_root(settings.NAS_HOST, nfs.NAS_START_COMMAND)
     return "; NFS server started on " + settings.NAS_HOST

@@ -6,14 +6,14 @@ root filesystem, and ``sshd``. ``.lab/ssh_config`` reaches them as root with hos
 checking on.
 """
 
-from tinsnip_tasks.lab.settings import (
+from tinsnip_lab.settings import (
     LAB_HOSTS,
     NAS_HOST,
     known_hosts_path,
     lab_dir,
     ssh_config_path,
 )
-from tinsnip_tasks.lab.lifecycle import down, is_up, status, up
+from tinsnip_lab.lifecycle import down, is_up, status, up
 
 __all__ = [
     "LAB_HOSTS", "NAS_HOST", "lab_dir", "ssh_config_path", "known_hosts_path",

@@ -5,11 +5,11 @@ import urllib.request
 
 from invoke import task
 
-from .. import lab
-from ..core.inventory import load_inventory
-from . import machine as machine_tasks
-from . import nas as nas_tasks
-from . import service as service_tasks
+import tinsnip_lab as lab
+from tinsnip_tasks.collections import machine as machine_tasks
+from tinsnip_tasks.collections import nas as nas_tasks
+from tinsnip_tasks.collections import service as service_tasks
+from tinsnip_tasks.core.inventory import load_inventory
 
 
 @task(help={"keep": "leave the lab running afterwards (default: yes, so you can look around)",

@@ -2,8 +2,8 @@
 
 import subprocess
 
-from tinsnip_tasks.errors import LabError
-from tinsnip_tasks.lab import settings
+from tinsnip_lab.errors import LabError
+from tinsnip_lab import settings
 
 
 def ssh_argv(host, command):

@@ -1,6 +1,6 @@
 """Pytest support for tests that run against the lab's real hosts over SSH.
 
-Use it from a conftest.py with ``from tinsnip_tasks.lab.testing import lab  # noqa: F401``.
+Use it from a conftest.py with ``from tinsnip_lab.testing import lab  # noqa: F401``.
 The session fixture `lab` brings the lab up once (or reuses a lab that is already up) and
 takes it down at the end, unless it was up before the session or ``TINSNIP_KEEP_LAB=1``.
 Connections check host keys against ``.lab/known_hosts`` and refuse unknown ones.
@@ -10,7 +10,7 @@ import os
 
 import pytest
 
-from tinsnip_tasks import lab as lab_api
+import tinsnip_lab as lab_api
 from tinsnip_tasks.connect import connect
 
 

@@ -9,8 +9,8 @@ import os
 import subprocess
 from pathlib import Path
 
-from tinsnip_tasks.errors import LabError
-from tinsnip_tasks.lab import settings
+from tinsnip_lab.errors import LabError
+from tinsnip_lab import settings
 
 NETNS_DIR = Path("/run/netns")
 

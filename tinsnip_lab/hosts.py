@@ -15,10 +15,10 @@ import socket
 import subprocess
 import time
 
-from tinsnip_tasks.errors import LabError
-from tinsnip_tasks.lab import network, settings, sshkeys
+from tinsnip_lab.errors import LabError
+from tinsnip_lab import network, settings, sshkeys
 
-HOSTS_DIR = settings.STATE_DIR / "hosts"
+HOSTS_DIR = settings.SLOT_DIR / "hosts"
 
 # Runs inside the host's new namespaces, still seeing the outer filesystem.
 # $1 host name, $2 lower layer (rootfs), $3 the host's working directory.
