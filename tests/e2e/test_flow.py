@@ -104,9 +104,14 @@ def test_second_run_changes_nothing(lab, cli, first_run):
     assert state() == before
 
 
-def test_no_op_machine_setup_costs_one_command_per_step(cli, first_run):
+def test_no_op_machine_setup_costs_one_command(cli, first_run):
     p = cli.inv("machine.setup", *GP)
-    assert p.summaries["homelab1"]["commands"] == 5, p.stdout  # user, mount, xdg, docker, env
+    # the facts of user, mount, xdg, docker and env in one command; nothing to change
+    assert p.summaries["homelab1"]["commands"] == 1, p.stdout
+    steps = p.recap["hosts"]["homelab1"]["steps"]
+    assert [(s["step"], s["status"]) for s in steps] == [
+        ("machine.user", "ok"), ("machine.mount", "ok"), ("xdg.link", "ok"),
+        ("machine.docker", "ok"), ("machine.env", "ok")]
     print("no-op machine.setup:", [l for l in p.stdout.splitlines() if "commands=" in l])
 
 

@@ -29,13 +29,16 @@ def as_user(user: str, uid: int, command: str) -> str:
     return f"sudo -u {q(user)} env DOCKER_HOST={q(docker_host(uid))} {command}"
 
 
-def compose_pattern(mount_point: str, service_dir: str, action: str) -> str:
+def compose_pattern(mount_point: str, service_dir: str, action: str, *, words: bool = False) -> str:
     """The seed's deploy pattern: export both env files for compose interpolation, keep the NFS
-    XDG paths away from Docker, then run ``docker compose <action>`` in the service folder."""
-    return (f"set -a && source {q(mount_point + '/.machine/machine.env')} && "
-            f"source {q(service_dir + '/.env')} && set +a && "
+    XDG paths away from Docker, then run ``docker compose <action>`` in the service folder.
+
+    With ``words=True`` the two paths are shell words already (``"$1"``), used as they are."""
+    quote = (lambda w: w) if words else q
+    return (f"set -a && source {quote(mount_point)}/.machine/machine.env && "
+            f"source {quote(service_dir)}/.env && set +a && "
             f"unset XDG_DATA_HOME XDG_CONFIG_HOME XDG_STATE_HOME && "
-            f"cd {q(service_dir)} && docker compose {action}")
+            f"cd {quote(service_dir)} && docker compose {action}")
 
 
 def compose_as(user: str, mount_point: str, service_dir: str, action: str) -> str:
@@ -55,7 +58,6 @@ class RootlessDocker(Resource):
     home: str
     unit: str = ""  # rendered systemd user unit (used only where systemd runs)
     wait_seconds: int = 30
-    host: str = "host"
 
     def describe(self):
         return f"rootless docker for {self.user} at {docker_host(self.uid)}"
@@ -87,7 +89,7 @@ class RootlessDocker(Resource):
                                   ("rootlesskit", "rootlesskit"), ("uidmap", "uidmap"))
                    if not fact.get(k)]
         if missing:
-            raise ConflictError(self.host, "rootless Docker needs " + ", ".join(missing)
+            raise ConflictError("rootless Docker needs " + ", ".join(missing)
                                 + " installed (apt-get install docker.io rootlesskit "
                                   "slirp4netns uidmap)")
         if fact.get("init") == "systemd":
@@ -142,7 +144,6 @@ class DockerImage(Resource):
     uid: int
     image: str
     archive: str
-    host: str = "host"
 
     def describe(self):
         return f"image {self.image} for {self.user}"
@@ -183,7 +184,6 @@ class ComposeUp(Resource):
     service_dir: str
     project: str
     stamp: str = ""
-    host: str = "host"
 
     def describe(self):
         return f"compose project {self.project} up as {self.user}"

@@ -14,6 +14,7 @@ from ..core.smep import Smep
 from ..errors import InputError, TemplateError
 from ..ops.docker import ComposeUp, DockerImage
 from ..ops.resources import Directory, File
+from . import Target, step
 from .machine import machine_env_text
 
 DATA_FOLDERS = ("data", "state", "config")
@@ -58,13 +59,19 @@ def service_dir(smep: Smep, service: str) -> str:
     return f"{smep.mount_point}/service/{service}"
 
 
+def check_service(inv: Inventory, machine_name: str, service: str) -> None:
+    """Raise unless the inventory lists ``service`` under the machine."""
+    machine = inv.machine(machine_name)
+    if service not in machine.services:
+        raise InputError(f"machine {machine_name} does not run {service!r} in {inv.path}; it "
+                         f"runs: {', '.join(machine.services) or 'nothing'} (add it under "
+                         f"machines: {machine_name}: services)")
+
+
 def render_service(inv: Inventory, smep: Smep, service: str) -> tuple[str, str]:
     """The compose file and the .env of ``service`` for this machine-environment."""
+    check_service(inv, smep.machine, service)
     machine = inv.machine(smep.machine)
-    if service not in machine.services:
-        raise InputError(f"machine {smep.machine} does not run {service!r} in {inv.path}; it runs: "
-                         f"{', '.join(machine.services) or 'nothing'} (add it under machines: "
-                         f"{smep.machine}: services)")
     entry = catalog_entry(service)
     ports = machine.services[service].ports
     missing = [p for p in entry.ports if p not in ports]
@@ -77,23 +84,28 @@ def render_service(inv: Inventory, smep: Smep, service: str) -> tuple[str, str]:
     return render(f"{base}/docker-compose.yml.j2", ctx), render(f"{base}/service.env.j2", ctx)
 
 
-def files(smep: Smep, service: str, rendered: tuple[str, str], *, host: str) -> list:
-    """The service's folders on the mount and its files (``rendered`` by render_service)."""
-    compose, env = rendered
+@step("service.files", needs=("machine.mount",))
+def files(t: Target) -> list:
+    """The service's folders on the mount and its files (rendered by :func:`render_service`)."""
+    smep, service = t.smep, t.service
+    compose, env = t.rendered
     d = service_dir(smep, service)
-    out = [Directory(d, None, None, 0o750, host=host)]
-    out += [Directory(f"{smep.mount_point}/{f}/{service}", None, None, 0o750, host=host)
+    out = [Directory(d, None, None, 0o750)]
+    out += [Directory(f"{smep.mount_point}/{f}/{service}", None, None, 0o750)
             for f in DATA_FOLDERS]
-    out += [File(f"{d}/docker-compose.yml", compose.encode(), None, None, 0o640, host=host),
-            File(f"{d}/.env", env.encode(), None, None, 0o600, secret=True, host=host)]
+    out += [File(f"{d}/docker-compose.yml", compose.encode(), None, None, 0o640),
+            File(f"{d}/.env", env.encode(), None, None, 0o600, secret=True)]
     return out
 
 
-def image(smep: Smep, service: str, *, host: str) -> list:
+@step("service.image", needs=("machine.docker",))
+def image(t: Target) -> list:
+    """The service's image in the user's daemon, loaded from the host's archive if missing."""
+    smep, service = t.smep, t.service
     entry = catalog_entry(service)
     if not entry.image_archive:
         return []
-    return [DockerImage(smep.user, smep.uid, entry.image, entry.image_archive, host=host)]
+    return [DockerImage(smep.user, smep.uid, entry.image, entry.image_archive)]
 
 
 def stamp(smep: Smep, rendered: tuple[str, str]) -> str:
@@ -104,6 +116,14 @@ def stamp(smep: Smep, rendered: tuple[str, str]) -> str:
     return digest.hexdigest()
 
 
-def up(smep: Smep, service: str, rendered: tuple[str, str], *, host: str) -> list:
+@step("service.up", needs=("machine.mount", "machine.docker", "machine.env", "service.files",
+                          "service.image"))
+def up(t: Target) -> list:
+    """The Compose project runs with its current files (the seed's ``up -d`` when not)."""
+    smep, service = t.smep, t.service
     return [ComposeUp(smep.user, smep.uid, smep.mount_point, service_dir(smep, service),
-                      service, stamp(smep, rendered), host=host)]
+                      service, stamp(smep, t.rendered))]
+
+
+#: service.deploy: files, image, compose project.
+DEPLOY = (files, image, up)
