@@ -17,7 +17,7 @@ from .connect import Connections
 from .core.inventory import Inventory, load_inventory
 from .core.render import catalog
 from .errors import InputError, TinsnipError, UnreachableError
-from .ops.base import Host
+from .ops.base import DEFAULT_TIMEOUT, Host
 from .output import Output
 from .plans.numbers import Numbers
 from .results import EXIT_INPUT, GroupResult
@@ -51,6 +51,8 @@ class Run:
                              verbose=bool(setting(c, "verbose") if verbose is None else verbose))
         self.recap_file = setting(c, "recap_file") or ""
         self.override = override_target(c)
+        # Invoke's own setting for how long a command may run (`inv -T N`, timeouts.command)
+        self.timeout = c.config.timeouts.command or DEFAULT_TIMEOUT
         self.conns = Connections()
         self.hosts: dict[str, Host] = {}
         self.results = GroupResult(dry=dry, title=title)
@@ -126,7 +128,7 @@ class Run:
                 unreachable = str(problem)
         user = getattr(conn, "user", "root") if conn else "root"
         h = Host(target, conn, dry=self.dry, output=self.output, sudo=user != "root",
-                 unreachable=unreachable)
+                 timeout=self.timeout, unreachable=unreachable)
         if unreachable:
             self.output.error(f"error: {unreachable}")
             h.result.error = unreachable

@@ -15,10 +15,13 @@ and step and records it in its :class:`~tinsnip_tasks.results.HostResult`.
 from __future__ import annotations
 
 import base64
+import io
 import shlex
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
+
+from invoke.exceptions import CommandTimedOut
 
 from ..errors import RemoteError, TinsnipError
 from ..results import HostResult, StepResult
@@ -27,6 +30,7 @@ q = shlex.quote
 MARK = "@@tinsnip-fact:"
 STEP_MARK = "@@tinsnip-step:"
 RETRY_EXIT = 75  # a command's way of saying "the state moved under me: read the facts again"
+DEFAULT_TIMEOUT = 300.0  # seconds a remote command may take (Invoke's timeouts.command, `inv -T`)
 
 
 @dataclass(frozen=True)
@@ -134,6 +138,16 @@ def _failed_step(stderr: str, count: int) -> int:
 
 def _without_marks(text: str) -> str:
     return "\n".join(l for l in (text or "").splitlines() if not l.startswith(STEP_MARK))
+def remote_script(command: str) -> str:
+    """``command`` as the remote shell reads it from its standard input (``sh -s``).
+
+    The script, file contents included, travels over the SSH channel's stdin, never in a
+    command line (which any local user reads in /proc/PID/cmdline and sudo logs). It runs in
+    the C locale, so tools print what the parsers expect. The body is one brace group: the shell
+    reads all of it before running any of it (a script cut off in transit runs nothing), and
+    the commands inside read /dev/null, so none of them can swallow the rest of the script.
+    """
+    return f"LC_ALL=C; export LC_ALL\n{{\n{command}\n}} </dev/null\n"
 
 
 @dataclass
@@ -152,6 +166,7 @@ class Host:
     output: Any = None  # tinsnip_tasks.output.Output; None prints nothing
     sudo: bool = False
     unreachable: str = ""
+    timeout: float = DEFAULT_TIMEOUT
     commands: int = 0
     seconds: float = 0.0  # time spent waiting on this host's commands
     result: HostResult = field(init=False)
@@ -161,12 +176,21 @@ class Host:
 
     # -- running ---------------------------------------------------------------------------
     def run(self, command: str, *, step: str, show: str = ""):
-        """Run one command (as root, through sudo when the login user is not root)."""
-        text = f"sudo -n sh -c {q(command)}" if self.sudo else command
+        """Run one script as root (through ``sudo -n`` when the login user is not root).
+
+        The script goes over stdin (see :func:`remote_script`); a script that takes longer
+        than ``timeout`` seconds fails the step.
+        """
+        text = "sudo -n sh -s" if self.sudo else "sh -s"
         self.commands += 1
         started = time.monotonic()
         try:
-            result = self.conn.run(text, hide=True, warn=True, in_stream=False)
+            result = self.conn.run(text, hide=True, warn=True, timeout=self.timeout,
+                                   in_stream=io.StringIO(remote_script(command)))
+        except CommandTimedOut as e:
+            raise RemoteError(self.name, step, show or command, "timeout",
+                              f"no answer within {self.timeout:g} s (set timeouts.command "
+                              f"or `inv -T SECONDS`)") from e
         finally:
             self.seconds += time.monotonic() - started
         if not result.ok:
