@@ -6,7 +6,6 @@ SSH configuration and ``~/.ssh/known_hosts`` apply. Either way an unknown host k
 """
 from __future__ import annotations
 
-import io
 import logging
 import os
 import socket
@@ -15,7 +14,6 @@ from pathlib import Path
 import paramiko
 from fabric import Config, Connection
 from fabric.runners import Remote
-from invoke.runners import Local
 
 from .core.target import address_of, split_target as _split_target  # noqa: F401
 from .errors import InputError, UnreachableError
@@ -28,26 +26,8 @@ _paramiko_log.addHandler(logging.NullHandler())
 _paramiko_log.propagate = False
 
 
-class WholeScripts:
-    """Feed a script held in memory (``in_stream=io.StringIO(...)``) in one piece.
-
-    Invoke's runners read a stream that is not a terminal one byte per turn of their stdin
-    loop (``input_sleep``, 10 ms by default), so a 3 KB script took seconds to send."""
-
-    def read_our_stdin(self, input_):
-        if isinstance(input_, io.StringIO):
-            return input_.read()
-        return super().read_our_stdin(input_)
-
-
-class QuickRemote(WholeScripts, Remote):
+class QuickRemote(Remote):
     """Fabric's remote runner with a shorter pause in its stdin loop (default 10 ms a turn)."""
-
-    input_sleep = 0.001
-
-
-class QuickLocal(WholeScripts, Local):
-    """Invoke's local runner, fed the same way (tests run scripts with a local context)."""
 
     input_sleep = 0.001
 

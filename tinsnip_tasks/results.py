@@ -10,7 +10,7 @@ import json
 from dataclasses import asdict, dataclass, field
 
 #: What a step can report. ``would change`` is ``changed`` in a dry run.
-STATUSES = ("ok", "changed", "would change", "failed", "skipped", "unchecked")
+STATUSES = ("ok", "changed", "would change", "failed", "skipped", "unchecked", "warning")
 
 #: Exit codes, documented in the README.
 EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_UNREACHABLE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
@@ -66,6 +66,7 @@ class HostResult:
         d = asdict(self)
         d.update(ok=self.ok, changed=self.changed, failed=self.failed,
                  skipped=self.count("skipped"), unchecked=self.count("unchecked"),
+                 warnings=self.count("warning"),
                  reachable=not self.unreachable)
         return d
 
@@ -112,9 +113,10 @@ def recap_line(r: HostResult) -> str:
     """``HOST: ok=N changed=N failed=N commands=N seconds=S`` plus what else happened."""
     line = (f"{r.host}: ok={r.ok} changed={r.changed} failed={r.failed} "
             f"commands={r.commands} seconds={r.seconds:.2f}")
-    for status in ("skipped", "unchecked"):
+    for status, word in (("skipped", "skipped"), ("unchecked", "unchecked"),
+                         ("warning", "warnings")):
         if r.count(status):
-            line += f" {status}={r.count(status)}"
+            line += f" {word}={r.count(status)}"
     if r.unreachable:
         line += " unreachable=1"
     return line

@@ -1,4 +1,5 @@
 """The whole flow over real SSH against the lab: NAS, machine, service, status, re-runs."""
+import sys
 import urllib.request
 
 import pytest
@@ -80,8 +81,11 @@ def test_daemon_outlives_the_ssh_session(lab, first_run):
 
 def test_status_passes_every_item(cli, first_run):
     p = cli.inv("machine.status", *GP)
-    lines = [l for l in p.stdout.splitlines() if " status." in l]
-    assert len(lines) == 6 and all(" ok " in l for l in lines), p.stdout
+    steps = [s for s in p.recap["hosts"]["homelab1"]["steps"] if s["step"].startswith("status.")]
+    assert [s["step"] for s in steps] == [
+        "status.interpolation", "status.daemon", "status.environment", "status.writable",
+        "status.ports", "status.restarting", "status.forwards"], p.stdout
+    assert all(s["status"] == "ok" for s in steps), p.stdout
 
 
 def test_second_run_changes_nothing(lab, cli, first_run):
@@ -153,15 +157,15 @@ def test_failure_halfway_then_the_next_run_finishes(lab, cli, first_run):
 
 def test_fab_with_a_host_from_the_command_line(cli, first_run):
     p = cli.fab("-H", "homelab1", "machine.status", *GP)
-    assert "homelab1: ok=6 changed=0 failed=0" in p.stdout
+    assert "homelab1: ok=7 changed=0 failed=0" in p.stdout
 
 
 def test_makefile_targets_run_the_flow_and_stop_at_the_first_failure(cli, first_run, tmp_path):
     mk = tmp_path / "Makefile"
     cli.inv("service.makefile", *GP, "--service", "hello", "--output", str(mk))
-    ok = cli.run(["make", "-f", str(mk), "setup", "deploy", "INV=python3 -m invoke"])
+    ok = cli.run(["make", "-f", str(mk), "setup", "deploy", f"INV={sys.executable} -m invoke"])
     assert "changed=0" in ok.stdout and "service.deploy" in ok.stdout
     bad = cli.run(["make", "-f", str(mk), "setup", "deploy", "TIN_ENV=prd",
-                   "INV=python3 -m invoke"], check=False)
+                   f"INV={sys.executable} -m invoke"], check=False)
     assert bad.returncode != 0
     assert "service.deploy" not in bad.stdout and "machine.setup" not in bad.stdout

@@ -3,9 +3,8 @@ on a temporary folder. Facts of every step in one command, changes in one more; 
 depend on a changed step are read again; failures are labelled with host and step."""
 import json
 
-from invoke import Config, Context
+from invoke import Context
 
-from tinsnip_tasks.connect import QuickLocal
 from tinsnip_tasks.ops.base import Host, Step
 from tinsnip_tasks.ops.resources import Directory, Edited, File, set_line, field_is
 from tinsnip_tasks.results import (EXIT_FAILED, EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OK,
@@ -14,7 +13,7 @@ from tinsnip_tasks.results import (EXIT_FAILED, EXIT_INPUT, EXIT_INTERRUPTED, EX
 
 
 def host(dry=False):
-    return Host("box", Context(Config(overrides={"runners": {"local": QuickLocal}})), dry=dry)
+    return Host("box", Context(), dry=dry)
 
 
 def statuses(h):

@@ -9,6 +9,7 @@ from ..plans import machine as plan
 from ..plans import status as checks
 from ..run import Run
 from . import _args
+from .service import forwards_listed
 
 
 def converge(c, title, machine, env, steps, *, dry, json, verbose, assign=False):
@@ -62,6 +63,9 @@ def check(run: Run, t):
         titles = dict(checks.ITEMS)
         for item, passed, detail in checks.evaluate(facts, t.smep):
             h.note(f"status.{item}", "ok" if passed else "failed", f"{titles[item]}: {detail}")
+        rules = [r for r in forwards_listed(h) if r["chain"] == "PREROUTING"]
+        h.note("status.forwards", "ok", "standard ports forwarded on this host: " + (", ".join(
+            f"{r['port']} -> {r['to']} ({r['owner']})" for r in rules) or "none"))
 
 
 @task(help={"machine": _args.MACHINE, "env": _args.ENV, **_args.OUTPUT})
@@ -71,4 +75,14 @@ def status(c, machine, env, json=False, verbose=False):
         check(run, run.target(machine, env))
 
 
-ns = Collection("machine", setup, user, mount, docker, env_, status)
+@task(help=_args.COMMON)
+def teardown(c, machine, env, dry=False, json=False, verbose=False):
+    """Take a machine-environment off its host: containers, daemon, forwards, mount, user.
+
+    Its NAS folder and export stay (``nas.remove --purge`` deletes those), so a later
+    machine.setup finds the data again."""
+    converge(c, "machine.teardown", machine, env, plan.TEARDOWN, dry=dry, json=json,
+             verbose=verbose)
+
+
+ns = Collection("machine", setup, user, mount, docker, env_, status, teardown)

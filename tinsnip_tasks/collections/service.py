@@ -1,4 +1,8 @@
-"""Catalog services: render a service's compose file and .env, then start it as the machine user."""
+"""Services: from the catalog or their own folder, checked before start, forwarded, removed.
+
+``deploy`` writes the service's compose file and .env (and uploads its folder as the build
+context), runs the preflight (``check``) and starts it as the machine user the seed's way.
+"""
 from pathlib import Path
 
 from invoke import Collection, task
@@ -7,8 +11,11 @@ from invoke.exceptions import Exit
 from ..core.inventory import load_inventory
 from ..core.render import catalog, render
 from ..errors import TinsnipError
-from ..plans import service as plan
+from ..ops.base import Step
+from ..ops.docker import compose_as
+from ..ops.forward import LIST_COMMAND, parse_rules
 from ..plans import build
+from ..plans import service as plan
 from ..run import Run
 from . import _args
 
@@ -17,13 +24,71 @@ HELP = {**_args.COMMON, "service": _args.SERVICE}
 
 @task(help=HELP)
 def deploy(c, machine, env, service, dry=False, json=False, verbose=False):
-    """Upload a service's compose file and .env and start it with `docker compose up -d`."""
+    """Upload a service's files (and build context), check them, start it with compose up -d."""
     with Run(c, dry=dry, title=f"service.deploy {machine} {env} {service}", json=json,
              verbose=verbose) as run:
         plan.check_service(run.inv, machine, service)  # bad input fails here, first
         t = run.target(machine, env, service=service)
-        steps = [build(fn, t) for fn in plan.DEPLOY]
-        run.machine_host(machine).converge(steps)
+        run.machine_host(machine).converge([build(fn, t) for fn in plan.DEPLOY])
+
+
+@task(help={"machine": _args.MACHINE, "env": _args.ENV, "service": _args.SERVICE,
+            **_args.OUTPUT})
+def check(c, machine, env, service, json=False, verbose=False):
+    """Run the preflight on the deployed files: docker compose config and tinsnip's rules."""
+    with Run(c, title=f"service.check {machine} {env} {service}", json=json,
+             verbose=verbose) as run:
+        plan.check_service(run.inv, machine, service)
+        t = run.target(machine, env, service=service)
+        h = run.machine_host(machine)
+        if not h.failed:
+            with h.guard("service.check"):
+                plan.check(h, t)
+
+
+@task(help={**_args.COMMON, "port": "standard port on the machine host, e.g. 389",
+            "to": "port name of a service (from the inventory) or TIN_PORT index 0..9",
+            "service": "the service that owns the forward (default: the one with the --to name)",
+            "remove": "remove the forward of this port instead"})
+def forward(c, machine, env, port, to="", service="", remove=False, dry=False, json=False,
+            verbose=False):
+    """Forward a standard port on the machine host to one of the environment's ten ports."""
+    with Run(c, dry=dry, title=f"service.forward {machine} {env} {port}", json=json,
+             verbose=verbose) as run:
+        t = run.target(machine, env)
+        service = service or plan.service_with_port(run.inv, machine, to)
+        want = plan.forward_to(run.inv, t.smep, service, port, to, remove=remove)
+        run.machine_host(machine).converge([Step("service.forward", (want,), t.scope, t.scope)])
+
+
+@task(help=HELP)
+def remove(c, machine, env, service, dry=False, json=False, verbose=False):
+    """Stop a service (compose down) and remove its files and forwards; its NAS data stays."""
+    with Run(c, dry=dry, title=f"service.remove {machine} {env} {service}", json=json,
+             verbose=verbose) as run:
+        plan.check_runs(run.inv, None, service)
+        t = run.target(machine, env, service=service)
+        run.machine_host(machine).converge([build(fn, t) for fn in plan.REMOVE])
+
+
+@task(help={**HELP, "tail": "number of lines from the end of each container's log (default 100)"})
+def logs(c, machine, env, service, tail=100, dry=False, json=False, verbose=False):
+    """Print the service's compose logs, read as the machine user."""
+    with Run(c, dry=dry, title=f"service.logs {machine} {env} {service}", json=json,
+             verbose=verbose) as run:
+        plan.check_runs(run.inv, None, service)
+        t = run.target(machine, env, service=service)
+        smep, h = t.smep, run.machine_host(machine)
+        command = compose_as(smep.user, smep.mount_point, plan.service_dir(smep, service),
+                             f"logs --no-color --tail {int(tail)}")
+        if dry or h.conn is None or h.failed:
+            h.note("service.logs", "unchecked" if not h.failed else "skipped", service,
+                   commands=[command])
+            return
+        with h.guard("service.logs"):
+            out = h.execute(command, step="service.logs", show=f"compose logs of {service}")
+            run.output.info(out.stdout.rstrip("\n"))
+            h.note("service.logs", "ok", f"{service}: {len(out.stdout.splitlines())} line(s)")
 
 
 @task(help={"machine": _args.MACHINE, "env": _args.ENV, "service": _args.SERVICE,
@@ -45,4 +110,10 @@ def makefile(c, machine, env, service, output=""):
         print(text, end="")
 
 
-ns = Collection("service", deploy, makefile)
+def forwards_listed(h) -> list[dict]:
+    """The host's forward rules (for machine.status)."""
+    return parse_rules(h.execute(LIST_COMMAND, step="machine.status",
+                                 show="list port forwards").stdout)
+
+
+ns = Collection("service", deploy, check, forward, remove, logs, makefile)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import io
+import secrets
 import shlex
 import time
 from dataclasses import dataclass, field
@@ -35,10 +36,15 @@ DEFAULT_TIMEOUT = 300.0  # seconds a remote command may take (Invoke's timeouts.
 
 @dataclass(frozen=True)
 class Cmd:
-    """A shell command, and what a person is shown for it (never a secret)."""
+    """A shell command, and what a person is shown for it (never a secret).
+
+    ``data``, when given, is uploaded to a private temporary file on the host before the
+    step's script runs and becomes the command's standard input (large contents such as a
+    build context never travel in a command line)."""
 
     text: str
     show: str = ""
+    data: bytes | None = None
 
     def __str__(self):
         return self.show or self.text
@@ -89,6 +95,7 @@ class Step:
     scope: str = ""
     label: str = ""
     needs: tuple = ()
+    before: Any = None  # before(host): runs just before the step changes anything; may refuse
 
 
 def facts_script(resources: Sequence[Resource]) -> str:
@@ -150,6 +157,15 @@ def remote_script(command: str) -> str:
     return f"LC_ALL=C; export LC_ALL\n{{\n{command}\n}} </dev/null\n"
 
 
+class ScriptStream(io.StringIO):
+    """A script as Invoke's ``in_stream``: handed over whole at the first read (Invoke asks a
+    stream that is not a terminal for one character per turn of its stdin loop), then EOF,
+    on which Invoke closes the channel's stdin."""
+
+    def read(self, size: int | None = -1) -> str:
+        return super().read()
+
+
 @dataclass
 class Host:
     """A named host reached through an Invoke/Fabric context; what it did is in ``result``.
@@ -186,7 +202,7 @@ class Host:
         started = time.monotonic()
         try:
             result = self.conn.run(text, hide=True, warn=True, timeout=self.timeout,
-                                   in_stream=io.StringIO(remote_script(command)))
+                                   in_stream=ScriptStream(remote_script(command)))
         except CommandTimedOut as e:
             raise RemoteError(self.name, step, show or command, "timeout",
                               f"no answer within {self.timeout:g} s (set timeouts.command "
@@ -196,6 +212,20 @@ class Host:
         if not result.ok:
             raise RemoteError(self.name, step, show or command, result.exited, result.stderr)
         return result
+
+    def upload(self, data: bytes) -> str:
+        """Put ``data`` in a new file only the login user can read; return its path."""
+        path = f"/tmp/.tinsnip-upload-{secrets.token_hex(12)}"
+        self.commands += 1
+        started = time.monotonic()
+        try:
+            with self.conn.sftp().open(path, "wbx") as f:  # x: never an existing file or link
+                f.chmod(0o600)
+                f.set_pipelined(True)
+                f.write(data)
+        finally:
+            self.seconds += time.monotonic() - started
+        return path
 
     def execute(self, command: str, *, step: str, show: str = ""):
         """:meth:`run`, traced with -v, counted in :attr:`result`."""
@@ -292,6 +322,8 @@ class Host:
                     cmds = r.plan(out)
                     if cmds:
                         todo.append((r, cmds, r.diff(out) if (self.dry or self._verbose) else ""))
+                if todo and s.before is not None:
+                    s.before(self)
             except TinsnipError as e:
                 return now, later + list(pending[n + 1:]), (s, e)
             if not todo:
@@ -310,9 +342,16 @@ class Host:
         """Run the changes of ``now`` ([(step, todo)]) as one script; return (changed, steps to
         read again because a resource asked for it)."""
         lines = ["set -e"]
+        uploads = []
         for k, (s, todo) in enumerate(now):
             lines.append(f"echo {STEP_MARK}{k} >&2")
-            lines += [c.text for _, cmds, _ in todo for c in cmds]
+            for _, cmds, _ in todo:
+                for c in cmds:
+                    path = self.upload(c.data) if c.data is not None else None
+                    uploads += [path] if path else []
+                    lines.append(c.text if path is None else f"{c.text} < {q(path)}")
+        if uploads:
+            lines.insert(1, f"trap {q('rm -f ' + sh(*uploads))} EXIT")
         shown = " && ".join(str(c) for _, todo in now for _, cmds, _ in todo for c in cmds)
         name = now[0][0].name if len(now) == 1 else f"{now[0][0].name} (changes)"
         try:

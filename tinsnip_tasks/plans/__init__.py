@@ -9,7 +9,7 @@ a host converges.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, partial
 from typing import Callable
 
 from ..core.inventory import Inventory
@@ -30,8 +30,9 @@ class Target:
         return self.smep.user
 
     @cached_property
-    def rendered(self) -> tuple[str, str]:
-        """The service's compose file and .env, rendered once per target."""
+    def rendered(self):
+        """The service's files (:class:`~tinsnip_tasks.plans.service.Rendered`), rendered once
+        per target."""
         from .service import render_service
 
         return render_service(self.inv, self.smep, self.service)
@@ -40,11 +41,15 @@ class Target:
 StepFn = Callable[[Target], list]
 
 
-def step(name: str, *, needs: tuple[str, ...] = ()):
-    """Mark ``fn`` as the step ``name`` whose facts depend on the steps in ``needs``."""
+def step(name: str, *, needs: tuple[str, ...] = (), before: Callable | None = None):
+    """Mark ``fn`` as the step ``name`` whose facts depend on the steps in ``needs``.
+
+    ``before(host, target)``, when given, runs only when the step has something to change, just
+    before it changes it (the preflight before ``service.up`` starts anything); it refuses by
+    raising."""
 
     def mark(fn):
-        fn.step_name, fn.needs = name, tuple(needs)
+        fn.step_name, fn.needs, fn.before = name, tuple(needs), before
         return fn
 
     return mark
@@ -53,4 +58,6 @@ def step(name: str, *, needs: tuple[str, ...] = ()):
 def build(fn: StepFn, t: Target) -> Step:
     """The step ``fn`` for target ``t`` (bad input raises here, before any host is touched)."""
     label = t.scope + (f" {t.service}" if t.service else "")
-    return Step(fn.step_name, tuple(fn(t)), scope=t.scope, label=label, needs=fn.needs)
+    before = partial(fn.before, target=t) if fn.before else None
+    return Step(fn.step_name, tuple(fn(t)), scope=t.scope, label=label, needs=fn.needs,
+                before=before)

@@ -3,8 +3,10 @@ from __future__ import annotations
 
 from ..core.render import render
 from ..core.smep import Smep
-from ..ops.docker import ROOTLESS_SCRIPTS, RootlessDocker, docker_host
-from ..ops.resources import Directory, Edited, File, Mounted, Symlink, User, field_is, set_line
+from ..ops.docker import ROOTLESS_SCRIPTS, DockerStopped, NoContainers, RootlessDocker, docker_host
+from ..ops.forward import Forward
+from ..ops.resources import (Directory, Edited, File, Mounted, Symlink, Unmounted, User, UserAbsent,
+                             drop_lines, field_is, set_line)
 from . import Target, step
 
 SUBID_COUNT = 65536
@@ -94,3 +96,43 @@ def machine_env(t: Target) -> list:
 
 #: machine.setup: the seed's order.
 SETUP = (user, mount, xdg_links, docker, machine_env)
+
+
+# machine.teardown: containers, daemon, forwards, mount, fstab line, user and home (with its XDG
+# links). Nothing on the NAS is touched: its data stays. Each step is read after the one before
+# it has run (a daemon stops only once its containers are gone, a user goes once its processes
+# are).
+@step("machine.down")
+def containers_down(t: Target) -> list:
+    """No containers of the machine user."""
+    return [NoContainers(t.smep.user, t.smep.uid)]
+
+
+@step("machine.docker", needs=("machine.down",))
+def docker_stopped(t: Target) -> list:
+    """The machine user's rootless daemon stopped."""
+    return [DockerStopped(t.smep.user, t.smep.uid)]
+
+
+@step("machine.forwards", needs=("machine.docker",))
+def forwards_removed(t: Target) -> list:
+    """No port forwards owned by the machine-environment."""
+    return [Forward(None, None, t.smep.user)]
+
+
+@step("machine.mount", needs=("machine.forwards",))
+def unmounted(t: Target) -> list:
+    """The mount gone and its fstab line with it."""
+    smep = t.smep
+    return [Unmounted(smep.mount_point),
+            Edited("/etc/fstab", drop_lines(field_is(1, smep.mount_point)),
+                   f"no fstab line for {smep.mount_point}")]
+
+
+@step("machine.user", needs=("machine.mount",))
+def user_removed(t: Target) -> list:
+    """No machine user, group or home."""
+    return [UserAbsent(t.smep.user, home(t.smep))]
+
+
+TEARDOWN = (containers_down, docker_stopped, forwards_removed, unmounted, user_removed)

@@ -5,7 +5,7 @@ from ..core import registry as reg
 from ..core.render import render
 from ..core.smep import Smep
 from ..ops.base import q
-from ..ops.resources import Directory, Edited, field_is, set_line
+from ..ops.resources import Absent, Directory, Edited, drop_lines, field_is, set_line
 from . import Target, step
 
 SUBDIRS = ("state", "data", "config", "service")
@@ -94,3 +94,13 @@ def station(t: Target) -> list:
 
 #: nas.setup: a machine-environment's tree, then its export.
 SETUP = (tree, export)
+
+
+@step("nas.remove")
+def removed(t: Target) -> list:
+    """No export line for the machine-environment (``exportfs -ra``, the old file back if the NAS
+    refuses), then no folder: its data is deleted."""
+    export_dir = t.inv.export_dir(t.smep.machine, t.smep.env)
+    return [Edited("/etc/exports", drop_lines(field_is(0, export_dir)),
+                   f"no export of {export_dir}", after=("exportfs -ra",), rollback=True),
+            Absent(export_dir)]

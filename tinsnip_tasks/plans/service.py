@@ -1,4 +1,5 @@
-"""A catalog service on a machine: its files on the mount, its image, its Compose project."""
+"""A service on a machine (from the catalog or its own folder): its files and build context on
+the mount, its image, its Compose project."""
 from __future__ import annotations
 
 import hashlib
@@ -9,33 +10,59 @@ import yaml
 from dotenv import dotenv_values
 
 from ..core.inventory import Inventory
+from ..core import context
 from ..core.render import TEMPLATE_DIR, render
 from ..core.smep import Smep
-from ..errors import InputError, TemplateError
-from ..ops.docker import ComposeUp, DockerImage
-from ..ops.resources import Directory, File
-from . import Target, step
-from .machine import machine_env_text
+from ..core.smep import validate_name
+from ..errors import InputError, PreflightError, TemplateError
+from ..ops.base import Host, q
+from ..ops.docker import ComposeDown, ComposeUp, ContextTree, DockerImage
+from ..ops.forward import Forward
+from ..ops.resources import Absent, Directory, File
+from . import Target, preflight, step
+from .machine import home, machine_env_text
 
 DATA_FOLDERS = ("data", "state", "config")
 
 
 @dataclass(frozen=True)
 class CatalogEntry:
+    """What ``service.yaml`` says (a catalog service, or a service folder's own file)."""
+
     name: str
     image: str
     image_archive: str | None
     ports: tuple
     secrets: tuple
+    folder: Path | None = None  # the service's own folder; None for a catalog service
+
+
+def _entry(name: str, meta_path: Path, folder: Path | None) -> CatalogEntry:
+    try:
+        meta = yaml.safe_load(meta_path.read_text()) if meta_path.is_file() else {}
+    except yaml.YAMLError as e:
+        raise TemplateError(f"{meta_path} is not valid YAML: {e}") from None
+    if not isinstance(meta, dict):
+        raise TemplateError(f"{meta_path} must be a mapping (image, image_archive, ports, secrets)")
+    if folder is None and "image" not in meta:
+        raise TemplateError(f"{meta_path} has no image")
+    return CatalogEntry(name, meta.get("image", ""), meta.get("image_archive"),
+                        tuple(meta.get("ports") or ()), tuple(meta.get("secrets") or ()), folder)
 
 
 def catalog_entry(name: str, root: Path | None = None) -> CatalogEntry:
     path = (root or TEMPLATE_DIR) / "services" / name / "service.yaml"
     if not path.is_file():
         raise TemplateError(f"catalog service {name!r} has no {path}")
-    meta = yaml.safe_load(path.read_text()) or {}
-    return CatalogEntry(name, meta["image"], meta.get("image_archive"),
-                        tuple(meta.get("ports", ())), tuple(meta.get("secrets", ())))
+    return _entry(name, path, None)
+
+
+def service_entry(inv: Inventory, machine: str, service: str) -> CatalogEntry:
+    """The service as the inventory gives it: from its own folder, else from the catalog."""
+    folder = inv.machine(machine).services[service].path
+    if folder is None:
+        return catalog_entry(service)
+    return _entry(service, Path(folder) / "service.yaml", Path(folder))
 
 
 def secrets_path(inv: Inventory, smep: Smep) -> Path:
@@ -59,6 +86,65 @@ def service_dir(smep: Smep, service: str) -> str:
     return f"{smep.mount_point}/service/{service}"
 
 
+@dataclass(frozen=True)
+class Rendered:
+    """What a deploy writes for a service: its compose file, its .env and, for a service from
+    its own folder, the build context (files, digest) uploaded with it."""
+
+    compose: str
+    env: str
+    folder: Path | None = None
+    context_files: tuple = ()
+    context_digest: str = ""
+    build: bool = False
+
+
+def env_line(key: str, value: str) -> str:
+    """``KEY='value'`` as both bash ``source`` and compose read it, literally."""
+    if "'" in value or "\n" in value or "\r" in value:
+        raise InputError(f"the value of {key} holds a quote or a line break, which an env file "
+                         "cannot carry safely; change the value")
+    return f"{key}='{value}'"
+
+
+def port_lines(smep: Smep, ports: dict) -> str:
+    """``TIN_PORT_<NAME>=<port>`` for each port name the inventory maps, so a service's own
+    ``service.env`` can say ``WEB_PORT=${TIN_PORT_WEB}``."""
+    return "".join(f"TIN_PORT_{name.upper().replace('-', '_')}={smep.ports[index]}\n"
+                   for name, index in sorted(ports.items()))
+
+
+def _builds(compose: str, where: str) -> bool:
+    try:
+        data = yaml.safe_load(compose) or {}
+    except yaml.YAMLError as e:
+        raise InputError(f"{where} is not valid YAML: {e}") from None
+    services = data.get("services") if isinstance(data, dict) else None
+    return isinstance(services, dict) and any(
+        isinstance(v, dict) and "build" in v for v in services.values())
+
+
+def _render_folder(entry: CatalogEntry, smep: Smep, ctx: dict) -> Rendered:
+    folder = entry.folder
+    if (folder / "docker-compose.yml.j2").is_file():
+        compose = render("docker-compose.yml.j2", ctx, root=folder)
+    else:
+        compose = (folder / "docker-compose.yml").read_text()
+    if (folder / "service.env.j2").is_file():
+        own = render("service.env.j2", ctx, root=folder)
+    elif (folder / "service.env").is_file():
+        own = (folder / "service.env").read_text()
+    else:
+        own = ""
+    env = (f"# {entry.name} for {smep.label}, written by tinsnip from {folder}\n"
+           + port_lines(smep, ctx["ports"]) + own
+           + ("" if own.endswith("\n") or not own else "\n")
+           + "".join(env_line(k, v) + "\n" for k, v in ctx["secrets"].items()))
+    names = context.context_files(folder)
+    return Rendered(compose, env, folder, tuple(names), context.digest(folder, names),
+                    _builds(compose, str(folder / "docker-compose.yml")))
+
+
 def check_service(inv: Inventory, machine_name: str, service: str) -> None:
     """Raise unless the inventory lists ``service`` under the machine."""
     machine = inv.machine(machine_name)
@@ -68,11 +154,11 @@ def check_service(inv: Inventory, machine_name: str, service: str) -> None:
                          f"machines: {machine_name}: services)")
 
 
-def render_service(inv: Inventory, smep: Smep, service: str) -> tuple[str, str]:
+def render_service(inv: Inventory, smep: Smep, service: str) -> Rendered:
     """The compose file and the .env of ``service`` for this machine-environment."""
     check_service(inv, smep.machine, service)
     machine = inv.machine(smep.machine)
-    entry = catalog_entry(service)
+    entry = service_entry(inv, smep.machine, service)
     ports = machine.services[service].ports
     missing = [p for p in entry.ports if p not in ports]
     if missing:
@@ -80,15 +166,18 @@ def render_service(inv: Inventory, smep: Smep, service: str) -> tuple[str, str]:
                          f"port names {', '.join(missing)} to TIN_PORT indexes 0..9")
     ctx = {"smep": smep, "ports": ports, "image": entry.image,
            "secrets": load_secrets(inv, smep, entry)}
+    if entry.folder is not None:
+        return _render_folder(entry, smep, ctx)
     base = f"services/{service}"
-    return render(f"{base}/docker-compose.yml.j2", ctx), render(f"{base}/service.env.j2", ctx)
+    return Rendered(render(f"{base}/docker-compose.yml.j2", ctx),
+                    render(f"{base}/service.env.j2", ctx))
 
 
 @step("service.files", needs=("machine.mount",))
 def files(t: Target) -> list:
     """The service's folders on the mount and its files (rendered by :func:`render_service`)."""
     smep, service = t.smep, t.service
-    compose, env = t.rendered
+    compose, env = t.rendered.compose, t.rendered.env
     d = service_dir(smep, service)
     out = [Directory(d, None, None, 0o750)]
     out += [Directory(f"{smep.mount_point}/{f}/{service}", None, None, 0o750)
@@ -98,32 +187,153 @@ def files(t: Target) -> list:
     return out
 
 
+@step("service.context", needs=("machine.mount", "service.files"))
+def upload(t: Target) -> list:
+    """The build context of a service from its own folder (nothing for a catalog service)."""
+    smep, service, rendered = t.smep, t.service, t.rendered
+    if rendered.folder is None:
+        return []
+    data = context.tarball(rendered.folder, list(rendered.context_files))
+    return [ContextTree(smep.user, service_dir(smep, service), rendered.context_digest, data)]
+
+
 @step("service.image", needs=("machine.docker",))
 def image(t: Target) -> list:
     """The service's image in the user's daemon, loaded from the host's archive if missing."""
-    smep, service = t.smep, t.service
-    entry = catalog_entry(service)
+    smep, entry = t.smep, service_entry(t.inv, t.smep.machine, t.service)
     if not entry.image_archive:
         return []
     return [DockerImage(smep.user, smep.uid, entry.image, entry.image_archive)]
 
 
-def stamp(smep: Smep, rendered: tuple[str, str]) -> str:
-    """Digest of every file the service is started from, as :func:`files` writes them."""
+def stamp(smep: Smep, rendered: Rendered) -> str:
+    """Digest of every file the service is started from, as :func:`files` writes them, and of
+    its build context."""
     digest = hashlib.sha256()
-    for part in (*rendered, machine_env_text(smep)):
+    for part in (rendered.compose, rendered.env, machine_env_text(smep), rendered.context_digest):
         digest.update(hashlib.sha256(part.encode()).digest())
     return digest.hexdigest()
 
 
+def check(h: Host, target: Target) -> None:
+    """The preflight on the files deployed on ``h``: refuse (PreflightError, nothing started) or
+    note ok, with warnings. Run before ``service.up`` starts anything."""
+    t = target
+    smep, service = t.smep, t.service
+    d = service_dir(smep, service)
+    if h.conn is None:
+        h.note("service.check", "unchecked", "host not reachable; would run docker compose config")
+        return
+    exists = h.execute(f"[ -f {q(d + '/docker-compose.yml')} ] && echo yes || true",
+                       step="service.check", show=f"look for {d}/docker-compose.yml").stdout.strip()
+    if exists != "yes":  # a dry run before the first deploy: nothing to check on the host yet
+        h.note("service.check", "unchecked", f"{d} not written yet; checked at deploy")
+        return
+    facts = preflight.parse(h.execute(preflight.script(smep.user, smep.mount_point, d),
+                                      step="service.check", show="docker compose config").stdout)
+    missing = set()
+    paths = preflight.bind_paths_to_check(facts, smep, home(smep)) if facts["config"] else []
+    if paths:
+        out = h.execute(preflight.exists_script(smep.user, paths), step="service.check",
+                        show="look for bind sources").stdout
+        missing = {line.strip() for line in out.splitlines() if line.strip()}
+    findings = preflight.evaluate(service, t.rendered.compose, facts, smep, home(smep), missing)
+    errors = [f for f in findings if f.level == "error"]
+    for f in findings:
+        if f.level == "warning":
+            h.note("service.check", "warning", str(f))
+    if errors:
+        raise PreflightError(h.name, "service.check", errors)
+    h.note("service.check", "ok", f"docker compose config of {service}: "
+                                  f"{len(facts['config'].get('services', {}))} service(s) pass")
+
+
 @step("service.up", needs=("machine.mount", "machine.docker", "machine.env", "service.files",
-                          "service.image"))
+                          "service.context", "service.image"), before=check)
 def up(t: Target) -> list:
-    """The Compose project runs with its current files (the seed's ``up -d`` when not)."""
+    """The Compose project runs with its current files (the seed's ``up -d`` when not); the
+    preflight (:func:`check`) runs first, and only when something is to start."""
     smep, service = t.smep, t.service
     return [ComposeUp(smep.user, smep.uid, smep.mount_point, service_dir(smep, service),
-                      service, stamp(smep, t.rendered))]
+                      service, stamp(smep, t.rendered), t.rendered.build)]
 
 
-#: service.deploy: files, image, compose project.
-DEPLOY = (files, image, up)
+def check_runs(inv: Inventory, smep: Smep, service: str) -> None:
+    """A valid service name (a service no longer in the inventory can still be removed)."""
+    validate_name("service", service)
+
+
+def owner(smep: Smep, service: str) -> str:
+    """The tag of a forward: ``machine-env:service``."""
+    return f"{smep.user}:{service}"
+
+
+def _target_port(inv: Inventory, smep: Smep, service: str, to: str) -> int:
+    ports = inv.machine(smep.machine).services[service].ports \
+        if service in inv.machine(smep.machine).services else {}
+    if str(to).isdigit() and 0 <= int(to) <= 9:
+        return smep.ports[int(to)]
+    if to in ports:
+        return smep.ports[ports[to]]
+    raise InputError(f"--to {to!r} is neither a TIN_PORT index 0..9 nor a port name of {service} "
+                     f"({', '.join(ports) or 'no port names in the inventory'})")
+
+
+def forward_to(inv: Inventory, smep: Smep, service: str, port, to: str, *,
+               remove: bool) -> Forward:
+    """The forward ``service.forward`` asks for, checked before any host is touched."""
+    validate_name("service", service)
+    try:
+        port = int(port)
+    except (TypeError, ValueError):
+        raise InputError(f"--port {port!r} is not a port number 1..65535") from None
+    if not 1 <= port <= 65535:
+        raise InputError(f"--port {port} is not a port number 1..65535")
+    if port in smep.ports:
+        raise InputError(f"--port {port} is one of {smep.user}'s own ports; forward a standard port")
+    if remove:
+        return Forward(port, None, owner(smep, service))
+    if not to:
+        raise InputError("say where the port goes: --to PORTNAME or --to INDEX (0..9)")
+    return Forward(port, _target_port(inv, smep, service, to), owner(smep, service))
+
+
+@step("service.forward")
+def forwards(t: Target) -> list:
+    """The inventory's ``forward:`` entries of the service in this environment."""
+    inv, smep, service = t.inv, t.smep, t.service
+    svc = inv.machine(smep.machine).services.get(service)
+    return [Forward(port, smep.ports[svc.ports[name]], owner(smep, service))
+            for port, name, env in (svc.forward if svc else ()) if env == smep.env]
+
+
+@step("service.down")
+def down(t: Target) -> list:
+    """The Compose project stopped and its containers removed."""
+    smep, service = t.smep, t.service
+    return [ComposeDown(smep.user, smep.uid, smep.mount_point, service_dir(smep, service),
+                        service)]
+
+
+@step("service.remove", needs=("service.down",))
+def removed(t: Target) -> list:
+    """The service's folder on the mount (files and build context) and its forwards; its data,
+    state and config folders are NAS data and stay."""
+    smep, service = t.smep, t.service
+    return [Absent(service_dir(smep, service), smep.user),
+            Forward(None, None, owner(smep, service))]
+
+
+def service_with_port(inv: Inventory, machine: str, name: str) -> str:
+    """The one service of ``machine`` with a port called ``name``."""
+    found = [s for s, svc in inv.machine(machine).services.items() if name in svc.ports]
+    if len(found) != 1:
+        raise InputError(f"{'no' if not found else 'more than one'} service of {machine} has a port "
+                         f"named {name!r}; say which with --service")
+    return found[0]
+
+
+#: service.deploy: files, build context, image, (preflight and) compose project, forwards.
+DEPLOY = (files, upload, image, up, forwards)
+#: service.remove: compose down, then the service's folder and forwards.
+REMOVE = (down, removed)
