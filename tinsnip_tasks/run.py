@@ -16,7 +16,11 @@ from .core.inventory import Inventory, load_inventory
 from .core.render import catalog
 from .errors import InputError, TinsnipError, UnreachableError
 from .ops.base import Host
-from .plans import nas as nas_plan
+from .plans import registry as registry_plan
+
+
+#: How often a registry assignment reads again after another setup changed the file first.
+RACE_TRIES = 20
 
 
 def override_target(c) -> str | None:
@@ -91,40 +95,30 @@ class Run:
 
     # -- numbers ---------------------------------------------------------------------------
     def smep(self, machine: str, env: str, *, assign: bool = False):
-        """SMEP numbers of a machine-environment. The station registry on the NAS is read when
-        the machine has no pinned number; with ``assign`` a machine without a number gets the
-        lowest free one, written back under a lock."""
+        """SMEP numbers of a machine-environment, from its pin or the station registry on the
+        NAS (a pin is checked against it). With ``assign`` the machine's number is written into
+        the registry when it is not there: its pin, else the lowest free one (plans/registry.py)."""
         smep_mod.validate_name("machine", machine)
         smep_mod.env_number(env)
         inv = self.inv
         inv.check_env(machine, env)
         m = inv.machine(machine)
-        if m.number is not None:
-            return inv.smep(machine, env)
         sheet = inv.sheet_of(machine)
         path = inv.registry_path(sheet.name, env)
         nas = self.nas_host(machine)
-        if nas.conn is None:  # dry run, NAS unreachable: the built-in defaults
+        if nas.conn is None:  # dry run, NAS unreachable: the pin or the built-in defaults
             return inv.smep(machine, env, None)
-        out = nas.run(nas_plan.read_registry_command(path), step="registry").stdout
-        registry = nas_plan.parse_registry_output(out, path)
-        try:
-            found = inv.smep(machine, env, registry)
-            source = path if registry is not None else "built-in default, no registry yet"
-            nas.note("registry", "ok", f"{machine}={found.machine_no:02d} ({source})")
-            return found
-        except InputError:
-            if not assign:
-                raise
-        if self.dry:
-            number, planned, _ = reg.assign(machine, registry if registry is not None
-                                            else dict(reg.DEFAULT_MACHINES))
-            nas.note("registry", "would change", f"assign {machine}={number:02d} in {path}")
-            return inv.smep(machine, env, planned)
-        out = nas.run(nas_plan.assign_command(path, machine), step="registry").stdout
-        registry = nas_plan.parse_registry_output(out, path)
-        nas.note("registry", "changed", f"{machine}={registry[machine]:02d} in {path}")
-        return inv.smep(machine, env, registry)
+        if assign:
+            steps = registry_plan.entry(path, machine, m.number, inv.pins(sheet.name),
+                                        host=nas.name)
+            nas.converge("registry", steps, tries=RACE_TRIES)
+            return inv.smep(machine, env, {machine: steps[-1].number})
+        out = nas.run(registry_plan.read_command(path), step="registry").stdout
+        registry = registry_plan.parse_output(out, path)
+        found = inv.smep(machine, env, registry)
+        source = path if reg.authoritative(registry) else "built-in default, no registry yet"
+        nas.note("registry", "ok", f"{machine}={found.machine_no:02d} ({source})")
+        return found
 
     def station(self, sheet: str, env: str):
         """(SMEP of the station, its folder, its registry path, the sheet's machine hosts, the
