@@ -1,11 +1,12 @@
 """The registry on a host: the shell reads and writes under one lock, Python decides.
 
-The commands run here in a local shell, the way they run on the NAS."""
+``Host`` gets a local Invoke ``Context``: the scripts run in a real ``sh`` here, the way they
+run on the NAS."""
 import subprocess
 import threading
-from types import SimpleNamespace
 
 import pytest
+from invoke import Config, Context, Local
 
 from tinsnip_tasks.core import registry as reg
 from tinsnip_tasks.core.smep import make_smep
@@ -14,18 +15,23 @@ from tinsnip_tasks.ops.base import Host
 from tinsnip_tasks.plans import nas, registry as plan
 
 
-class LocalShell:
-    """A connection whose commands run in ``sh`` on this machine."""
+class QuickLocal(Local):
+    """Invoke's local runner feeds stdin a byte at a time with a 10 ms pause; no pause here."""
 
-    def run(self, command, **_):
-        p = subprocess.run(["sh", "-c", command], capture_output=True, text=True)
-        return SimpleNamespace(ok=p.returncode == 0, exited=p.returncode, stdout=p.stdout,
-                               stderr=p.stderr)
+    input_sleep = 0
+
+
+def local():
+    return Context(Config(overrides={"runners": {"local": QuickLocal}}))
+
+
+def sh(command):
+    return subprocess.run(["sh", "-c", command], capture_output=True, text=True).stdout
 
 
 def assign(path, name, pin=None, reserved=(), *, dry=False, lines=None):
     out = lines if lines is not None else []
-    host = Host("nas", LocalShell(), dry=dry, out=out.append)
+    host = Host("nas", local(), dry=dry, out=out.append)
     steps = plan.entry(str(path), name, pin, reserved, host="nas")
     host.converge("registry", steps, tries=20)
     return steps[-1].number
@@ -117,10 +123,9 @@ def test_a_dry_run_decides_without_writing(tmp_path):
 
 
 def test_read_distinguishes_missing_from_empty(tmp_path):
-    shell = LocalShell()
     path = tmp_path / "machine-registry"
-    assert plan.parse_output(shell.run(plan.read_command(str(path))).stdout, "r") is None
+    assert plan.parse_output(sh(plan.read_command(str(path))), "r") is None
     path.write_text("")
-    assert plan.parse_output(shell.run(plan.read_command(str(path))).stdout, "r") == {}
+    assert plan.parse_output(sh(plan.read_command(str(path))), "r") == {}
     path.write_text("web=04")
-    assert plan.parse_output(shell.run(plan.read_command(str(path))).stdout, "r") == {"web": 4}
+    assert plan.parse_output(sh(plan.read_command(str(path))), "r") == {"web": 4}
