@@ -65,6 +65,14 @@ def is_up():
     return status()["up"]
 
 
+def lab_mounts():
+    """Mount points on this machine that belong to this slot's lab (host folders, netns files)."""
+    roots = (str(hosts.HOSTS_DIR) + "/", str(network.NETNS_DIR / settings.PREFIX))
+    with open("/proc/self/mountinfo") as f:
+        points = [line.split()[4].replace("\\040", " ") for line in f]
+    return sorted(p for p in points if p.startswith(roots))
+
+
 def _leftovers():
     return bool(network.lab_namespaces() or network.lab_links() or hosts.HOSTS_DIR.exists())
 
@@ -89,6 +97,9 @@ def _down(log):
     network.remove(log)
     hosts.clear_dirs()
     _state_path().unlink(missing_ok=True)
+    mounts = lab_mounts()
+    if mounts:
+        raise LabError(f"mounts of the lab left behind: {', '.join(mounts)}")
     log("lab: down (no lab process, namespace or link left)")
     return True
 
