@@ -73,8 +73,8 @@ def test_lookup_without_registry_uses_defaults():
 def test_accepts_what_people_write_and_normalises():
     text = "# machines\r\ngazette = 1\r\n  lldap=02  \nweb=4\nweb=04\nmail=05"
     assert parse_registry(text) == {"gazette": 1, "lldap": 2, "web": 4, "mail": 5}
-    number, new = with_entry(text, "blog")
-    assert number == 6
+    number, registry, new = with_entry(text, "blog")
+    assert number == 6 and registry["blog"] == 6
     assert new == "gazette=01\nlldap=02\nweb=04\nmail=05\nblog=06\n"
 
 
@@ -130,12 +130,12 @@ def test_assign_new_adds_to_a_copy():
 def test_assign_into_a_registry_without_machines_writes_the_defaults():
     assert assign("photos", {}) == (4, {**{k: v for k, v in DEFAULT_MACHINES.items()
                                           if k != "station"}, "photos": 4}, True)
-    assert with_entry("", "photos")[1] == "gazette=01\nlldap=02\ngateway=03\nphotos=04\n"
+    assert with_entry("", "photos")[2] == "gazette=01\nlldap=02\ngateway=03\nphotos=04\n"
 
 
 def test_pins_go_into_the_registry():
-    assert with_entry("gazette=01\n", "web", pin=9) == (9, "gazette=01\nweb=09\n")
-    assert with_entry("gazette=01\nweb=09\n", "web", pin=9) == (9, "gazette=01\nweb=09\n")
+    assert with_entry("gazette=01\n", "web", pin=9)[::2] == (9, "gazette=01\nweb=09\n")
+    assert with_entry("gazette = 1\nweb=09", "web", pin=9)[::2] == (9, "gazette = 1\nweb=09")
     with pytest.raises(InputError, match="gives 01 to 'gazette'"):
         with_entry("gazette=01\n", "web", pin=1)
     # a number pinned in the inventory for another machine is never handed out

@@ -9,10 +9,10 @@ import pytest
 from invoke import Config, Context, Local
 
 from tinsnip_tasks.core import registry as reg
-from tinsnip_tasks.core.smep import make_smep
-from tinsnip_tasks.errors import InputError
+from tinsnip_tasks.errors import TinsnipError
 from tinsnip_tasks.ops.base import Host
-from tinsnip_tasks.plans import nas, registry as plan
+from tinsnip_tasks.plans import registry as plan
+from tinsnip_tasks.plans.numbers import assign_number
 
 
 class QuickLocal(Local):
@@ -30,11 +30,13 @@ def sh(command):
 
 
 def assign(path, name, pin=None, reserved=(), *, dry=False, lines=None):
-    out = lines if lines is not None else []
-    host = Host("nas", local(), dry=dry, out=out.append)
-    steps = plan.entry(str(path), name, pin, reserved, host="nas")
-    host.converge("registry", steps, tries=20)
-    return steps[-1].number
+    """Assign through the run's own function; ``lines`` gets the registry step's report."""
+    host = Host("nas", local(), dry=dry)
+    try:
+        return assign_number(host, str(path), name, pin, reserved).number
+    finally:
+        if lines is not None:
+            lines += [f"{r.step} {r.status} {r.detail}" for r in host.result.steps]
 
 
 def test_assignment_is_exclusive_under_concurrency(tmp_path):
@@ -59,18 +61,18 @@ def test_assignment_is_exclusive_under_concurrency(tmp_path):
     lines = []
     assert assign(path, "box3", lines=lines) == results["box3"]
     assert path.read_text() == before
-    assert f"box3={results['box3']:02d} in {path}" in lines[-1] and " ok " in lines[-1]
+    assert lines[-1].startswith("registry ok ")
+    assert f"box3={results['box3']:02d} in {path}" in lines[-1]
 
 
 def test_seeding_and_assigning_share_one_lock(tmp_path):
     path = str(tmp_path / "machine-registry")
-    seeding = nas.station(make_smep("d", "station", "prod", 0), str(tmp_path), path, ["h"],
-                          host="nas")[2]
-    assigning = plan.entry(path, "web", host="nas")[-1]
-    assert seeding.edit("") and assigning.path == seeding.path
+    seeding = plan.station_registry(path)
+    assigning = plan.entry(path, "web")[-1]
     # both lock the same file: what Edited locks is a function of the path alone
     lock = lambda r: r._lock_and_check(None).text.split()[1]  # noqa: E731
     assert lock(seeding) == lock(assigning) == f"8>>{path}.tinsnip-lock"
+    assert seeding.edit("") == "gazette=01\nlldap=02\ngateway=03\n"
 
 
 @pytest.mark.parametrize("text, want", [
@@ -93,7 +95,7 @@ def test_any_readable_registry_is_normalised_before_the_append(tmp_path, text, w
 def test_a_bad_registry_is_refused_and_left_alone(tmp_path):
     path = tmp_path / "machine-registry"
     path.write_text("gazette=00\n")
-    with pytest.raises(InputError, match="00 belongs to the station"):
+    with pytest.raises(TinsnipError, match="00 belongs to the station"):
         assign(path, "photos")
     assert path.read_text() == "gazette=00\n"
 
@@ -103,7 +105,7 @@ def test_pins_go_into_the_registry_and_are_not_handed_out(tmp_path):
     assert assign(path, "blog", reserved={4: "web"}) == 5
     assert assign(path, "web", pin=4) == 4
     assert reg.parse_registry(path.read_text())["web"] == 4
-    with pytest.raises(InputError, match="gives 05 to 'blog'"):
+    with pytest.raises(TinsnipError, match="gives 05 to 'blog'"):
         assign(path, "shop", pin=5)
 
 
@@ -119,7 +121,7 @@ def test_a_dry_run_decides_without_writing(tmp_path):
     lines = []
     assert assign(path, "photos", dry=True, lines=lines) == 4
     assert path.read_text() == "gazette=01\n"
-    assert any("would change" in line and "photos=04" in line for line in lines)
+    assert lines[-1].startswith("registry would change") and "photos=04" in lines[-1]
 
 
 def test_read_distinguishes_missing_from_empty(tmp_path):

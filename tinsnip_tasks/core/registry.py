@@ -185,12 +185,16 @@ def seed(text: str, source: str = "machine-registry") -> str:
 
 
 def with_entry(text: str, name: str, pin: int | None = None, reserved=(),
-               source: str = "machine-registry") -> tuple[int, str]:
-    """``(number, new text)`` for ``name`` in the registry ``text`` (missing file: ``""``).
+               source: str = "machine-registry") -> tuple[int, dict, str]:
+    """``(number, registry, new text)`` for ``name`` in the registry ``text`` (missing file:
+    ``""``).
 
     The text is parsed and checked, then, only when ``name`` needs an entry, written back in
-    normal form with it; otherwise it comes back unchanged.
+    normal form with it; otherwise it comes back unchanged. ``registry`` is the table the new
+    text holds.
     """
     registry = parse_registry(text, source)
     number, updated, changed = assign(name, registry, pin, reserved)
-    return number, (format_registry(updated) if changed else text)
+    if not changed:
+        return number, registry, text
+    return number, updated, format_registry(updated)

@@ -47,28 +47,33 @@ class RegistryEntry(Edited):
     def number(self) -> int | None:
         return self.result.get("number")
 
+    @property
+    def registry(self) -> dict | None:
+        """The registry as the last plan left it (or would leave it, in a dry run)."""
+        return self.result.get("registry")
+
     def describe(self):
         if self.number is None:
             return f"number of {self.name} in {self.path}"
         return f"{self.name}={self.number:02d} in {self.path}"
 
 
-def entry(path: str, name: str, pin: int | None = None, reserved=(), *, host: str) -> list:
+def entry(path: str, name: str, pin: int | None = None, reserved=()) -> list:
     """The registry's folder and ``name``'s entry in it (the last resource, a
     :class:`RegistryEntry`). ``reserved``: numbers pinned in the inventory for other machines
     of the sheet, never handed out."""
     result: dict = {}
 
     def edit(text: str) -> str:
-        number, new = reg.with_entry(text, name, pin, tuple(reserved), source=path)
-        result["number"] = number
+        result["number"], result["registry"], new = reg.with_entry(
+            text, name, pin, tuple(reserved), source=path)
         return new
 
-    return [Directory(posixpath.dirname(path), host=host),
-            RegistryEntry(path, edit, f"number of {name}", host=host, name=name, result=result)]
+    return [Directory(posixpath.dirname(path)),
+            RegistryEntry(path, edit, f"number of {name}", name=name, result=result)]
 
 
-def station_registry(path: str, *, host: str) -> Edited:
+def station_registry(path: str) -> Edited:
     """The station's registry: checked, and seeded with the built-in numbers when it has no
     machine in it yet; entries already there are kept."""
-    return Edited(path, lambda text: reg.seed(text, source=path), "machine registry", host=host)
+    return Edited(path, lambda text: reg.seed(text, source=path), "machine registry")
