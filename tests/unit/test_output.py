@@ -103,22 +103,14 @@ def test_every_unreachable_host_gets_its_recap_line_and_exit_3(unreachable):
     assert RED not in p.stdout + p.stderr  # piped: no colour
 
 
-def test_steps_of_an_unreachable_host_are_skipped(pinned):
-    p = inv("machine.setup", "--machine", "gazette", "--env", "prod", inventory=pinned)
-    assert p.returncode == 3
-    assert "box1.invalid: ok=0 changed=0 failed=0 commands=0 seconds=0.00 skipped=5 " \
-           "unreachable=1" in p.stdout
-
-
 def test_json_recap_is_a_document_on_stdout(pinned):
     p = inv("machine.user", "--machine", "gazette", "--env", "prod", "--json", inventory=pinned)
     data = json.loads(p.stdout)
     host = data["hosts"]["box1.invalid"]
     assert host["reachable"] is False and "cannot connect" in host["unreachable"]
     assert data["exit_code"] == p.returncode == 3
-    assert host["steps"] == [{"step": "machine.user", "status": "skipped", "label": "gazette-prod",
-                              "detail": "an earlier step or the connection failed",
-                              "commands": [], "diff": ""}]
+    assert host["steps"] == [] and host["failed"] == 0
+    assert data["hosts"]["nas1.invalid"]["reachable"] is False
 
 
 def test_json_from_the_config(unreachable, tmp_path):
