@@ -116,6 +116,15 @@ def remote_script(command: str) -> str:
     return f"LC_ALL=C; export LC_ALL\n{{\n{command}\n}} </dev/null\n"
 
 
+class ScriptStream(io.StringIO):
+    """A script as Invoke's ``in_stream``: handed over whole at the first read (Invoke asks a
+    stream that is not a terminal for one character per turn of its stdin loop), then EOF,
+    on which Invoke closes the channel's stdin."""
+
+    def read(self, size: int | None = -1) -> str:
+        return super().read()
+
+
 @dataclass
 class Host:
     """A named host reached through an Invoke/Fabric context, with counters for the report.
@@ -148,7 +157,7 @@ class Host:
         started = time.monotonic()
         try:
             result = self.conn.run(text, hide=True, warn=True, timeout=self.timeout,
-                                   in_stream=io.StringIO(remote_script(command)))
+                                   in_stream=ScriptStream(remote_script(command)))
         except CommandTimedOut as e:
             raise RemoteError(self.name, step, show or command, "timeout",
                               f"no answer within {self.timeout:g} s (set timeouts.command "
