@@ -5,7 +5,9 @@ The tests run in file order and share one machine-environment (webapps prod on h
 """
 import shutil
 import subprocess
+import time
 import urllib.request
+from http import client as http_client
 from pathlib import Path
 
 import pytest
@@ -88,8 +90,17 @@ def folder(root: Path, name: str, compose: str, env: str = "", meta: str = BUSYB
     return d
 
 
-def http(lab, host, port, path="/"):
-    return urllib.request.urlopen(f"http://{lab.ip(host)}:{port}{path}", timeout=20).read().decode()
+def http(lab, host, port, path="/", wait=60):
+    """The page, once the service answers (a container that just started may not listen yet)."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            return urllib.request.urlopen(f"http://{lab.ip(host)}:{port}{path}",
+                                          timeout=20).read().decode()
+        except (OSError, http_client.HTTPException):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
 
 
 def docker(lab, args):
@@ -99,6 +110,11 @@ def docker(lab, args):
 
 def containers(lab, project):
     return docker(lab, f"ps -aq --filter label=com.docker.compose.project={project}").stdout.split()
+
+
+def out(p):
+    """Everything a run printed (the recap on stdout, errors on stderr)."""
+    return p.stdout + p.stderr
 
 
 def changed(p):
@@ -152,7 +168,7 @@ def test_a_foreign_compose_file_deploys_by_mapping_its_variables(lab, site):
     refused = cli.inv("service.deploy", *WP, "--service", "signal", check=False)
     assert refused.returncode == 1
     source = "/home/webapps-prod/.local/share/dynamicalsystem/@webapps/signal/signal-cli"
-    assert f"bind source {source} does not exist and bind.create_host_path is false" in refused.stdout
+    assert f"bind source {source} does not exist and bind.create_host_path is false" in out(refused)
     assert containers(lab, "signal") == []
     lab.run(HOST, f"sudo -u {USER} mkdir -p /mnt/webapps-prod/data/signal/signal-cli")
     first = cli.inv("service.deploy", *WP, "--service", "signal")
@@ -171,26 +187,26 @@ def test_the_preflight_refuses_and_starts_nothing(lab, site, name):
     cli, _ = site
     p = cli.inv("service.deploy", *WP, "--service", name, check=False)
     assert p.returncode == 1, p.stdout
-    assert "the preflight refused the deploy, nothing was started" in p.stdout
+    assert "the preflight refused the deploy, nothing was started" in out(p)
     for text in BAD[name][2]:
-        assert text in p.stdout, p.stdout
+        assert text in out(p), p.stdout
     assert containers(lab, name) == []
     check = cli.inv("service.check", *WP, "--service", name, check=False)
-    assert check.returncode == 1 and BAD[name][2][0] in check.stdout
+    assert check.returncode == 1 and BAD[name][2][0] in out(check)
 
 
 def test_a_service_without_user_is_warned_in_the_recap(lab, site):
     cli, _ = site
     p = cli.inv("service.deploy", *WP, "--service", "nouser")
-    assert "warning      service nouser: services.app.user: has no user:" in p.stdout
-    assert p.stdout.rstrip().endswith("warnings=1"), p.stdout
+    assert "warning      service nouser: services.app.user: has no user:" in out(p)
+    assert out(p).rstrip().endswith("warnings=1"), p.stdout
     cli.inv("service.remove", *WP, "--service", "nouser")
 
 
 def test_the_uv_example_builds_on_the_machine_and_answers(lab, site):
     cli, root = site
     first = cli.inv("service.deploy", *WP, "--service", "pyhello")
-    assert "service.up           changed" in first.stdout
+    assert "service.up           changed" in out(first)
     answer = http(lab, HOST, 14002)
     assert answer.startswith("pyhello from webapps-prod uid 14000 visits 1 greeting hello"), answer
     # the venv was built by root and is read-only for the service's UID
@@ -203,7 +219,7 @@ def test_the_uv_example_builds_on_the_machine_and_answers(lab, site):
     app = root / "src" / "pyhello" / "pyhello" / "app.py"
     app.write_text(app.read_text().replace('f"visits {visits} greeting', 'f"visits {visits} hi'))
     third = cli.inv("service.deploy", *WP, "--service", "pyhello")
-    assert "service.context      changed" in third.stdout and "service.up           changed" in third.stdout
+    assert "service.context      changed" in out(third) and "service.up           changed" in out(third)
     assert "visits 2 hi hello" in http(lab, HOST, 14002)
     assert env.is_file()
 
@@ -211,21 +227,21 @@ def test_the_uv_example_builds_on_the_machine_and_answers(lab, site):
 def test_a_forwarded_standard_port_reaches_the_service(lab, site):
     cli, _ = site
     # the inventory's forward: {80: web} came with the deploy; a client on another host uses 80
-    out = lab.run("homelab1", f"curl -sS --max-time 10 http://{lab.ip(HOST)}:80/").stdout
-    assert out.startswith("pyhello from webapps-prod"), out
+    page = lab.run("homelab1", f"curl -sS --max-time 10 http://{lab.ip(HOST)}:80/").stdout
+    assert page.startswith("pyhello from webapps-prod"), page
     second = cli.inv("service.forward", *WP, "--port", "80", "--to", "web", "--service", "signal",
                      check=False)
     assert second.returncode == 1
-    assert "port 80 is already forwarded to 14002 for webapps-prod:pyhello" in second.stdout
+    assert "port 80 is already forwarded to 14002 for webapps-prod:pyhello" in out(second)
     add = cli.inv("service.forward", *WP, "--port", "8081", "--to", "signal")
     assert changed(add) == 1
     assert changed(cli.inv("service.forward", *WP, "--port", "8081", "--to", "signal")) == 0
     assert lab.run("homelab1", f"curl -sS --max-time 10 http://{lab.ip(HOST)}:8081/started").stdout \
         == "relay\n"
-    status = cli.inv("machine.status", *WP, check=False).stdout
+    status = out(cli.inv("machine.status", *WP, check=False))
     assert "80 -> 14002 (webapps-prod:pyhello), 8081 -> 14001 (webapps-prod:signal)" in status
     dry = cli.inv("service.forward", *WP, "--port", "8081", "--to", "signal", "--remove", "--dry")
-    assert "would change" in dry.stdout
+    assert "would change" in out(dry)
     gone = cli.inv("service.forward", *WP, "--port", "8081", "--to", "signal", "--remove")
     assert changed(gone) == 1
     assert changed(cli.inv("service.forward", *WP, "--port", "8081", "--to", "signal",
@@ -236,14 +252,14 @@ def test_a_forwarded_standard_port_reaches_the_service(lab, site):
 def test_logs_are_the_compose_logs(lab, site):
     cli, _ = site
     p = cli.inv("service.logs", *WP, "--service", "pyhello", "--tail", "20")
-    assert "pyhello-1  |" in p.stdout and "Listening at: http://0.0.0.0:8000" in p.stdout
+    assert "pyhello-1  |" in out(p) and "Listening at: http://0.0.0.0:8000" in out(p)
 
 
 def test_service_remove_keeps_nas_data(lab, site):
     cli, _ = site
     visits = lab.run("ds412plus", f"cat {NAS_DIR}/data/pyhello/visits").stdout
     dry = cli.inv("service.remove", *WP, "--service", "pyhello", "--dry")
-    assert "would change" in dry.stdout and containers(lab, "pyhello")
+    assert "would change" in out(dry) and containers(lab, "pyhello")
     p = cli.inv("service.remove", *WP, "--service", "pyhello")
     assert changed(p) == 2
     assert containers(lab, "pyhello") == []
@@ -257,7 +273,7 @@ def test_teardown_keeps_nas_data_and_a_new_setup_finds_it(lab, site):
     cli, _ = site
     cli.inv("service.forward", *WP, "--port", "8082", "--to", "web", "--service", "signal")
     dry = cli.inv("machine.teardown", *WP, "--dry")
-    assert lab.run(HOST, f"id {USER}", warn=True).ok and "would change" in dry.stdout
+    assert lab.run(HOST, f"id {USER}", warn=True).ok and "would change" in out(dry)
     p = cli.inv("machine.teardown", *WP)
     assert changed(p) == 5, p.stdout
     assert not lab.run(HOST, f"id {USER}", warn=True).ok
@@ -279,10 +295,10 @@ def test_nas_remove_needs_purge(lab, site):
     cli, _ = site
     cli.inv("machine.teardown", *WP)
     refused = cli.inv("nas.remove", *WP, check=False)
-    assert refused.returncode == 2 and "--purge" in refused.stderr
+    assert refused.returncode == 2 and "--purge" in out(refused)
     assert lab.run("ds412plus", f"test -d {NAS_DIR}", warn=True).ok
     dry = cli.inv("nas.remove", *WP, "--purge", "--dry")
-    assert "would change" in dry.stdout and lab.run("ds412plus", f"test -d {NAS_DIR}", warn=True).ok
+    assert "would change" in out(dry) and lab.run("ds412plus", f"test -d {NAS_DIR}", warn=True).ok
     p = cli.inv("nas.remove", *WP, "--purge")
     assert changed(p) == 1
     assert not lab.run("ds412plus", f"test -e {NAS_DIR}", warn=True).ok
