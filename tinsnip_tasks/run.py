@@ -16,6 +16,7 @@ from invoke.exceptions import Exit
 from .connect import Connections
 from .core.inventory import Inventory, load_inventory
 from .core.render import catalog
+from .core.target import check_target
 from .errors import InputError, TinsnipError, UnreachableError
 from .ops.base import DEFAULT_TIMEOUT, Host
 from .output import Output
@@ -63,6 +64,8 @@ class Run:
     def __enter__(self):
         try:
             self.inv = load_inventory(catalog=catalog())
+            if self.override:
+                check_target(self.override)
         except TinsnipError as e:
             raise Exit(f"error: {e}", code=EXIT_INPUT)
         self.numbers = Numbers(self.inv, dry=self.dry)
