@@ -9,6 +9,7 @@ import base64
 import difflib
 import hashlib
 import posixpath
+import re
 from dataclasses import dataclass
 from typing import Callable, Optional
 
@@ -41,6 +42,16 @@ def _stat_and(path: str, body: str) -> str:
 def _parse_stat_and(out: str) -> tuple[Optional[dict], list[str]]:
     lines = out.strip().splitlines()
     return parse_stat(lines[0] if lines else MISSING), lines[1:]
+
+
+NOW = "@@now"
+DIFF_LIMIT = 65536  # bytes of a file read for the diff of a dry run
+KEY_LINE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
+
+
+def masked(keys) -> str:
+    """``KEY=***`` lines: what a diff shows of a secret file."""
+    return "".join(f"{k}=***\n" for k in keys)
 
 
 def unified_diff(path: str, old: str, new: str) -> str:
@@ -114,15 +125,36 @@ class File(Resource):
 
     def fact_command(self):
         p = q(self.path)
+        # what is there now, for the diff a dry run shows: of a secret file only its keys
+        now = (f"sed -n 's/^\\([A-Za-z_][A-Za-z0-9_]*\\)=.*/\\1/p' {p}" if self.secret
+               else f"head -c {DIFF_LIMIT} {p} | base64")
         # something other than a file there is reported as such (and refused below)
         return f"if [ -e {p} ] && [ ! -f {p} ]; then {_stat_cmd(self.path)}; " \
-               f"else {_stat_and(self.path, 'sha256sum')}; fi"
+               f"else {_stat_and(self.path, 'sha256sum')} && echo {NOW} && {now}; fi"
 
     def parse(self, out):
-        st, rest = _parse_stat_and(out)
+        lines = out.split(NOW + "\n", 1)
+        st, rest = _parse_stat_and(lines[0])
         if st is not None:
             st["sha256"] = rest[0].split()[0] if rest else ""
+            st["now"] = lines[1] if len(lines) > 1 else ""
         return st
+
+    def diff(self, out):
+        fact = self.parse(out)
+        if fact is not None and fact.get("sha256") == hashlib.sha256(self.content).hexdigest():
+            return ""
+        if self.secret:
+            old = masked(fact["now"].split() if fact else [])
+            new_keys = [l.split("=", 1)[0] for l in self.content.decode(errors="replace").splitlines()
+                        if KEY_LINE.match(l)]
+            text = unified_diff(self.path, old, masked(new_keys))
+            return text or f"--- {self.path}: values differ (secret file: values are not shown)\n"
+        try:
+            old = base64.b64decode(fact["now"]).decode() if fact else ""
+            return unified_diff(self.path, old, self.content.decode())
+        except (ValueError, UnicodeDecodeError):
+            return f"--- {self.path}: binary content differs\n"
 
     def commands(self, fact):
         gid = self.gid if self.gid is not None else self.uid
