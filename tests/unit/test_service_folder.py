@@ -26,6 +26,7 @@ def site(tmp_path, files, ports=None, secrets=None):
     if secrets is not None:
         (tmp_path / "secrets").mkdir()
         (tmp_path / "secrets" / "webapps-prod.env").write_text(secrets)
+        (tmp_path / "secrets" / "webapps-prod.env").chmod(0o600)
     return load_inventory(tmp_path / "inventory.yaml", catalog=catalog()), d
 
 
@@ -63,8 +64,8 @@ def test_the_stamp_follows_the_context(tmp_path):
 @pytest.mark.parametrize("files, secrets, message", [
     ({"docker-compose.yml": "services: {}\n", "service.yaml": "ports: [web, api]\n"}, None,
      "must map the port names api"),
-    ({"docker-compose.yml": "services: {}\n", "service.yaml": "secrets: [TOKEN]\n"}, "TOKEN=it's\n",
-     "TOKEN holds a quote or a line break"),
+    ({"docker-compose.yml": "services: {}\n", "service.yaml": "secrets: [TOKEN]\n"}, "TOKEN=it's $5\n",
+     "the value of TOKEN holds a single quote together with one of"),
     ({"docker-compose.yml": "services: [\n"}, None, "is not valid YAML"),
 ])
 def test_bad_folders_are_refused_before_any_host(tmp_path, files, secrets, message):
