@@ -110,10 +110,14 @@ class TestRemoval:
         assert texts(u.plan("mounted\nfolder\n")) == ["umount /mnt/x-prod", "rmdir /mnt/x-prod"]
         assert texts(u.plan("folder\n")) == ["rmdir /mnt/x-prod"]
 
+    def test_a_user_with_another_id_is_left_alone(self):
+        with pytest.raises(ConflictError, match="user x-prod has ID 1000, not 10100"):
+            UserAbsent("x-prod", 10100, "/home/x-prod").plan("user=1000\ngroup=\n")
+
     def test_user_absent(self):
-        u = UserAbsent("x-prod", "/home/x-prod")
-        assert u.plan("") == []
-        assert texts(u.plan("user\ngroup\nsubuid\nhome\n")) == [
+        u = UserAbsent("x-prod", 10100, "/home/x-prod")
+        assert u.plan("user=\ngroup=\n") == []
+        assert texts(u.plan("user=10100\ngroup=10100\nsubuid=yes\nhome=yes\n")) == [
             "userdel x-prod", "rm -rf --one-file-system /home/x-prod",
             "! getent group x-prod >/dev/null || groupdel x-prod",
             "sed -i '/^x-prod:/d' /etc/subuid"]

@@ -445,9 +445,13 @@ class Unmounted(Resource):
 
 @dataclass(frozen=True)
 class UserAbsent(Resource):
-    """No user or group ``name`` (home folder removed), and no subordinate ID lines for it."""
+    """No user or group ``name`` (home folder removed), and no subordinate ID lines for it.
+
+    Only the user tinsnip made is removed: a user or group of that name with another ID than
+    ``uid`` is refused."""
 
     name: str
+    uid: int
     home: str
 
     def describe(self):
@@ -455,14 +459,20 @@ class UserAbsent(Resource):
 
     def fact_command(self):
         n = q(self.name)
-        return (f"getent passwd {n} >/dev/null && echo user; getent group {n} >/dev/null && echo group; "
-                f"grep -q ^{n}: /etc/subuid && echo subuid; grep -q ^{n}: /etc/subgid && echo subgid; "
-                f"[ -d {q(self.home)} ] && echo home")
+        return (f"echo user=$(getent passwd {n} | cut -d: -f3); "
+                f"echo group=$(getent group {n} | cut -d: -f3); "
+                f"grep -q ^{n}: /etc/subuid && echo subuid=yes; "
+                f"grep -q ^{n}: /etc/subgid && echo subgid=yes; "
+                f"[ -d {q(self.home)} ] && echo home=yes")
 
     def parse(self, out):
-        return set(out.split())
+        return {k: v for k, _, v in (l.partition("=") for l in out.split()) if v}
 
     def commands(self, fact):
+        for kind in ("user", "group"):
+            if fact.get(kind) and fact[kind] != str(self.uid):
+                raise ConflictError(f"{kind} {self.name} has ID {fact[kind]}, not {self.uid}: "
+                                    "tinsnip did not make it and leaves it alone")
         cmds = []
         if "user" in fact:
             cmds.append(Cmd(sh("userdel", self.name)))
