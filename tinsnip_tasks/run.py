@@ -13,7 +13,6 @@ from pathlib import Path
 
 from invoke.exceptions import Exit
 
-from .connect import Connections
 from .core.inventory import Inventory, load_inventory
 from .core.render import catalog
 from .core.target import check_target
@@ -82,6 +81,8 @@ class Run:
         self.override = override_target(c)
         # Invoke's own setting for how long a command may run (`inv -T N`, timeouts.command)
         self.timeout = c.config.timeouts.command or DEFAULT_TIMEOUT
+        from .connect import Connections  # SSH (paramiko) only for runs that connect
+
         self.conns = Connections()
         self.hosts: dict[str, Host] = {}
         self.results = GroupResult(dry=dry, title=title)

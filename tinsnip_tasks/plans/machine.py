@@ -71,9 +71,11 @@ def xdg_links(t: Target) -> list:
     return out
 
 
-@step("machine.docker", needs=("machine.user",))
+@step("machine.docker", needs=("machine.user", "machine.mount"))
 def docker(t: Target) -> list:
-    """A rootless Docker daemon for the machine user."""
+    """A rootless Docker daemon for the machine user. It starts after the mount: rootlesskit
+    gives the daemon a copy of the mounts there are when it starts, and containers bind paths
+    on the mount."""
     smep = t.smep
     unit = render("machine/docker.service.j2", {"user": smep.user, "uid": smep.uid,
                                                 "rootless_script": ROOTLESS_SCRIPTS[0]})
