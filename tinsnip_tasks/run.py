@@ -9,7 +9,8 @@ from typing import Callable
 
 from invoke.exceptions import Exit
 
-from .connect import Connections, address_of
+from . import config as settings_mod
+from .connect import Connections, SshProfile, address_of
 from .core import registry as reg
 from .core import smep as smep_mod
 from .core.inventory import Inventory, load_inventory
@@ -19,26 +20,43 @@ from .ops.base import DEFAULT_TIMEOUT, Host
 from .plans import nas as nas_plan
 
 
-def override_target(c) -> str | None:
-    """The host given with ``fab -H`` (a Fabric Connection as context), else None."""
-    return getattr(c, "original_host", None) or None
+def override_target(c) -> tuple[str, dict] | tuple[None, None]:
+    """The host given with ``fab -H`` (a Fabric Connection as context) as (the name shown for
+    it, its Connection arguments: host, user, port), else (None, None)."""
+    host = getattr(c, "original_host", None)
+    if not host:
+        return None, None
+    default_user = c.ssh_config.get("user", c.config.user)
+    default_port = int(c.ssh_config.get("port", c.config.port))
+    name = host if ":" not in host or c.port == default_port else f"[{host}]"
+    name = (f"{c.user}@" if c.user != default_user else "") + name
+    name += f":{c.port}" if c.port != default_port else ""
+    return name, {"host": host, "user": c.user, "port": c.port}
 
 
 class Run:
-    """Context manager for one task run. ``with Run(c, dry=...) as run: ...``"""
+    """Context manager for one task run. ``with Run(c, dry=...) as run: ...``
+
+    The ``tinsnip`` section of ``c.config`` (:mod:`tinsnip_tasks.config`) gives the inventory,
+    the SSH profile and sudo; Invoke's ``run.dry`` makes it a dry run as ``dry`` does.
+    """
 
     def __init__(self, c, *, dry: bool = False, title: str = "", out: Callable = print):
-        self.dry, self.out, self.title = dry, out, title
-        self.override = override_target(c)
+        self.out, self.title = out, title
+        self.c, self.settings, self.dry = c, None, dry
+        self.override, fixed = override_target(c)
         # Invoke's own setting for how long a command may run (`inv -T N`, timeouts.command)
         self.timeout = c.config.timeouts.command or DEFAULT_TIMEOUT
-        self.conns = Connections()
+        self.conns = Connections(fixed={self.override: fixed} if self.override else None)
         self.hosts: dict[str, Host] = {}
         self.inv: Inventory | None = None
 
     def __enter__(self):
         try:
-            self.inv = load_inventory(catalog=catalog())
+            self.settings = settings_mod.read(self.c, dry=self.dry)
+            self.dry = self.settings.dry
+            self.conns.profile = SshProfile.from_settings(self.settings, self.c.config)
+            self.inv = load_inventory(self.settings.inventory, catalog=catalog())
         except TinsnipError as e:
             raise Exit(f"error: {e}", code=2)
         if self.title:
@@ -80,7 +98,7 @@ class Run:
             self.out(f"note: {e}; the plan below lists steps without checking them")
             conn = None
         user = getattr(conn, "user", "root") if conn else "root"
-        h = Host(target, conn, dry=self.dry, out=self.out, sudo=user != "root",
+        h = Host(target, conn, dry=self.dry, out=self.out, sudo=self.settings.use_sudo(user),
                  timeout=self.timeout)
         self.hosts[target] = h
         return h

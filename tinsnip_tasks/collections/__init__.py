@@ -1,8 +1,13 @@
 """The Invoke collections of the product, composed into one namespace for `inv` and `fab`."""
 from invoke import Collection
 
+from .. import config
+
 
 def namespace() -> Collection:
+    """nas, machine, service, xdg and smep, with the ``tinsnip`` settings' defaults."""
     from . import machine, nas, service, smep, xdg
 
-    return Collection(nas.ns, machine.ns, service.ns, xdg.ns, smep.ns)
+    ns = Collection(nas.ns, machine.ns, service.ns, xdg.ns, smep.ns)
+    ns.configure(config.defaults())
+    return ns

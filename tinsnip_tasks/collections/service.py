@@ -4,6 +4,7 @@ from pathlib import Path
 from invoke import Collection, task
 from invoke.exceptions import Exit
 
+from .. import config
 from ..core.inventory import load_inventory
 from ..core.render import catalog, render
 from ..errors import InputError, TinsnipError
@@ -37,7 +38,7 @@ def deploy(c, machine, env, service, dry=False):
 def makefile(c, machine, env, service, output=""):
     """Write the service Makefile (setup, deploy, setup-xdg-links, status targets)."""
     try:
-        inv = load_inventory(catalog=catalog())
+        inv = load_inventory(config.read(c).inventory, catalog=catalog())
         inv.check_env(machine, env)
         if service not in inv.machine(machine).services:
             raise InputError(f"machine {machine} does not run {service!r} in {inv.path}")
