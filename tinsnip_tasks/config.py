@@ -35,8 +35,17 @@ DEFAULTS = {
     "allowed_hosts": None,
     # run commands through `sudo -n`: auto (when the login user is not root), always, never
     "sudo": "auto",
+    # the recap as JSON on stdout
+    "json": False,
+    # show commands and their output
+    "verbose": False,
+    # also write the JSON recap to this file
+    "recap_file": "",
 }
 SUDO_MODES = ("auto", "always", "never")
+#: Keys that ``TINSNIP_<KEY>`` sets, as a shortcut for the program's own prefixed variable.
+SHORTCUTS = ("inventory", "env", "ssh_config", "known_hosts", "allowed_hosts", "sudo",
+             "recap_file")
 SHORTCUT_PREFIX = "TINSNIP_"
 
 
@@ -53,7 +62,7 @@ def apply_shortcuts(config: Config, environ=os.environ) -> None:
     env = dict(config._env)
     section = dict(env.get("tinsnip", {}))
     changed = False
-    for key in DEFAULTS:
+    for key in SHORTCUTS:
         value = environ.get(SHORTCUT_PREFIX + key.upper())
         if value is not None and key not in section:
             section[key] = value

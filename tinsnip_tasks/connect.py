@@ -99,17 +99,6 @@ class SshProfile:
                          f"(tinsnip.allowed_hosts: {', '.join(sorted(self.allowed_hosts))})")
 
 
-def _split_target(target: str) -> tuple[str | None, str, int | None]:
-    user, _, rest = target.rpartition("@")
-    host, _, port = rest.partition(":")
-    return (user or None), host, (int(port) if port else None)
-
-
-def address_of(target: str) -> str:
-    """The host part of an SSH target ``[user@]host[:port]`` (what other hosts call it)."""
-    return _split_target(target)[1]
-
-
 def _hops(conn) -> list:
     """``conn`` and every Fabric Connection it is reached through (ProxyJump), target first."""
     from fabric import Connection

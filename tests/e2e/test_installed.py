@@ -4,6 +4,7 @@
 Building the wheel and installing its dependencies needs the package index (or pip's cache).
 """
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -28,8 +29,12 @@ def _run(argv, **kw):
 def installed(tmp_path_factory):
     """(the `tinsnip` script of a fresh venv holding the wheel, the wheel's path)."""
     d = tmp_path_factory.mktemp("wheel")
+    # a copy of the checkout, so the build leaves nothing in it (setuptools builds in place)
+    src = d / "src"
+    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(
+        ".git", ".venv", ".lab", "build", "*.egg-info", "__pycache__", ".pytest_cache"))
     _run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(d / "dist"),
-          str(ROOT)])
+          str(src)])
     wheel = next((d / "dist").glob("tinsnip-*.whl"))
     _run([sys.executable, "-m", "venv", str(d / "venv")])
     _run([str(d / "venv" / "bin" / "python"), "-m", "pip", "install", "-q",
