@@ -17,6 +17,7 @@ from . import config as settings_mod
 from .connect import Connections, SshProfile
 from .core.inventory import Inventory, load_inventory
 from .core.render import catalog
+from .core.target import check_target
 from .errors import InputError, TinsnipError, UnreachableError
 from .ops.base import DEFAULT_TIMEOUT, Host
 from .output import Output
@@ -50,7 +51,7 @@ def setting(c, name: str, default=None):
 class Run:
     """Context manager for one task run. ``with Run(c, dry=...) as run: ...``
 
-    ``json`` and ``verbose`` default to the config's ``tinsnip.json`` and ``tinsnip.verbose``;
+    ``json`` and ``verbose`` are also on when the config's ``tinsnip.json`` or ``tinsnip.verbose`` are;
     ``tinsnip.recap_file`` names a file the JSON recap is also written to. The ``tinsnip``
     section (:mod:`tinsnip_tasks.config`) also gives the inventory, the SSH profile and sudo;
     Invoke's ``run.dry`` makes it a dry run as ``dry`` does.
@@ -59,8 +60,9 @@ class Run:
     def __init__(self, c, *, dry: bool = False, title: str = "", json: bool | None = None,
                  verbose: bool | None = None):
         self.dry, self.title = dry, title
-        self.output = Output(json=bool(setting(c, "json") if json is None else json),
-                             verbose=bool(setting(c, "verbose") if verbose is None else verbose))
+        # a flag turns a setting on; the config turns it on for every run
+        self.output = Output(json=bool(json or setting(c, "json")),
+                             verbose=bool(verbose or setting(c, "verbose")))
         self.recap_file = setting(c, "recap_file") or ""
         self.c, self.settings = c, None
         self.override, fixed = override_target(c)
@@ -78,6 +80,8 @@ class Run:
             self.dry = self.results.dry = self.settings.dry
             self.conns.profile = SshProfile.from_settings(self.settings, self.c.config)
             self.inv = load_inventory(self.settings.inventory, catalog=catalog())
+            if self.override:
+                check_target(self.override)
         except TinsnipError as e:
             raise Exit(f"error: {e}", code=EXIT_INPUT)
         self.numbers = Numbers(self.inv, dry=self.dry)

@@ -30,10 +30,11 @@ def _number(inv, sheet, machine):
 
 
 def _inventory(c, *, required=False):
-    """The inventory the settings name; None when that file does not exist and not ``required``."""
+    """The inventory the settings name; an invalid one is refused like by every other task.
+    None when there is no file at the default path and ``required`` is false."""
     path = config.read(c).inventory
-    if not required and not os.path.exists(path):
-        return None
+    if not required and path == config.DEFAULTS["inventory"] and not os.path.exists(path):
+        return None  # no inventory here: the numbers need none
     return load_inventory(path, catalog=catalog())
 
 

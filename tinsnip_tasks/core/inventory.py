@@ -21,7 +21,7 @@ from tinsnip_tasks.core.smep import (
     make_smep,
     sheet_number,
 )
-from tinsnip_tasks.core.target import address_of
+from tinsnip_tasks.core.target import address_of, check_target
 from tinsnip_tasks.errors import InputError, InventoryError
 
 DEFAULT_PATH = "inventory.yaml"
@@ -35,11 +35,7 @@ SHEET_KEYS = ("nas", "volume", "number", "registry")
 NAS_KEYS = ("host", "kind")
 MACHINE_KEYS = ("sheet", "host", "environments", "number", "services")
 
-# ssh_config alias, host name or address, optionally user@ and :port.
-_SSH_TARGET_RE = re.compile(
-    r"^(?:[a-z_][a-z0-9_.-]{0,31}@)?[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252})(?::[0-9]{1,5})?$"
-)
-_PATH_PART_RE = re.compile(r"^[A-Za-z0-9._-]+$")
+_PATH_PART_RE = re.compile(r"[A-Za-z0-9._-]+")
 
 
 @dataclass(frozen=True)
@@ -272,7 +268,7 @@ class _Checker:
         return value
 
     def name(self, key: str, kind: str, value) -> str:
-        if not isinstance(value, str) or not NAME_RE.match(value):
+        if not isinstance(value, str) or not NAME_RE.fullmatch(value):
             self.fail(
                 key,
                 f"{kind} name {value!r} is not valid: use 1-32 lowercase letters, digits or"
@@ -286,19 +282,14 @@ class _Checker:
         return value
 
     def ssh_target(self, key: str, value) -> str:
-        if not isinstance(value, str) or not _SSH_TARGET_RE.match(value):
-            self.fail(
-                key,
-                f"{value!r} is not an SSH target: use an ssh_config alias, a host name or"
-                " address, or user@host[:port]",
-            )
-        if ":" in value and not 1 <= int(value.rsplit(":", 1)[1]) <= 65535:
-            self.fail(key, f"{value!r}: the port must be 1..65535")
-        return value
+        try:
+            return check_target(value)
+        except InputError as err:
+            self.fail(key, str(err))
 
     def abs_path(self, key: str, value) -> str:
         parts = value.split("/")[1:] if isinstance(value, str) and value.startswith("/") else []
-        if not parts or any(p in ("", ".", "..") or not _PATH_PART_RE.match(p) for p in parts):
+        if not parts or any(p in ("", ".", "..") or not _PATH_PART_RE.fullmatch(p) for p in parts):
             self.fail(
                 key,
                 f"{value!r} is not valid: use an absolute path such as /volume1 made of"
@@ -550,6 +541,20 @@ def _check_numbers(check: _Checker, inventory: Inventory) -> None:
                 check.fail(f"machines.{machine.name}", str(err))
 
 
+def _check_forwards(check: _Checker, inventory: Inventory) -> None:
+    """A standard port has one owner per host (the seed: one service per standard port)."""
+    owners: dict[tuple[str, int], str] = {}
+    for machine in inventory.machines.values():
+        for service in machine.services.values():
+            for port, _, env in service.forward:
+                owner = f"{machine.name}-{env}:{service.name}"
+                first = owners.setdefault((machine.host, port), owner)
+                if first != owner:
+                    check.fail(f"machines.{machine.name}.services.{service.name}.forward.{port}",
+                               f"port {port} of {machine.host} is already forwarded for {first};"
+                               " one owner per standard port per host")
+
+
 def load_inventory(path=None, *, catalog: set[str] | None = None) -> Inventory:
     """Read and validate an inventory file.
 
@@ -569,4 +574,5 @@ def load_inventory(path=None, *, catalog: set[str] | None = None) -> Inventory:
     machines = _parse_machines(check, data.get("machines"), sheets, catalog)
     inventory = Inventory(path, sheets, nas, machines)
     _check_numbers(check, inventory)
+    _check_forwards(check, inventory)
     return inventory
