@@ -25,8 +25,6 @@ from .errors import InputError
 DEFAULTS = {
     # the inventory file, relative to the current folder
     "inventory": "inventory.yaml",
-    # the environment tasks use when --env is not given (None: --env is required)
-    "env": None,
     # the OpenSSH client config file (None: ~/.ssh/config and /etc/ssh/ssh_config)
     "ssh_config": None,
     # known_hosts files (None: the SSH config's UserKnownHostsFile, else ~/.ssh/known_hosts)
@@ -44,7 +42,7 @@ DEFAULTS = {
 }
 SUDO_MODES = ("auto", "always", "never")
 #: Keys that ``TINSNIP_<KEY>`` sets, as a shortcut for the program's own prefixed variable.
-SHORTCUTS = ("inventory", "env", "ssh_config", "known_hosts", "allowed_hosts", "sudo",
+SHORTCUTS = ("inventory", "ssh_config", "known_hosts", "allowed_hosts", "sudo",
              "recap_file")
 SHORTCUT_PREFIX = "TINSNIP_"
 
@@ -88,7 +86,6 @@ class Settings:
     """The ``tinsnip`` section, checked, plus whether this is a dry run."""
 
     inventory: str
-    env: str | None
     ssh_config: str | None
     known_hosts: tuple[str, ...]
     allowed_hosts: frozenset[str] | None
@@ -137,14 +134,10 @@ def read(c, *, dry: bool = False) -> Settings:
         sudo = "always" if sudo else "never"
     if sudo not in SUDO_MODES:
         raise InputError(f"config tinsnip.sudo: {sudo!r} is not one of {', '.join(SUDO_MODES)}")
-    env = raw["env"]
-    if env is not None and not isinstance(env, str):
-        raise InputError(f"config tinsnip.env: give an environment name, not {env!r}")
     allowed = _words("allowed_hosts", raw["allowed_hosts"], sep=",")
     run_dry = bool(config.get("run", {}).get("dry", False))
     return Settings(
         inventory=_path("inventory", raw["inventory"]) or DEFAULTS["inventory"],
-        env=env or None,
         ssh_config=_path("ssh_config", raw["ssh_config"]),
         known_hosts=tuple(os.path.expanduser(p) for p in _words("known_hosts", raw["known_hosts"])),
         allowed_hosts=frozenset(allowed) if raw["allowed_hosts"] is not None else None,
