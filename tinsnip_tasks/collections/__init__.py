@@ -5,9 +5,9 @@ from .. import config
 
 
 def namespace() -> Collection:
-    """nas, machine, service, xdg and smep, with the ``tinsnip`` settings' defaults."""
-    from . import machine, nas, service, smep, xdg
+    """nas, machine, service, xdg, smep and site, with the ``tinsnip`` settings' defaults."""
+    from . import machine, nas, service, site, smep, xdg
 
-    ns = Collection(nas.ns, machine.ns, service.ns, xdg.ns, smep.ns)
+    ns = Collection(nas.ns, machine.ns, service.ns, xdg.ns, smep.ns, site.ns)
     ns.configure(config.defaults())
     return ns
