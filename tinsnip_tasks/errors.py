@@ -39,6 +39,16 @@ class RemoteError(TinsnipError):
         )
 
 
+class FactError(TinsnipError):
+    """A host's answer to a fact read is not what its parser understands (odd output, bytes
+    that are not text, a thing that vanished while it was being read)."""
+
+    def __init__(self, host, step, what, problem):
+        self.host, self.step, self.what, self.problem = host, step, what, problem
+        super().__init__(f"{host}: step '{step}' failed: cannot read the state of {what}: "
+                         f"{type(problem).__name__}: {problem}")
+
+
 class ConflictError(TinsnipError):
     """A host holds something tinsnip would have to overwrite or take over (a user with another
     UID, a file where a folder belongs, another mount on the mount point); it refuses to."""

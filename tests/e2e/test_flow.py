@@ -82,7 +82,7 @@ def test_daemon_outlives_the_ssh_session(lab, first_run):
 def test_status_passes_every_item(cli, first_run):
     p = cli.inv("machine.status", *GP)
     lines = [l for l in p.stdout.splitlines() if " status." in l]
-    assert len(lines) == 6 and all(" ok " in l for l in lines), p.stdout
+    assert len(lines) == 7 and all(" ok " in l for l in lines), p.stdout  # 6 items + forwards
 
 
 def test_second_run_changes_nothing(lab, cli, first_run):
@@ -116,7 +116,10 @@ def test_dry_run_on_a_set_up_machine_shows_ok_and_changes_nothing(lab, cli, firs
     try:
         p = cli.inv("machine.setup", *GP, "--dry")
         assert "machine.env          would change" in p.stdout
-        assert "would run: chmod 640 /mnt/gazette-prod/.machine/machine.env" in p.stdout
+        # a fresh copy written by the machine user, never a chmod through the name
+        assert ("would run: as UID 10100: write" in p.stdout
+                and "/mnt/gazette-prod/.machine/machine.env through a new temporary file (secret)"
+                in p.stdout)
         assert lab.run("homelab1", "stat -c %a /mnt/gazette-prod/.machine/machine.env").stdout.strip() == "600"
     finally:
         cli.inv("machine.env", *GP)
@@ -149,7 +152,7 @@ def test_failure_halfway_then_the_next_run_finishes(lab, cli, first_run):
 
 def test_fab_with_a_host_from_the_command_line(cli, first_run):
     p = cli.fab("-H", "homelab1", "machine.status", *GP)
-    assert "homelab1: ok=6 changed=0 failed=0" in p.stdout
+    assert "homelab1: ok=7 changed=0 failed=0" in p.stdout
 
 
 def test_makefile_targets_run_the_flow_and_stop_at_the_first_failure(cli, first_run, tmp_path):

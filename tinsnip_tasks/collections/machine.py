@@ -4,6 +4,7 @@
 """
 from invoke import Collection, task
 
+from ..errors import FactError
 from ..plans import machine as plan
 from ..plans import status as checks
 from ..run import Run
@@ -71,7 +72,11 @@ def status(c, machine, env):
     with Run(c, title=f"machine.status {machine} {env}") as run:
         smep = run.smep(machine, env)
         h = run.machine_host(machine)
-        facts = checks.parse(h.run(checks.script(smep), step="machine.status").stdout)
+        out = h.run(checks.script(smep), step="machine.status").stdout
+        try:
+            facts = checks.parse(out)
+        except ValueError as e:
+            raise FactError(h.name, "machine.status", "the Testing Checklist", e) from e
         titles = dict(checks.ITEMS)
         for item, passed, detail in checks.evaluate(facts, smep):
             h.note(f"status.{item}", "ok" if passed else "failed", f"{titles[item]}: {detail}")

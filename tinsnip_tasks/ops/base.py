@@ -8,8 +8,8 @@ so a step that changes nothing costs one SSH round trip.
 """
 from __future__ import annotations
 
-import base64
 import io
+import random
 import secrets
 import shlex
 import time
@@ -18,12 +18,19 @@ from typing import Any, Callable, Sequence
 
 from invoke.exceptions import CommandTimedOut
 
-from ..errors import RemoteError
+from ..errors import FactError, RemoteError, TinsnipError
 
 q = shlex.quote
 MARK = "@@tinsnip-fact:"
 RETRY_EXIT = 75  # a command's way of saying "the state moved under me: read the facts again"
 DEFAULT_TIMEOUT = 300.0  # seconds a remote command may take (Invoke's timeouts.command, `inv -T`)
+sleep = time.sleep
+
+
+def backoff(attempt: int, *, base: float = 0.1, cap: float = 3.0) -> float:
+    """Seconds to wait after failed try ``attempt`` (0, 1, ...): doubling from ``base`` up to
+    ``cap``, with jitter, so runs that collided on a file do not collide again in step."""
+    return min(cap, base * 2 ** attempt) * random.uniform(0.5, 1.0)
 
 
 @dataclass(frozen=True)
@@ -88,12 +95,6 @@ def split_facts(out: str, count: int) -> list[str]:
     if missing:
         raise ValueError(f"facts output lacks entries {missing}")
     return ["\n".join(chunks[i]) for i in range(count)]
-
-
-def b64(data: bytes | str) -> str:
-    if isinstance(data, str):
-        data = data.encode()
-    return base64.b64encode(data).decode()
 
 
 def summarize(resources: Sequence[Resource], limit: int = 3) -> str:
@@ -186,11 +187,12 @@ class Host:
         out = self.run(facts_script(resources), step=step, show="read facts").stdout
         return split_facts(out, len(resources))
 
-    def converge(self, step: str, resources: Sequence[Resource], *, tries: int = 5) -> bool:
+    def converge(self, step: str, resources: Sequence[Resource], *, tries: int = 8) -> bool:
         """Bring ``resources`` to their wanted state; report and return whether anything changed.
 
         A resource that finds its file edited by someone else between the fact and the write
-        exits with :data:`RETRY_EXIT`; the step then reads its facts again (``tries`` times).
+        exits with :data:`RETRY_EXIT`; the step then waits (:func:`backoff`) and reads its
+        facts again, up to ``tries`` times.
         """
         for attempt in range(tries):
             try:
@@ -198,6 +200,7 @@ class Host:
             except RemoteError as e:
                 if e.exit_code != RETRY_EXIT or attempt == tries - 1:
                     raise
+            sleep(backoff(attempt))
         raise AssertionError("unreachable")
 
     def _converge_once(self, step: str, resources: Sequence[Resource]) -> bool:
@@ -208,7 +211,12 @@ class Host:
         outs = self.read(resources, step=step)
         todo: list[tuple[Resource, list[Cmd]]] = []
         for r, out in zip(resources, outs):
-            cmds = r.plan(out)
+            try:
+                cmds = r.plan(out)
+            except TinsnipError:
+                raise
+            except (ValueError, LookupError, UnicodeError) as e:  # output the parser cannot read
+                raise FactError(self.name, step, r.describe(), e) from e
             if cmds:
                 todo.append((r, cmds))
         return self.apply(step, todo, noop_reason=summarize(resources))

@@ -44,19 +44,20 @@ def mount(smep: Smep, server: str, export_dir: str, *, host: str) -> list:
 
 
 def xdg_links(smep: Smep, *, host: str) -> list:
-    """``@machine`` under each XDG base folder's sheet folder, pointing into the mount."""
+    """``@machine`` under each XDG base folder's sheet folder, pointing into the mount; made by
+    the machine user in its own home."""
     h, uid = home(smep), smep.uid
     out = []
     for name, base in XDG:
         parts = base.split("/")
         for i in range(1, len(parts) + 1):
-            d = Directory(f"{h}/{'/'.join(parts[:i])}", uid, uid, None, host=host)
+            d = Directory(f"{h}/{'/'.join(parts[:i])}", owner=uid, host=host)
             if d not in out:
                 out.append(d)
-        out.append(Directory(f"{h}/{base}/{smep.sheet}", uid, uid, 0o755, host=host))
+        out.append(Directory(f"{h}/{base}/{smep.sheet}", mode=0o755, owner=uid, host=host))
     for name, base in XDG:
         out.append(Symlink(f"{h}/{base}/{smep.sheet}/@{smep.machine}",
-                           f"{smep.mount_point}/{name}", uid, host=host))
+                           f"{smep.mount_point}/{name}", owner=uid, host=host))
     return out
 
 
@@ -72,11 +73,12 @@ def machine_env_text(smep: Smep) -> str:
 
 
 def machine_env(smep: Smep, *, host: str) -> list:
-    """machine.env on the NFS mount; files there belong to the export's anonymous UID."""
+    """machine.env on the NFS mount, written by the machine user: on the mount every local user
+    acts as the export's anonymous UID (all_squash), so root never writes there."""
     d = f"{smep.mount_point}/.machine"
-    return [Directory(d, None, None, 0o750, host=host),
-            File(f"{d}/machine.env", machine_env_text(smep).encode(), None, None, 0o640,
-                 secret=True, host=host)]
+    return [Directory(d, mode=0o750, owner=smep.uid, host=host),
+            File(f"{d}/machine.env", machine_env_text(smep).encode(), mode=0o640,
+                 secret=True, owner=smep.uid, host=host)]
 
 
 def teardown(smep: Smep, *, host: str) -> list[tuple[str, list]]:

@@ -25,11 +25,12 @@ def tree(smep: Smep, export_dir: str, *, host: str) -> list[Directory]:
 
 def export(smep: Smep, export_dir: str, client: str, *, host: str) -> Edited:
     """One line in /etc/exports for this export, then ``exportfs -ra``; if the NAS refuses the
-    new file the old one is put back, so the exports that worked keep working."""
+    new file the old one is put back, so the exports that worked keep working. ``exportfs -ra``
+    runs again on later runs until it has succeeded on the file as it is."""
     line = export_line(export_dir, [client], EXPORT_OPTIONS.format(uid=smep.uid))
     return Edited("/etc/exports", set_line(field_is(0, export_dir), line),
                   f"export {export_dir} to {client}", after=("exportfs -ra",), rollback=True,
-                  host=host)
+                  applied=True, host=host)
 
 
 def read_registry_command(path: str) -> str:
@@ -76,11 +77,12 @@ def station(smep: Smep, station_dir: str, registry_path: str, clients: list[str]
     return [
         Directory(station_dir, smep.uid, smep.uid, 0o755, host=host),
         Directory(f"{station_dir}/config", smep.uid, smep.uid, 0o755, host=host),
+        # the station folder belongs to the station's UID; its export is read-only
         Edited(registry_path, lambda text: text if text.strip() else seed,
-               "machine registry", host=host),
+               "machine registry", trusted=smep.uid, host=host),
         Edited("/etc/exports", set_line(field_is(0, station_dir), line),
                f"read-only export {station_dir} to {', '.join(clients)}",
-               after=("exportfs -ra",), rollback=True, host=host),
+               after=("exportfs -ra",), rollback=True, applied=True, host=host),
     ]
 
 
@@ -89,5 +91,5 @@ def removed(export_dir: str, *, host: str) -> list:
     refuses), then no folder: the machine-environment's data is deleted."""
     return [Edited("/etc/exports", drop_lines(field_is(0, export_dir)),
                    f"no export of {export_dir}", after=("exportfs -ra",), rollback=True,
-                   host=host),
+                   applied=True, host=host),
             Absent(export_dir, host=host)]

@@ -166,14 +166,16 @@ def render_service(inv: Inventory, smep: Smep, service: str) -> Rendered:
 
 
 def files(smep: Smep, service: str, rendered: Rendered, *, host: str) -> list:
-    """The service's folders on the mount and its files (``rendered`` by render_service)."""
+    """The service's folders on the mount and its files (``rendered`` by render_service), all
+    made by the machine user (on the mount root never writes)."""
     compose, env = rendered.compose, rendered.env
     d = service_dir(smep, service)
-    out = [Directory(d, None, None, 0o750, host=host)]
-    out += [Directory(f"{smep.mount_point}/{f}/{service}", None, None, 0o750, host=host)
+    u = smep.uid
+    out = [Directory(d, mode=0o750, owner=u, host=host)]
+    out += [Directory(f"{smep.mount_point}/{f}/{service}", mode=0o750, owner=u, host=host)
             for f in DATA_FOLDERS]
-    out += [File(f"{d}/docker-compose.yml", compose.encode(), None, None, 0o640, host=host),
-            File(f"{d}/.env", env.encode(), None, None, 0o600, secret=True, host=host)]
+    out += [File(f"{d}/docker-compose.yml", compose.encode(), mode=0o640, owner=u, host=host),
+            File(f"{d}/.env", env.encode(), mode=0o600, secret=True, owner=u, host=host)]
     return out
 
 
