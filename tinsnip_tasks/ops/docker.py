@@ -269,7 +269,9 @@ class ContextTree(Resource):
         return f"build context {self.digest[:12]} in {self.path}"
 
     def fact_command(self):
-        return f"cat {q(self.path + '/' + CONTEXT_STAMP)} 2>/dev/null || echo missing"
+        # read as the user: on the mount the stamp may be a link any local user planted
+        return as_user_sh(self.user, f"cat {q(self.path + '/' + CONTEXT_STAMP)} 2>/dev/null "
+                                     "|| echo missing")
 
     def parse(self, out):
         return out.strip()
