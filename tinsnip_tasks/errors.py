@@ -2,7 +2,14 @@
 
 
 class TinsnipError(Exception):
-    """Base of every error tinsnip raises on purpose."""
+    """Base of every error tinsnip raises on purpose.
+
+    ``host`` and ``step`` are filled in by the runner that ran the step (:class:`ops.base.Host`);
+    a resource or plan never names its host.
+    """
+
+    host: str | None = None
+    step: str | None = None
 
 
 class InputError(TinsnipError, ValueError):
@@ -43,19 +50,27 @@ class FactError(TinsnipError):
     """A host's answer to a fact read is not what its parser understands (odd output, bytes
     that are not text, a thing that vanished while it was being read)."""
 
-    def __init__(self, host, step, what, problem):
-        self.host, self.step, self.what, self.problem = host, step, what, problem
-        super().__init__(f"{host}: step '{step}' failed: cannot read the state of {what}: "
-                         f"{type(problem).__name__}: {problem}")
+    def __init__(self, what, problem):
+        self.what, self.problem = what, problem
+        super().__init__(what)
+
+    def __str__(self):
+        where = f"{self.host}: step '{self.step}' failed: " if self.host else ""
+        return (f"{where}cannot read the state of {self.what}: "
+                f"{type(self.problem).__name__}: {self.problem}")
 
 
 class ConflictError(TinsnipError):
     """A host holds something tinsnip would have to overwrite or take over (a user with another
     UID, a file where a folder belongs, another mount on the mount point); it refuses to."""
 
-    def __init__(self, host, what):
-        self.host, self.what = host, what
-        super().__init__(f"{host}: {what}; fix it by hand or choose another name, then run again")
+    def __init__(self, what):
+        self.what = what
+        super().__init__(what)
+
+    def __str__(self):
+        where = f"{self.host}: " if self.host else ""
+        return f"{where}{self.what}; fix it by hand or choose another name, then run again"
 
 
 class UnreachableError(TinsnipError):

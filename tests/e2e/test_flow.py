@@ -81,8 +81,11 @@ def test_daemon_outlives_the_ssh_session(lab, first_run):
 
 def test_status_passes_every_item(cli, first_run):
     p = cli.inv("machine.status", *GP)
-    lines = [l for l in p.stdout.splitlines() if " status." in l]
-    assert len(lines) == 7 and all(" ok " in l for l in lines), p.stdout  # 6 items + forwards
+    steps = [s for s in p.recap["hosts"]["homelab1"]["steps"] if s["step"].startswith("status.")]
+    assert [s["step"] for s in steps] == [
+        "status.interpolation", "status.daemon", "status.environment", "status.writable",
+        "status.ports", "status.restarting", "status.forwards"], p.stdout
+    assert all(s["status"] == "ok" for s in steps), p.stdout
 
 
 def test_second_run_changes_nothing(lab, cli, first_run):
@@ -105,9 +108,14 @@ def test_second_run_changes_nothing(lab, cli, first_run):
     assert state() == before
 
 
-def test_no_op_machine_setup_costs_one_command_per_step(cli, first_run):
+def test_no_op_machine_setup_costs_one_command(cli, first_run):
     p = cli.inv("machine.setup", *GP)
-    assert p.summaries["homelab1"]["commands"] == 5, p.stdout  # user, mount, xdg, docker, env
+    # the facts of user, mount, xdg, docker and env in one command; nothing to change
+    assert p.summaries["homelab1"]["commands"] == 1, p.stdout
+    steps = p.recap["hosts"]["homelab1"]["steps"]
+    assert [(s["step"], s["status"]) for s in steps] == [
+        ("machine.user", "ok"), ("machine.mount", "ok"), ("xdg.link", "ok"),
+        ("machine.docker", "ok"), ("machine.env", "ok")]
     print("no-op machine.setup:", [l for l in p.stdout.splitlines() if "commands=" in l])
 
 

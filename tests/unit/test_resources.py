@@ -60,7 +60,7 @@ class TestDirectory:
     @pytest.mark.parametrize("kind", ["regular file", "symbolic link"])
     def test_anything_but_a_folder_is_refused(self, kind):
         with pytest.raises(ConflictError, match=f"{kind}, not a folder"):
-            Directory("/v/a", host="nas").plan(stat_out(kind=kind))
+            Directory("/v/a").plan(stat_out(kind=kind))
 
     def test_a_users_folder_is_made_by_that_user(self):
         (cmd,) = Directory("/home/u/.config", mode=0o755, owner=10100).plan("missing")

@@ -21,6 +21,7 @@ from tinsnip_tasks.core.smep import (
     make_smep,
     sheet_number,
 )
+from tinsnip_tasks.core.target import address_of
 from tinsnip_tasks.errors import InputError, InventoryError
 
 DEFAULT_PATH = "inventory.yaml"
@@ -175,6 +176,47 @@ class Inventory:
         self.check_env(machine, env)
         sheet = self.sheet_of(machine)
         return f"{sheet.volume}/{sheet.name}/{machine}/{env}"
+
+
+    def nas_address(self, machine: str) -> str:
+        """The address the machine host mounts its export from (the NAS host's name)."""
+        return address_of(self.nas_of(machine).host)
+
+    def export_client(self, machine: str) -> str:
+        """The client an export of ``machine`` is restricted to (its host's name)."""
+        return address_of(self.machine(machine).host)
+
+    def station(self, sheet_name: str, env: str) -> "Station":
+        """The station of a sheet in ``env`` (prod or test): its numbers, folder, registry, the
+        machine hosts it is exported to, and the NAS that holds it.
+
+        :raises InputError: for an unknown sheet, another environment, or a sheet without
+            machines.
+        """
+        if env not in ("prod", "test"):
+            raise InputError(f"the station has prod and test environments, not {env!r}")
+        if sheet_name not in self.sheets:
+            known = ", ".join(sorted(self.sheets)) or "none"
+            raise InputError(f"sheet {sheet_name!r} is not in {self.path}; known sheets: {known}")
+        sheet = self.sheets[sheet_name]
+        smep = make_smep(sheet_name, reg.STATION, env, 0, pinned_sheet_no=sheet.number)
+        clients = sorted({address_of(m.host) for m in self.machines.values()
+                          if m.sheet == sheet_name})
+        if not clients:
+            raise InputError(f"sheet {sheet_name!r} has no machines in {self.path} to export to")
+        return Station(smep, f"{sheet.volume}/{sheet_name}/station/{env}",
+                       self.registry_path(sheet_name, env), tuple(clients), self.nas[sheet.nas].host)
+
+
+@dataclass(frozen=True)
+class Station:
+    """A sheet's station (machine 00) in one environment."""
+
+    smep: Smep
+    folder: str
+    registry: str
+    clients: tuple
+    nas_host: str
 
 
 def _check_pin_against_registry(name: str, number: int, registry: dict) -> None:

@@ -6,6 +6,7 @@ tests feed facts in and check the commands that come out, with no host involved.
 from __future__ import annotations
 
 import base64
+import difflib
 import hashlib
 import posixpath
 import re
@@ -70,6 +71,13 @@ def _fails_whole(text: str) -> str:
     return f"{{ {text}; }} || exit $?"
 
 
+def unified_diff(path: str, old: str, new: str) -> str:
+    """``diff -u`` of a file's old and new text, as a person reads it in a dry run."""
+    return "".join(difflib.unified_diff(old.splitlines(keepends=True),
+                                        new.splitlines(keepends=True),
+                                        f"{path} (now)", f"{path} (wanted)"))
+
+
 def _refuse(message: str) -> str:
     return f"{{ echo {q(message)} >&2; exit 1; }}"
 
@@ -116,7 +124,6 @@ class Directory(Resource):
     gid: Optional[int] = None
     mode: Optional[int] = None
     owner: Optional[int] = None
-    host: str = "host"
 
     def describe(self):
         return f"folder {self.path}"
@@ -129,11 +136,11 @@ class Directory(Resource):
 
     def commands(self, fact):
         if fact is not None and fact["type"] != "directory":
-            raise ConflictError(self.host, f"{self.path} is a {fact['type']}, not a folder")
+            raise ConflictError(f"{self.path} is a {fact['type']}, not a folder")
         gid = self.gid if self.gid is not None else self.uid
         if self.owner is not None:
             if fact is not None and fact["uid"] != self.owner:
-                raise ConflictError(self.host, f"{self.path} belongs to UID {fact['uid']}, not "
+                raise ConflictError(f"{self.path} belongs to UID {fact['uid']}, not "
                                                f"{self.owner}; tinsnip works there only as {self.owner}")
             fix = _attr_cmds(".", fact, None, None, self.mode)
             if fact and not fix:
@@ -203,7 +210,6 @@ class File(Resource):
     mode: int = 0o644
     secret: bool = False
     owner: Optional[int] = None
-    host: str = "host"
 
     def describe(self):
         return f"file {self.path}"
@@ -220,7 +226,7 @@ class File(Resource):
     def commands(self, fact):
         gid = self.gid if self.gid is not None else self.uid
         if fact is not None and fact["type"] != "regular file":
-            raise ConflictError(self.host, f"{self.path} is a {fact['type']}, not a file")
+            raise ConflictError(f"{self.path} is a {fact['type']}, not a file")
         uid = None if self.owner is not None else self.uid
         if (fact is None or fact["sha256"] != hashlib.sha256(self.content).hexdigest()
                 or _attr_cmds(self.path, fact, uid, gid, self.mode)):
@@ -251,10 +257,22 @@ class Edited(Resource):
     rollback: bool = False
     applied: bool = False
     trusted: Optional[int] = None
-    host: str = "host"
 
     def describe(self):
         return f"{self.what} in {self.path}"
+
+    @property
+    def shared_file(self):
+        return self.path
+
+    def diff(self, out):
+        fact = self.parse(out)
+        fact = fact["file"] if self.applied else fact
+        old = fact["text"] if fact else ""
+        try:
+            return unified_diff(self.path, old, self.edit(old))
+        except ForeignLine:
+            return ""
 
     @property
     def stamp(self) -> str:
@@ -295,13 +313,13 @@ class Edited(Resource):
         applied = fact["applied"] if self.applied else None
         fact = fact["file"] if self.applied else fact
         if fact is not None and fact["type"] != "regular file":
-            raise ConflictError(self.host, f"{self.path} is a {fact['type']}, not a regular "
+            raise ConflictError(f"{self.path} is a {fact['type']}, not a regular "
                                            "file; tinsnip edits only the file itself")
         old = fact["text"] if fact else ""
         try:
             new = self.edit(old)
         except ForeignLine as e:
-            raise ConflictError(self.host, f"{self.path}: {e}") from None
+            raise ConflictError(f"{self.path}: {e}") from None
         data = new.encode("utf-8", "surrogateescape")
         if new == old:
             if not self.applied or applied == hashlib.sha256(data).hexdigest() or not fact:
@@ -454,7 +472,6 @@ class Symlink(Resource):
     target: str
     uid: Optional[int] = None
     owner: Optional[int] = None
-    host: str = "host"
 
     def describe(self):
         return f"link {self.link} -> {self.target}"
@@ -472,7 +489,7 @@ class Symlink(Resource):
 
     def commands(self, fact):
         if fact == "other":
-            raise ConflictError(self.host, f"{self.link} exists and is not a link")
+            raise ConflictError(f"{self.link} exists and is not a link")
         if isinstance(fact, dict) and fact["target"] == self.target:
             return []
         if self.owner is not None:
@@ -494,7 +511,6 @@ class User(Resource):
     subid_start: int
     subid_count: int = 65536
     shell: str = "/bin/bash"
-    host: str = "host"
 
     def describe(self):
         return f"user {self.name} ({self.uid})"
@@ -517,16 +533,16 @@ class User(Resource):
         cmds = []
         group, group_by_id = fact.get("G", ""), fact.get("GU", "")
         if group_by_id and not group_by_id.startswith(self.name + ":"):
-            raise ConflictError(self.host, f"GID {self.uid} belongs to group {group_by_id.split(':')[0]}")
+            raise ConflictError(f"GID {self.uid} belongs to group {group_by_id.split(':')[0]}")
         if group and group.split(":")[2] != str(self.uid):
-            raise ConflictError(self.host, f"group {self.name} exists with GID {group.split(':')[2]}, not {self.uid}")
+            raise ConflictError(f"group {self.name} exists with GID {group.split(':')[2]}, not {self.uid}")
         if not group:
             cmds.append(Cmd(sh("groupadd", "-g", self.uid, self.name)))
         user, user_by_id = fact.get("P", ""), fact.get("PU", "")
         if user_by_id and not user_by_id.startswith(self.name + ":"):
-            raise ConflictError(self.host, f"UID {self.uid} belongs to user {user_by_id.split(':')[0]}")
+            raise ConflictError(f"UID {self.uid} belongs to user {user_by_id.split(':')[0]}")
         if user and user.split(":")[2] != str(self.uid):
-            raise ConflictError(self.host, f"user {self.name} exists with UID {user.split(':')[2]}, not {self.uid}")
+            raise ConflictError(f"user {self.name} exists with UID {user.split(':')[2]}, not {self.uid}")
         if not user:
             # -K ...=0: no automatic subordinate range; ours (below) is the only one
             cmds.append(Cmd(sh("useradd", "-K", "SUB_UID_COUNT=0", "-K", "SUB_GID_COUNT=0",
@@ -546,7 +562,6 @@ class Mounted(Resource):
 
     mount_point: str
     source: str
-    host: str = "host"
 
     def describe(self):
         return f"mount {self.source} on {self.mount_point}"
@@ -562,7 +577,7 @@ class Mounted(Resource):
         if fact is None:
             return [Cmd(sh("mount", self.mount_point))]
         if fact[0] != self.source:
-            raise ConflictError(self.host, f"{self.mount_point} already has {fact[0]} mounted")
+            raise ConflictError(f"{self.mount_point} already has {fact[0]} mounted")
         return []
 
 
@@ -595,7 +610,6 @@ class Absent(Resource):
 
     path: str
     user: Optional[str] = None
-    host: str = "host"
 
     def describe(self):
         return f"no {self.path}"
@@ -619,7 +633,6 @@ class Unmounted(Resource):
     """Nothing is mounted on ``mount_point``, and the empty mount point folder is gone."""
 
     mount_point: str
-    host: str = "host"
 
     def describe(self):
         return f"nothing mounted on {self.mount_point}"
@@ -646,7 +659,6 @@ class UserAbsent(Resource):
 
     name: str
     home: str
-    host: str = "host"
 
     def describe(self):
         return f"no user {self.name}"
