@@ -6,16 +6,25 @@ import subprocess
 import pytest
 from invoke import Context
 
-from tinsnip_tasks.errors import ConflictError, RemoteError
-from tinsnip_tasks.ops.base import Host, facts_script, split_facts
+from tinsnip_tasks.errors import ConflictError
+from tinsnip_tasks.ops.base import Host, Step, facts_script, split_facts
 from tinsnip_tasks.ops.resources import (
     Directory, Edited, File, Mounted, Symlink, User, field_is, parse_stat, set_line,
 )
 
 
-def converge(*resources):
-    """Run resources through a Host on this machine: the real scripts, in the real shell."""
-    return Host("local", Context(), out=lambda line: None).converge("step", list(resources))
+class StepFailed(AssertionError):
+    """The step failed on the host; the message is what the run reports."""
+
+
+def converge(*resources, step="step"):
+    """Run resources as one step through a Host on this machine: the real scripts, in the real
+    shell. Returns whether anything changed; a failed step raises :class:`StepFailed`."""
+    h = Host("local", Context())
+    changed = h.converge([Step(step, tuple(resources))])
+    if h.result.error:
+        raise StepFailed(h.result.error)
+    return changed
 
 
 def texts(cmds):
@@ -144,7 +153,7 @@ class TestEdited:
         f.write_text("/v/ok h(rw)\n")
         e = Edited(str(f), set_line(field_is(0, "/v/new"), "/v/new h(bad)"), "export",
                    after=("false",), rollback=True)
-        with pytest.raises(RemoteError):
+        with pytest.raises(StepFailed):
             converge(e)
         assert f.read_text() == "/v/ok h(rw)\n"
         assert [p.name for p in tmp_path.iterdir() if not p.name.endswith("-lock")] == ["exports"]
