@@ -16,6 +16,7 @@ from invoke.exceptions import Exit
 from .connect import Connections
 from .core.inventory import Inventory, load_inventory
 from .core.render import catalog
+from .core.target import check_target
 from .errors import InputError, TinsnipError, UnreachableError
 from .ops.base import DEFAULT_TIMEOUT, Host
 from .output import Output
@@ -40,15 +41,16 @@ def setting(c, name: str, default=None):
 class Run:
     """Context manager for one task run. ``with Run(c, dry=...) as run: ...``
 
-    ``json`` and ``verbose`` default to the config's ``tinsnip.json`` and ``tinsnip.verbose``;
+    ``json`` and ``verbose`` are also on when the config's ``tinsnip.json`` or ``tinsnip.verbose`` are;
     ``tinsnip.recap_file`` names a file the JSON recap is also written to.
     """
 
     def __init__(self, c, *, dry: bool = False, title: str = "", json: bool | None = None,
                  verbose: bool | None = None):
         self.dry, self.title = dry, title
-        self.output = Output(json=bool(setting(c, "json") if json is None else json),
-                             verbose=bool(setting(c, "verbose") if verbose is None else verbose))
+        # a flag turns a setting on; the config turns it on for every run
+        self.output = Output(json=bool(json or setting(c, "json")),
+                             verbose=bool(verbose or setting(c, "verbose")))
         self.recap_file = setting(c, "recap_file") or ""
         self.override = override_target(c)
         # Invoke's own setting for how long a command may run (`inv -T N`, timeouts.command)
@@ -62,6 +64,8 @@ class Run:
     def __enter__(self):
         try:
             self.inv = load_inventory(catalog=catalog())
+            if self.override:
+                check_target(self.override)
         except TinsnipError as e:
             raise Exit(f"error: {e}", code=EXIT_INPUT)
         self.numbers = Numbers(self.inv, dry=self.dry)

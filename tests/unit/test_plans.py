@@ -172,35 +172,6 @@ def test_image_loaded_only_when_missing():
     assert "docker load -q -i /opt/tinsnip/images/busybox.tar" in texts(i.plan("missing"))[-1]
 
 
-def test_registry_assignment_is_exclusive_under_concurrency(tmp_path):
-    """Eight setups at once for eight new machines: eight different numbers, from 04 up."""
-    path = str(tmp_path / "station" / "prod" / "machine-registry")
-    results = {}
-
-    def go(name):
-        out = subprocess.run(["sh", "-c", nas.assign_command(path, name)],
-                             capture_output=True, text=True, check=True).stdout
-        results[name] = reg.parse_registry(out)[name]
-
-    threads = [threading.Thread(target=go, args=(f"box{i}",)) for i in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert sorted(results.values()) == list(range(4, 12))
-    final = reg.parse_registry(Path(path).read_text())
-    assert final["gazette"] == 1 and final["lldap"] == 2 and len(final) == 11
-    # a second assignment of a known machine changes nothing
-    before = Path(path).read_text()
-    subprocess.run(["sh", "-c", nas.assign_command(path, "box3")], check=True, capture_output=True)
-    assert Path(path).read_text() == before
-
-
-def test_registry_read_distinguishes_missing_from_empty():
-    assert nas.parse_registry_output("@@missing\n", "r") is None
-    assert nas.parse_registry_output("", "r") == {}
-
-
 def test_compose_pattern_sources_then_unsets():
     p = compose_pattern("/mnt/x", "/mnt/x/service/s", "ps")
     assert p.index("source") < p.index("set +a") < p.index("unset XDG_DATA_HOME")

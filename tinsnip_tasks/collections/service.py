@@ -28,6 +28,7 @@ def deploy(c, machine, env, service, dry=False, json=False, verbose=False):
     with Run(c, dry=dry, title=f"service.deploy {machine} {env} {service}", json=json,
              verbose=verbose) as run:
         plan.check_service(run.inv, machine, service)  # bad input fails here, first
+        plan.check_secrets(run.inv, machine, env, service)
         t = run.target(machine, env, service=service)
         run.machine_host(machine).converge([build(fn, t) for fn in plan.DEPLOY])
 

@@ -65,6 +65,16 @@ def _parse_stat_and(out: str) -> tuple[Optional[dict], list[str]]:
     return parse_stat(lines[0] if lines else MISSING), lines[1:]
 
 
+NOW = "@@now"
+DIFF_LIMIT = 65536  # bytes of a file read for the diff of a dry run
+KEY_LINE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
+
+
+def masked(keys) -> str:
+    """``KEY=***`` lines: what a diff shows of a secret file."""
+    return "".join(f"{k}=***\n" for k in keys)
+
+
 def _fails_whole(text: str) -> str:
     """``text`` (an and-or list) failing stops the script: ``set -e`` alone ignores a failure
     anywhere but in the last command of such a list."""
@@ -82,21 +92,22 @@ def _refuse(message: str) -> str:
     return f"{{ echo {q(message)} >&2; exit 1; }}"
 
 
-def _pin_folder(path: str, *, trusted: Optional[int] = None) -> str:
+def _pin_folder(path: str, *, root_writes: bool = False) -> str:
     """Enter the folder ``path`` and make sure it is that folder itself, not a link to another
     (the physical path is checked after ``cd``, so what follows acts on the folder that was
-    checked even if names are swapped meanwhile). With ``trusted`` set (root writing), the
-    folder must also be writable by its owner only, and owned by root or by ``trusted``."""
+    checked even if names are swapped meanwhile). With ``root_writes``, the folder must also be
+    writable by its owner only, and its owner must be root or a station UID (machine 00, whose
+    export is read-only): a folder no one but root can change."""
     parent, name = posixpath.split(path.rstrip("/") or "/")
     where = (f"[ \"$(pwd -P)\" = \"$(cd -P -- {q(parent or '/')} && pwd -P | sed 's,/$,,')\"/{q(name)} ]"
              if name else "true")
     cmd = (f"cd -P -- {q(path)} && {where} || "
            + _refuse(f"{path} is not a folder of its own (a link?); tinsnip does not follow it"))
-    if trusted is not None:
-        owners = "-user 0" + (f" -o -user {int(trusted)}" if trusted else "")
-        cmd += (f" && [ -n \"$(find . -maxdepth 0 \\( {owners} \\) ! -perm /022)\" ] || "
-                + _refuse(f"{path} is writable by others than its owner, or owned by another "
-                          "user: root does not write there"))
+    if root_writes:
+        owner_ok = ("u=$(stat -c %u .) && { [ \"$u\" -eq 0 ] || "
+                    "{ [ \"$u\" -ge 10000 ] && [ $((u / 100 % 100)) -eq 0 ]; }; }")
+        cmd += (f" && [ -n \"$(find . -maxdepth 0 ! -perm /022)\" ] && {owner_ok} || "
+                + _refuse(f"{path} is writable by others than root: root does not write there"))
     return cmd
 
 
@@ -166,8 +177,7 @@ class Directory(Resource):
 
 
 def write_file_cmds(path: str, content: bytes, uid=None, gid=None, mode=0o644, *,
-                    secret: bool = False, owner: Optional[int] = None,
-                    trusted: Optional[int] = None) -> list[Cmd]:
+                    secret: bool = False, owner: Optional[int] = None) -> list[Cmd]:
     """Write ``content`` to a new temporary file beside ``path`` and rename it into place, so a
     reader never sees half a file and a failure leaves the old file whole.
 
@@ -175,7 +185,7 @@ def write_file_cmds(path: str, content: bytes, uid=None, gid=None, mode=0o644, *
     entered and checked first (:func:`_pin_folder`); the content comes over the script's stdin
     (a here-document), never in a command line. ``owner`` set: all of it runs as that user (files
     in its home or on its mount). Otherwise root writes, only into a folder that no one but root
-    (or ``trusted``) can write to, and sets ``uid``:``gid`` and ``mode`` on its own temporary
+    can write to (:func:`_pin_folder`), and sets ``uid``:``gid`` and ``mode`` on its own temporary
     file before the rename; ``rename`` replaces whatever name is there and follows no link.
     """
     folder, name = posixpath.split(path)
@@ -187,7 +197,7 @@ def write_file_cmds(path: str, content: bytes, uid=None, gid=None, mode=0o644, *
         attrs.append(f"chown -h {int(uid)}:{int(gid if gid is not None else uid)} -- \"$t\"")
     attrs.append(f"chmod {(mode if mode is not None else 0o644):04o} \"$t\"")
     steps = " && ".join([f"base64 -d > \"$t\""] + attrs + [f"mv -fT -- \"$t\" {q(name)}"])
-    script = (f"umask 077 && {_pin_folder(folder, trusted=None if owner is not None else (trusted or 0))}"
+    script = (f"umask 077 && {_pin_folder(folder, root_writes=owner is None)}"
               f" && t=$(mktemp {q('./.' + name + '.XXXXXXXXXX')})"
               f" && {{ {steps} || {{ rm -f -- \"$t\"; false; }}; }}")
     text = f"( {script} )" if owner is None else _acting(owner, script)
@@ -215,13 +225,37 @@ class File(Resource):
         return f"file {self.path}"
 
     def fact_command(self):
-        return _acting(self.owner, _stat_and(self.path, "sha256sum"))
+        p = q(self.path)
+        # what is there now, for the diff a dry run shows: of a secret file only its keys
+        now = (f"sed -n 's/^\\([A-Za-z_][A-Za-z0-9_]*\\)=.*/\\1/p' {p}" if self.secret
+               else f"head -c {DIFF_LIMIT} {p} | base64")
+        # a link or anything but a regular file is reported by its stat line (and refused)
+        return _acting(self.owner, f"{_stat_and(self.path, 'sha256sum')}; echo {NOW}; "
+                                   f"if [ -f {p} ] && [ ! -L {p} ]; then {now}; fi")
 
     def parse(self, out):
-        st, rest = _parse_stat_and(out)
+        lines = out.split(NOW + "\n", 1)
+        st, rest = _parse_stat_and(lines[0])
         if st is not None:
             st["sha256"] = rest[0].split()[0] if rest else ""
+            st["now"] = lines[1] if len(lines) > 1 else ""
         return st
+
+    def diff(self, out):
+        fact = self.parse(out)
+        if fact is not None and fact.get("sha256") == hashlib.sha256(self.content).hexdigest():
+            return ""
+        if self.secret:
+            old = masked(fact["now"].split() if fact else [])
+            new_keys = [l.split("=", 1)[0] for l in self.content.decode(errors="replace").splitlines()
+                        if KEY_LINE.match(l)]
+            text = unified_diff(self.path, old, masked(new_keys))
+            return text or f"--- {self.path}: values differ (secret file: values are not shown)\n"
+        try:
+            old = base64.b64decode(fact["now"]).decode() if fact else ""
+            return unified_diff(self.path, old, self.content.decode())
+        except (ValueError, UnicodeDecodeError):
+            return f"--- {self.path}: binary content differs\n"
 
     def commands(self, fact):
         gid = self.gid if self.gid is not None else self.uid
@@ -241,7 +275,7 @@ class Edited(Resource):
     """A small text file changed by a pure function of its current text (a managed line in
     /etc/fstab or /etc/exports). Written atomically, keeping owner and mode exactly, only on a
     change; a link in its place is refused (tinsnip edits the file itself, never a link's
-    target), and so is a folder around it that anyone but root (or ``trusted``) can write.
+    target), and so is a folder around it that anyone but root can write.
 
     ``after`` commands run when the file changes; ``rollback`` makes a failed ``after``
     (say ``exportfs -ra`` refusing the new file) put the old file back before failing. With
@@ -256,7 +290,6 @@ class Edited(Resource):
     after: tuple = ()
     rollback: bool = False
     applied: bool = False
-    trusted: Optional[int] = None
 
     def describe(self):
         return f"{self.what} in {self.path}"
@@ -289,7 +322,7 @@ class Edited(Resource):
         else:
             same = f"[ ! -e {p} ] && [ ! -L {p} ]"
         folder = posixpath.dirname(self.path) or "."
-        check = _pin_folder(folder, trusted=self.trusted or 0)
+        check = _pin_folder(folder, root_writes=True)
         return Cmd(_fails_whole(f"( {check} ) && exec 8>>{q(self.path + '.tinsnip-lock')} && "
                                 f"flock -w 60 8 && {{ {same} || exit {RETRY_EXIT}; }}"),
                    f"lock {self.path} and check it is unchanged")
@@ -335,7 +368,7 @@ class Edited(Resource):
             cmds.append(Cmd(_fails_whole(
                 f"b=$(mktemp {q(posixpath.join(folder, '.' + name + '.old.XXXXXXXXXX'))})"
                 f" && cp -p -- {q(self.path)} \"$b\""), f"keep a copy of {self.path}"))
-        cmds += write_file_cmds(self.path, data, uid, gid, mode, trusted=self.trusted)
+        cmds += write_file_cmds(self.path, data, uid, gid, mode)
         cmds += self._after_cmds("$b" if backup else None)
         if backup:
             cmds.append(Cmd("rm -f -- \"$b\"", "drop the copy"))
@@ -360,8 +393,7 @@ class Edited(Resource):
             return []
         digest = hashlib.sha256(data).hexdigest()
         return [Cmd(c.text, f"record that {' and '.join(self.after)} succeeded on this {self.path}")
-                for c in write_file_cmds(self.stamp, (digest + "\n").encode(), 0, 0, 0o644,
-                                         trusted=self.trusted)]
+                for c in write_file_cmds(self.stamp, (digest + "\n").encode(), 0, 0, 0o644)]
 
 
 class ForeignLine(ValueError):
@@ -582,22 +614,12 @@ class Mounted(Resource):
 
 
 def drop_lines(match: field_is) -> Callable[[str], str]:
-    """An edit that removes the entry tinsnip wrote for ``match``'s path, with its marker; an
-    entry for that path that tinsnip did not write raises :class:`ForeignLine` (see
-    :func:`set_line`)."""
+    """An edit that removes every entry for ``match``'s path (spelled any way :func:`same_path`
+    knows), with tinsnip's marker above it: what removing a mount point or an export asks."""
     marker = MARKER + match.value
 
     def edit(text: str) -> str:
-        groups = _entries(text)
-        kept = []
-        for i, g in enumerate(groups):
-            if g == [marker]:
-                continue
-            if match(g):
-                if i > 0 and groups[i - 1] == [marker]:
-                    continue
-                raise _foreign(g, match.value, marker)
-            kept.append(g)
+        kept = [g for g in _entries(text) if g != [marker] and not match(g)]
         return "\n".join(l for g in kept for l in g) + "\n" if kept else ""
 
     return edit
@@ -655,9 +677,13 @@ class Unmounted(Resource):
 
 @dataclass(frozen=True)
 class UserAbsent(Resource):
-    """No user or group ``name`` (home folder removed), and no subordinate ID lines for it."""
+    """No user or group ``name`` (home folder removed), and no subordinate ID lines for it.
+
+    Only the user tinsnip made is removed: a user or group of that name with another ID than
+    ``uid`` is refused."""
 
     name: str
+    uid: int
     home: str
 
     def describe(self):
@@ -665,14 +691,20 @@ class UserAbsent(Resource):
 
     def fact_command(self):
         n = q(self.name)
-        return (f"getent passwd {n} >/dev/null && echo user; getent group {n} >/dev/null && echo group; "
-                f"grep -q ^{n}: /etc/subuid && echo subuid; grep -q ^{n}: /etc/subgid && echo subgid; "
-                f"[ -d {q(self.home)} ] && echo home")
+        return (f"echo user=$(getent passwd {n} | cut -d: -f3); "
+                f"echo group=$(getent group {n} | cut -d: -f3); "
+                f"grep -q ^{n}: /etc/subuid && echo subuid=yes; "
+                f"grep -q ^{n}: /etc/subgid && echo subgid=yes; "
+                f"[ -d {q(self.home)} ] && echo home=yes")
 
     def parse(self, out):
-        return set(out.split())
+        return {k: v for k, _, v in (l.partition("=") for l in out.split()) if v}
 
     def commands(self, fact):
+        for kind in ("user", "group"):
+            if fact.get(kind) and fact[kind] != str(self.uid):
+                raise ConflictError(f"{kind} {self.name} has ID {fact[kind]}, not {self.uid}: "
+                                    "tinsnip did not make it and leaves it alone")
         cmds = []
         if "user" in fact:
             cmds.append(Cmd(sh("userdel", self.name)))

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from ..core.render import render
 from ..core.smep import Smep
+from ..core.target import nfs_server
 from ..ops.docker import ROOTLESS_SCRIPTS, DockerStopped, NoContainers, RootlessDocker, docker_host
 from ..ops.forward import Forward
 from ..ops.resources import (Directory, Edited, File, Mounted, Symlink, Unmounted, User, UserAbsent,
@@ -39,7 +40,7 @@ def fstab_line(server: str, export_dir: str, mount_point: str) -> str:
 @step("machine.mount")
 def mount(t: Target) -> list:
     """The export's fstab line and the mount at ``/mnt/{machine}-{env}``."""
-    smep, server = t.smep, t.inv.nas_address(t.smep.machine)
+    smep, server = t.smep, nfs_server(t.inv.nas_address(t.smep.machine))
     export_dir = t.inv.export_dir(smep.machine, smep.env)
     source = f"{server}:{export_dir}"
     return [
@@ -134,7 +135,7 @@ def unmounted(t: Target) -> list:
 @step("machine.user", needs=("machine.mount",))
 def user_removed(t: Target) -> list:
     """No machine user, group or home."""
-    return [UserAbsent(t.smep.user, home(t.smep))]
+    return [UserAbsent(t.smep.user, t.smep.uid, home(t.smep))]
 
 
 TEARDOWN = (containers_down, docker_stopped, forwards_removed, unmounted, user_removed)

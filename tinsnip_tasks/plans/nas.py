@@ -1,12 +1,11 @@
-"""The NAS side: the machine-environment's folder tree, its NFS export, the station registry."""
+"""The NAS side: the machine-environment's folder tree, its NFS export, the station."""
 from __future__ import annotations
 
-from ..core import registry as reg
 from ..core.render import render
 from ..core.smep import Smep
-from ..ops.base import q
 from ..ops.resources import Absent, Directory, Edited, drop_lines, field_is, set_line
 from . import Target, step
+from .registry import station_registry
 
 SUBDIRS = ("state", "data", "config", "service")
 EXPORT_OPTIONS = "rw,sync,all_squash,anonuid={uid},anongid={uid},no_subtree_check"
@@ -38,40 +37,6 @@ def export(t: Target) -> list[Edited]:
                    applied=True)]
 
 
-def read_registry_command(path: str) -> str:
-    return f"cat {q(path)} 2>/dev/null || echo @@missing"
-
-
-def parse_registry_output(out: str, path: str) -> dict | None:
-    """None when the NAS has no registry file (the built-in defaults then apply)."""
-    if out.strip() == "@@missing":
-        return None
-    return reg.parse_registry(out, source=path)
-
-
-def assign_command(path: str, name: str) -> str:
-    """Give ``name`` the lowest free number 04..99 in the registry at ``path`` under a lock, so
-    two setups at once never get the same number. A registry that does not exist yet starts
-    with the built-in defaults. Prints the registry afterwards."""
-    seed = reg.format_registry({k: v for k, v in reg.DEFAULT_MACHINES.items() if k != reg.STATION})
-    p, n = q(path), q(name)
-    return (
-        "set -e\n"
-        f"mkdir -p \"$(dirname {p})\"\n"
-        f"exec 9>>{q(path + '.lock')}\n"
-        "flock -w 30 9\n"
-        f"[ -f {p} ] || printf %s {q(seed)} > {p}\n"
-        f"if ! grep -q \"^\"{n}\"=\" {p}; then\n"
-        "  for i in $(seq 4 99); do\n"
-        "    nn=$(printf %02d \"$i\")\n"
-        f"    if ! grep -q \"=$nn\\$\" {p}; then echo {n}=\"$nn\" >> {p}; break; fi\n"
-        "  done\n"
-        f"  grep -q \"^\"{n}\"=\" {p} || {{ echo 'no free machine number 04..99 in {path}' >&2; exit 1; }}\n"
-        "fi\n"
-        f"cat {p}"
-    )
-
-
 @step("nas.station")
 def station(t: Target) -> list:
     """The sheet's station (machine 00) in ``env``: its folder, its machine registry (seeded with
@@ -80,14 +45,11 @@ def station(t: Target) -> list:
     smep = t.smep
     st = t.inv.station(smep.sheet, smep.env)
     station_dir, registry_path, clients = st.folder, st.registry, st.clients
-    seed = reg.format_registry({k: v for k, v in reg.DEFAULT_MACHINES.items() if k != reg.STATION})
     line = export_line(station_dir, clients, STATION_OPTIONS.format(uid=smep.uid))
     return [
         Directory(station_dir, smep.uid, smep.uid, 0o755),
         Directory(f"{station_dir}/config", smep.uid, smep.uid, 0o755),
-        # the station folder belongs to the station's UID; its export is read-only
-        Edited(registry_path, lambda text: text if text.strip() else seed,
-               "machine registry", trusted=smep.uid),
+        station_registry(registry_path),
         Edited("/etc/exports", set_line(field_is(0, station_dir), line),
                f"read-only export {station_dir} to {', '.join(clients)}",
                after=("exportfs -ra",), rollback=True, applied=True),
