@@ -144,8 +144,8 @@ def test_dry_run_diffs_files_with_secret_values_masked_and_verbose_shows_command
     assert lab.run("homelab1", f"grep -c hidden-value {env}").stdout.strip() == "1"
     p = cli.inv("machine.env", *GP, "-v")
     assert "homelab1| $ read facts" in p.stderr, p.stderr
-    assert "-TIN_EXTRA=***" in p.stdout and f"ran: mv -f /mnt/gazette-prod/.machine/" \
-        f".machine.env.tinsnip-new {env}" in p.stdout, p.stdout
+    assert "-TIN_EXTRA=***" in p.stdout and "ran: as UID 10100: write " in p.stdout \
+        and f"to {env} through a new temporary file (secret)" in p.stdout, p.stdout
     assert "hidden-value" not in p.stdout + p.stderr
     assert lab.run("homelab1", f"cmp {env} /tmp/env.keep").ok
 
