@@ -130,7 +130,8 @@ def _up(rebuild, log):
     if _leftovers():
         log("lab: removing what a previous lab left behind")
         _down(log=lambda msg: None)
-    lower = rootfs.ensure_rootfs(rebuild=rebuild, log=log)
+    lower, key = rootfs.ensure_rootfs(rebuild=rebuild, log=log)
+    rootfs.prune_unpacked(key, in_use=bool(network.any_lab_namespaces()))
     made = sshkeys.ensure_keys()
     if made:
         log(f"lab: generated SSH keys: {', '.join(made)}")
@@ -138,7 +139,7 @@ def _up(rebuild, log):
     try:
         network.create(log)
         pids = {host: hosts.start(host, lower) for host in settings.LAB_HOSTS}
-        _write_state({"pids": pids, "rootfs": rootfs.current_key()})
+        _write_state({"pids": pids, "rootfs": key})
         for host, pid in pids.items():
             hosts.wait_for_ssh(host, pid)
         extra = _start_nas_services(log)

@@ -8,7 +8,7 @@ reached), or the JSON recap with ``--json``, and the exit code tells what went w
 """
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+import threading
 from pathlib import Path
 
 from invoke.exceptions import Exit
@@ -27,6 +27,33 @@ from .results import EXIT_INPUT, GroupResult
 def override_target(c) -> str | None:
     """The host given with ``fab -H`` (a Fabric Connection as context), else None."""
     return getattr(c, "original_host", None) or None
+
+
+def parallel(fn, items: list) -> list:
+    """``[fn(item) for item in items]``, each call in a thread of its own, all at once.
+
+    Daemon threads joined in short waits: Ctrl-C reaches the caller at once and the process can
+    end without waiting for a host that does not answer."""
+    if len(items) < 2:
+        return [fn(i) for i in items]
+    results, errors = [None] * len(items), [None] * len(items)
+
+    def call(k):
+        try:
+            results[k] = fn(items[k])
+        except BaseException as e:  # handed to the caller below
+            errors[k] = e
+
+    threads = [threading.Thread(target=call, args=(k,), daemon=True) for k in range(len(items))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        while t.is_alive():
+            t.join(0.05)
+    for e in errors:
+        if e is not None:
+            raise e
+    return results
 
 
 def setting(c, name: str, default=None):
@@ -104,11 +131,7 @@ class Run:
     def connect(self, targets) -> list[Host]:
         """Connect to every target not connected yet, all at once (one thread each)."""
         new = [t for t in dict.fromkeys(targets) if t not in self.hosts]
-        if len(new) > 1:
-            with ThreadPoolExecutor(len(new)) as pool:
-                outcomes = list(pool.map(self._open, new))
-        else:
-            outcomes = [self._open(t) for t in new]
+        outcomes = parallel(self._open, new)
         for target, (conn, problem) in zip(new, outcomes):
             if isinstance(problem, InputError):
                 raise problem

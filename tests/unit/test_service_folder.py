@@ -64,8 +64,10 @@ def test_the_stamp_follows_the_context(tmp_path):
 @pytest.mark.parametrize("files, secrets, message", [
     ({"docker-compose.yml": "services: {}\n", "service.yaml": "ports: [web, api]\n"}, None,
      "must map the port names api"),
-    ({"docker-compose.yml": "services: {}\n", "service.yaml": "secrets: [TOKEN]\n"}, "TOKEN=it's $5\n",
-     "the value of TOKEN holds a single quote together with one of"),
+    ({"docker-compose.yml": "services: {}\n", "service.yaml": "secrets: [TOKEN]\n"}, "TOKEN=it's $x\n",
+     "TOKEN holds a single quote together with"),
+    ({"docker-compose.yml": "services: {}\n", "service.env": "A = b c\n"}, None,
+     "not a KEY=value line"),
     ({"docker-compose.yml": "services: [\n"}, None, "is not valid YAML"),
 ])
 def test_bad_folders_are_refused_before_any_host(tmp_path, files, secrets, message):

@@ -141,8 +141,7 @@ class RootlessDocker(Resource):
         check = as_user(self.user, self.uid, "docker version >/dev/null 2>&1")
         n = self.wait_seconds * 5
         return Cmd(f"i=0; until {check}; do i=$((i+1)); [ $i -ge {n} ] && "
-                   f"{{ echo 'rootless docker for {self.user} did not answer within "
-                   f"{self.wait_seconds}s; see {self.home}/.local/state/tinsnip/dockerd.log' >&2; "
+                   f"{{ echo {q(f'rootless docker for {self.user} did not answer within ' + f'{self.wait_seconds}s; see {self.home}/.local/state/tinsnip/dockerd.log')} >&2; "
                    f"{as_uid(self.uid, sh('tail', '-n', '5', '--', self.home + '/.local/state/tinsnip/dockerd.log'))} >&2; exit 1; }}; "
                    f"sleep 0.2; done",
                    f"wait for the daemon of {self.user} to answer")
@@ -171,8 +170,8 @@ class DockerImage(Resource):
     def commands(self, fact):
         if fact:
             return []
-        return [Cmd(f"test -r {q(self.archive)} || {{ echo 'image {self.image} is missing and "
-                    f"{self.archive} is not there to load it from' >&2; exit 1; }}",
+        missing = f"image {self.image} is missing and {self.archive} is not there to load it from"
+        return [Cmd(f"test -r {q(self.archive)} || {{ echo {q(missing)} >&2; exit 1; }}",
                     f"check {self.archive}"),
                 Cmd(as_user(self.user, self.uid, f"docker load -q -i {q(self.archive)}"))]
 
@@ -361,7 +360,7 @@ class DockerStopped(Resource):
             uid = q(str(self.uid))
             cmds.append(Cmd(f"pkill -TERM -u {uid} || true; i=0; while pgrep -u {uid} >/dev/null; do "
                             f"i=$((i+1)); [ $i -ge 50 ] && pkill -KILL -u {uid}; [ $i -ge 100 ] && "
-                            f"{{ echo 'processes of {self.user} do not end' >&2; exit 1; }}; "
+                            f"{{ echo {q(f'processes of {self.user} do not end')} >&2; exit 1; }}; "
                             "sleep 0.1; done", f"end every process of {self.user}"))
         if fact.get("runtime"):
             cmds.append(Cmd(sh("rm", "-rf", "--one-file-system", runtime_dir(self.uid))))
