@@ -188,9 +188,35 @@ class Run:
         nas = self.hosts[self.nas_target(machine)] if needs else None
         return self.numbers.smep(nas, machine, env, assign=assign)
 
-    def target(self, machine: str, env: str, *, assign: bool = False, service: str = ""):
-        """The :class:`~tinsnip_tasks.plans.Target` of a machine-environment (and service)."""
-        from .plans import Target
+    def target(self, machine: str, env: str, *, assign: bool = False, service: str = "",
+               steps=()):
+        """The :class:`~tinsnip_tasks.plans.Target` of a machine-environment (and service).
 
-        return Target(self.inv, self.smep(machine, env, assign=assign, connect_machine=True),
-                      service)
+        The NAS (its registry decides the numbers) and the machine host are reached at the same
+        time: while the registry is read, the facts of ``steps`` (step functions) are read on
+        the machine host with the numbers the registry will most likely give. When it gives
+        those, the steps use these facts; otherwise they read their own."""
+        from .plans import Target, build
+
+        self.inv.check_env(machine, env)
+        guess = self.numbers.guess(machine, env)
+        machine_target, nas_target = self.machine_target(machine), self.nas_target(machine)
+        if not (guess and steps) or machine_target == nas_target:
+            return Target(self.inv, self.smep(machine, env, assign=assign, connect_machine=True),
+                          service)
+
+        def facts_ahead():
+            self.connect([machine_target])
+            h = self.hosts[machine_target]
+            if h.conn is not None and not h.failed:
+                try:
+                    t = Target(self.inv, guess, service)
+                    h.read_ahead([r for fn in steps for r in build(fn, t).resources])
+                except TinsnipError:
+                    pass  # read (and reported) again by the steps themselves
+
+        def numbers():
+            return self.smep(machine, env, assign=assign)
+
+        _, smep = parallel(lambda fn: fn(), [facts_ahead, numbers])
+        return Target(self.inv, smep, service)

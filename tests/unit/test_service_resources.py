@@ -54,10 +54,16 @@ class TestForward:
 
 
 class TestContextTree:
-    tree = ContextTree("gazette-prod", "/mnt/gazette-prod/service/app", "d1", b"tar")
+    tree = ContextTree("gazette-prod", "/mnt/gazette-prod/service/app", "d1", lambda: b"tar")
 
-    def test_same_digest_needs_nothing(self):
-        assert self.tree.plan("d1\n") == []
+    def test_same_digest_needs_nothing_not_even_the_tarball(self):
+        def pack():
+            raise AssertionError("packed although nothing is uploaded")
+        tree = ContextTree("gazette-prod", "/mnt/gazette-prod/service/app", "d1", pack)
+        assert tree.plan("d1\n") == []
+
+    def test_the_stamp_is_read_as_the_user(self):
+        assert self.tree.fact_command().startswith("sudo -u gazette-prod sh -c 'cat ")
 
     def test_a_new_context_is_unpacked_beside_and_swapped_in_as_the_user(self):
         cmds = self.tree.plan("missing")

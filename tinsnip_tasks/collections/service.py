@@ -28,7 +28,7 @@ def deploy(c, machine, env, service, dry=False, json=False, verbose=False):
              verbose=verbose) as run:
         plan.check_service(run.inv, machine, service)  # bad input fails here, first
         plan.check_secrets(run.inv, machine, env, service)
-        t = run.target(machine, env, service=service)
+        t = run.target(machine, env, service=service, steps=plan.DEPLOY)
         run.machine_host(machine).converge([build(fn, t) for fn in plan.DEPLOY])
 
 

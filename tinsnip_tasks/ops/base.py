@@ -190,6 +190,7 @@ class Host:
 
     def __post_init__(self):
         self.result = HostResult(self.name, unreachable=self.unreachable)
+        self._ahead: dict[str, str] = {}  # facts read ahead: script -> output
 
     # -- running ---------------------------------------------------------------------------
     def run(self, command: str, *, step: str, show: str = ""):
@@ -243,8 +244,17 @@ class Host:
             self.output.trace(self.name, text)
 
     def read(self, resources: Sequence[Resource], *, step: str) -> list[str]:
-        out = self.execute(facts_script(resources), step=step, show="read facts").stdout
+        script = facts_script(resources)
+        out = self._ahead.pop(script, None)
+        if out is None:
+            out = self.execute(script, step=step, show="read facts").stdout
         return split_facts(out, len(resources))
+
+    def read_ahead(self, resources: Sequence[Resource]) -> None:
+        """Read the facts of ``resources`` now; a later :meth:`read` of exactly the same
+        resources uses them instead of asking again (once)."""
+        script = facts_script(resources)
+        self._ahead[script] = self.execute(script, step="facts", show="read facts").stdout
 
     @property
     def failed(self) -> bool:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 from ..errors import ConflictError
 from .base import Cmd, Resource, q, sh
@@ -256,19 +257,19 @@ class ContextTree(Resource):
 
     A new context is unpacked beside the folder as the machine user, the files the deploy
     writes itself are carried over, and the two folders are swapped, so a failure leaves the
-    old folder whole. ``data`` is the context as a gzip tar.
+    old folder whole. ``pack()`` makes the context as a gzip tar, only when it is uploaded.
     """
 
     user: str
     path: str
     digest: str
-    data: bytes
+    pack: Callable[[], bytes]
 
     def describe(self):
         return f"build context {self.digest[:12]} in {self.path}"
 
     def fact_command(self):
-        # read as the user: on the mount the stamp may be a link any local user planted
+        # read as the user: the folder is the user's, and root follows no link it did not make
         return as_user_sh(self.user, f"cat {q(self.path + '/' + CONTEXT_STAMP)} 2>/dev/null "
                                      "|| echo missing")
 
@@ -283,11 +284,12 @@ class ContextTree(Resource):
         swap = (f"for f in {kept}; do if [ -e {d}/\"$f\" ]; then mv {d}/\"$f\" {new}/; fi; done; "
                 f"echo {q(self.digest)} > {new}/{CONTEXT_STAMP} && chmod 750 {new} && "
                 f"if [ -d {d} ]; then mv {d} {old}; fi && mv {new} {d} && rm -rf {old}")
+        data = self.pack()
         return [
             Cmd(as_user_sh(self.user, f"rm -rf {new} {old} && mkdir -p {new} && "
                                       f"tar -xzf - --no-same-owner -C {new}"),
-                f"unpack the build context ({len(self.data)} bytes) into {self.path}.tinsnip-new "
-                f"as {self.user}", data=self.data),
+                f"unpack the build context ({len(data)} bytes) into {self.path}.tinsnip-new "
+                f"as {self.user}", data=data),
             Cmd(as_user_sh(self.user, swap), f"swap it in for {self.path}, keeping "
                                              f"{', '.join(KEPT)}"),
         ]

@@ -217,8 +217,9 @@ def upload(t: Target) -> list:
     smep, service, rendered = t.smep, t.service, t.rendered
     if rendered.folder is None:
         return []
-    data = context.tarball(rendered.folder, list(rendered.context_files))
-    return [ContextTree(smep.user, service_dir(smep, service), rendered.context_digest, data)]
+    folder, names = rendered.folder, list(rendered.context_files)
+    return [ContextTree(smep.user, service_dir(smep, service), rendered.context_digest,
+                        lambda: context.tarball(folder, names))]
 
 
 @step("service.image", needs=("machine.docker",))
