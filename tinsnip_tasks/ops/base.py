@@ -229,14 +229,18 @@ class Host:
             self.seconds += time.monotonic() - started
         return path
 
-    def execute(self, command: str, *, step: str, show: str = ""):
-        """:meth:`run`, traced with -v, counted in :attr:`result`."""
+    def execute(self, command: str, *, step: str, show: str = "", secret: bool = False):
+        """:meth:`run`, traced with -v, counted in :attr:`result`. The output of a ``secret``
+        command (one that may print a secret, like ``docker compose config``) is never traced."""
         self._trace(f"$ {show}")
         try:
             result = self.run(command, step=step, show=show)
         finally:
             self.result.commands, self.result.seconds = self.commands, self.seconds
-        self._trace(_without_marks(result.stdout) + _without_marks(result.stderr))
+        if secret:
+            self._trace(f"(output of {len(result.stdout)} characters not shown: it may hold secrets)")
+        else:
+            self._trace(_without_marks(result.stdout) + _without_marks(result.stderr))
         return result
 
     def _trace(self, text: str):
