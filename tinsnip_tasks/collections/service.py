@@ -8,6 +8,7 @@ from pathlib import Path
 from invoke import Collection, task
 from invoke.exceptions import Exit
 
+from .. import config
 from ..core.inventory import load_inventory
 from ..core.render import catalog, render
 from ..errors import TinsnipError
@@ -96,7 +97,7 @@ def logs(c, machine, env, service, tail=100, dry=False, json=False, verbose=Fals
 def makefile(c, machine, env, service, output=""):
     """Write the service Makefile (setup, deploy, setup-xdg-links, status targets)."""
     try:
-        inv = load_inventory(catalog=catalog())
+        inv = load_inventory(config.read(c).inventory, catalog=catalog())
         inv.check_env(machine, env)
         plan.check_service(inv, machine, service)
     except TinsnipError as e:
