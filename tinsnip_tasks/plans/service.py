@@ -197,15 +197,17 @@ def render_service(inv: Inventory, smep: Smep, service: str) -> Rendered:
 
 @step("service.files", needs=("machine.mount",))
 def files(t: Target) -> list:
-    """The service's folders on the mount and its files (rendered by :func:`render_service`)."""
+    """The service's folders on the mount and its files (rendered by :func:`render_service`),
+    all made by the machine user (on the mount root never writes)."""
     smep, service = t.smep, t.service
     compose, env = t.rendered.compose, t.rendered.env
     d = service_dir(smep, service)
-    out = [Directory(d, None, None, 0o750)]
-    out += [Directory(f"{smep.mount_point}/{f}/{service}", None, None, 0o750)
+    u = smep.uid
+    out = [Directory(d, mode=0o750, owner=u)]
+    out += [Directory(f"{smep.mount_point}/{f}/{service}", mode=0o750, owner=u)
             for f in DATA_FOLDERS]
-    out += [File(f"{d}/docker-compose.yml", compose.encode(), None, None, 0o640),
-            File(f"{d}/.env", env.encode(), None, None, 0o600, secret=True)]
+    out += [File(f"{d}/docker-compose.yml", compose.encode(), mode=0o640, owner=u),
+            File(f"{d}/.env", env.encode(), mode=0o600, secret=True, owner=u)]
     return out
 
 
