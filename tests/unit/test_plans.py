@@ -30,9 +30,10 @@ def texts(cmds):
 def test_export_line_matches_design(inv):
     [e] = nas.export(Target(inv, GP))
     new = e.edit("")
-    assert new == ("/volume1/dynamicalsystem/gazette/prod homelab1(rw,sync,all_squash,"
+    assert new == ("# tinsnip: /volume1/dynamicalsystem/gazette/prod\n"
+                   "/volume1/dynamicalsystem/gazette/prod homelab1(rw,sync,all_squash,"
                    "anonuid=10100,anongid=10100,no_subtree_check)\n")
-    assert e.after == ("exportfs -ra",) and e.rollback
+    assert e.after == ("exportfs -ra",) and e.rollback and e.applied
 
 
 def test_nas_tree_is_owned_by_the_uid(inv):
@@ -121,7 +122,9 @@ def test_compose_up_only_when_needed(fact, needs_up):
     cmds = up.plan(fact)
     assert bool(cmds) is needs_up
     if needs_up:
-        assert texts(cmds)[-1] == "echo abc > /m/service/s/.tinsnip-deployed"
+        # the stamp is written by the machine user, through a fresh temporary file
+        assert texts(cmds)[-1].startswith("setpriv --reuid=1 --regid=1 --clear-groups sh -c ")
+        assert str(cmds[-1]) == "as UID 1: record abc in /m/service/s/.tinsnip-deployed"
 
 
 def test_stamp_follows_every_file_the_service_starts_from(inv):
@@ -136,9 +139,13 @@ def test_rootless_docker_without_systemd_starts_detached():
     t = texts(r.plan(fact))
     assert t[0] == "install -d -m 700 -o 10100 -g 10100 /run/user/10100"
     assert t[2].startswith("setsid -f env -i HOME=/home/gazette-prod")
-    assert "setpriv --reuid=10100 --regid=10100 --init-groups " \
-           "/usr/share/docker.io/contrib/dockerd-rootless.sh >>" in t[2]
+    # the log is opened by the user's shell, never by root (the user could link it anywhere)
+    assert ("setpriv --reuid=10100 --regid=10100 --init-groups sh -c 'exec \"$0\" >> \"$1\" "
+            "2>&1 < /dev/null' /usr/share/docker.io/contrib/dockerd-rootless.sh "
+            "/home/gazette-prod/.local/state/tinsnip/dockerd.log > /dev/null") in t[2]
+    assert t[1].startswith("setpriv --reuid=10100 ") and "mkdir -p" in t[1]
     assert "XDG_RUNTIME_DIR=/run/user/10100" in t[2] and t[2].endswith("< /dev/null")
+    assert "setpriv --reuid=10100 --regid=10100 --clear-groups sh -c 'cd / && tail -n 5" in t[3]
     assert r.plan(fact + "server=20.10.24\n") == []
 
 
@@ -148,7 +155,9 @@ def test_rootless_docker_with_systemd_is_a_lingering_user_unit():
     t = texts(r.plan(fact))
     assert "loginctl enable-linger gazette-prod" in t
     assert "systemctl --user -M gazette-prod@ enable --now docker.service" in t
-    assert any(x.endswith("/home/gazette-prod/.config/systemd/user/docker.service") for x in t)
+    unit = [c for c in r.plan(fact) if "docker.service through" in str(c)]
+    assert str(unit[0]).startswith("as UID 10100: write 7 bytes to "
+                                   "/home/gazette-prod/.config/systemd/user/docker.service")
     assert "loginctl enable-linger gazette-prod" not in texts(r.plan(fact + "linger=yes\n"))
 
 
@@ -170,12 +179,12 @@ def test_compose_pattern_sources_then_unsets():
 
 def test_status_evaluation():
     facts = status.parse("\n".join([
-        "@daemon 0 20.10.24", "@compose hello 0 ", "@write user:data 0",
+        "@daemon 0 20.10.24", "@compose\thello\t0\t", "@write user:data 0",
         "@container /hello-hello-1 running 0", "@env /hello-hello-1 10100 10100",
         "@port /hello-hello-1 10100", "@write hello-hello-1:/data 0", "@listen 10100", "@listen 22"]))
     assert all(ok for _, ok, _ in status.evaluate(facts, GP))
     bad = status.parse("\n".join([
-        "@daemon 1 Cannot connect", "@compose hello 0 WARN The \"TIN_PORT_0\" variable is not set.",
+        "@daemon 1 Cannot connect", "@compose\thello\t0\tWARN The \"TIN_PORT_0\" variable is not set.",
         "@write user:data 1", "@container /h restarting 3", "@env /h 10100",
         "@port /h 20000"]))
     result = {item: ok for item, ok, _ in status.evaluate(bad, GP)}
@@ -189,7 +198,21 @@ def test_station_plan_exports_read_only_to_every_machine_host(inv):
     assert registry.edit("") == "gazette=01\nlldap=02\ngateway=03\n"
     assert registry.edit("x=05\n") == "x=05\n"
     assert export.edit("") == (
+        "# tinsnip: /volume1/dynamicalsystem/station/prod\n"
         "/volume1/dynamicalsystem/station/prod homelab1(ro,sync,all_squash,anonuid=10000,"
         "anongid=10000,no_subtree_check) homelab2(ro,sync,all_squash,"
         "anonuid=10000,anongid=10000,no_subtree_check)\n")
     assert st.registry == "/volume1/dynamicalsystem/station/prod/machine-registry"
+
+
+def test_status_reads_a_service_folder_with_a_space_and_a_vanished_container(tmp_path):
+    """The script's own output for a folder `my app`, and for a container gone mid-check."""
+    svc = tmp_path / "service" / "my app"
+    svc.mkdir(parents=True)
+    (svc / "docker-compose.yml").write_text("services: {}\n")
+    line = subprocess.run(["sh", "-c", 'for dir in "$1"/service/*/; do rc=3; err="bad\nthing"; '
+                           + status.script(GP).split("\n")[5] + "; done", "_", str(tmp_path)],
+                          capture_output=True, text=True).stdout
+    facts = status.parse(line + "@env \n@container \n")
+    assert facts["compose"] == [("my app", 3, "bad thing")]
+    assert facts["env"] == [] and facts["container"] == []

@@ -6,7 +6,7 @@ from typing import Callable
 
 from ..errors import ConflictError
 from .base import Cmd, Resource, q, sh
-from .resources import write_file_cmds
+from .resources import as_uid, write_file_cmds
 
 ROOTLESS_SCRIPTS = (
     "/usr/share/docker.io/contrib/dockerd-rootless.sh",
@@ -109,9 +109,9 @@ class RootlessDocker(Resource):
 
     def _systemd_commands(self, fact):
         unit_dir = f"{self.home}/.config/systemd/user"
-        cmds = [Cmd(f"sudo -u {q(self.user)} mkdir -p {q(unit_dir)}")]
-        cmds += write_file_cmds(f"{unit_dir}/docker.service", self.unit.encode(),
-                                self.uid, self.uid, 0o644, secret=False)
+        cmds = [Cmd(as_uid(self.uid, sh("mkdir", "-p", "--", unit_dir)))]
+        cmds += write_file_cmds(f"{unit_dir}/docker.service", self.unit.encode(), mode=0o644,
+                                owner=self.uid)
         if not fact.get("linger"):
             cmds.append(Cmd(sh("loginctl", "enable-linger", self.user)))
         cmds.append(Cmd(f"systemctl --user -M {q(self.user + '@')} daemon-reload"))
@@ -123,15 +123,17 @@ class RootlessDocker(Resource):
         rt = runtime_dir(self.uid)
         logdir = f"{self.home}/.local/state/tinsnip"
         # setsid -f: a new session, not a child of this SSH session's shell, with every standard
-        # stream on a file, so the command returns at once and the daemon outlives the session.
+        # stream away from it, so the command returns at once and the daemon outlives the
+        # session. The log is opened by the user's own shell: root never opens a file in the
+        # user's home, where the user could have put a link.
         start = sh("setsid", "-f", "env", "-i", f"HOME={self.home}", f"USER={self.user}",
                    f"LOGNAME={self.user}", f"PATH={SAFE_PATH}", f"XDG_RUNTIME_DIR={rt}",
                    "setpriv", f"--reuid={self.uid}", f"--regid={self.uid}", "--init-groups",
-                   script)
+                   "sh", "-c", 'exec "$0" >> "$1" 2>&1 < /dev/null', script, f"{logdir}/dockerd.log")
         return [
             Cmd(sh("install", "-d", "-m", "700", "-o", self.uid, "-g", self.uid, rt)),
-            Cmd(f"sudo -u {q(self.user)} mkdir -p {q(logdir)}"),
-            Cmd(f"{start} >> {q(logdir + '/dockerd.log')} 2>&1 < /dev/null",
+            Cmd(as_uid(self.uid, sh("mkdir", "-p", "--", logdir))),
+            Cmd(f"{start} > /dev/null 2>&1 < /dev/null",
                 f"start {script} for {self.user} in its own session"),
             self._wait(),
         ]
@@ -141,7 +143,7 @@ class RootlessDocker(Resource):
         n = self.wait_seconds * 5
         return Cmd(f"i=0; until {check}; do i=$((i+1)); [ $i -ge {n} ] && "
                    f"{{ echo {q(f'rootless docker for {self.user} did not answer within ' + f'{self.wait_seconds}s; see {self.home}/.local/state/tinsnip/dockerd.log')} >&2; "
-                   f"tail -n 5 {q(self.home + '/.local/state/tinsnip/dockerd.log')} >&2; exit 1; }}; "
+                   f"{as_uid(self.uid, sh('tail', '-n', '5', '--', self.home + '/.local/state/tinsnip/dockerd.log'))} >&2; exit 1; }}; "
                    f"sleep 0.2; done",
                    f"wait for the daemon of {self.user} to answer")
 
@@ -234,7 +236,9 @@ class ComposeUp(Resource):
         action = "up -d --build" if self.build else "up -d"
         return [Cmd(compose_as(self.user, self.mount_point, self.service_dir, action,
                                build=self.build)),
-                Cmd(f"echo {q(self.stamp)} > {q(stamp)}", f"record {self.stamp[:12]} in {stamp}")]
+                *(Cmd(c.text, f"as UID {self.uid}: record {self.stamp[:12]} in {stamp}")
+                  for c in write_file_cmds(stamp, f"{self.stamp}\n".encode(), mode=0o640,
+                                           owner=self.uid))]
 
 
 CONTEXT_STAMP = ".tinsnip-context"
