@@ -224,8 +224,9 @@ class Run:
             return Target(self.inv, self.smep(machine, env, assign=assign, connect_machine=True),
                           service)
 
+        self.connect([nas_target, machine_target])  # at once; the NAS first in the recap
+
         def facts_ahead():
-            self.connect([machine_target])
             h = self.hosts[machine_target]
             if h.conn is not None and not h.failed:
                 try:
