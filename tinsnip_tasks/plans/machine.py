@@ -1,6 +1,7 @@
 """The machine side: user, NFS mount, XDG links, rootless Docker, machine.env."""
 from __future__ import annotations
 
+from ..core import envfile
 from ..core.render import render
 from ..core.smep import Smep
 from ..core.target import nfs_server
@@ -82,8 +83,10 @@ def docker(t: Target) -> list:
 
 
 def machine_env_text(smep: Smep) -> str:
-    return render("machine/machine.env.j2", {"smep": smep, "home": home(smep),
+    """machine.env, which bash sources and compose reads: literal words only (core/envfile.py)."""
+    text = render("machine/machine.env.j2", {"smep": smep, "home": home(smep),
                                              "docker_host": docker_host(smep.uid)})
+    return envfile.check_text(text, "machine/machine.env.j2")
 
 
 @step("machine.env", needs=("machine.mount",))
