@@ -54,21 +54,22 @@ class TestForward:
 
 
 class TestContextTree:
-    tree = ContextTree("gazette-prod", "/mnt/gazette-prod/service/app", "d1", lambda: b"tar")
+    tree = ContextTree(10100, "/mnt/gazette-prod/service/app", "d1", lambda: b"tar")
 
     def test_same_digest_needs_nothing_not_even_the_tarball(self):
         def pack():
             raise AssertionError("packed although nothing is uploaded")
-        tree = ContextTree("gazette-prod", "/mnt/gazette-prod/service/app", "d1", pack)
+        tree = ContextTree(10100, "/mnt/gazette-prod/service/app", "d1", pack)
         assert tree.plan("d1\n") == []
 
     def test_the_stamp_is_read_as_the_user(self):
-        assert self.tree.fact_command().startswith("sudo -u gazette-prod sh -c 'cat ")
+        assert self.tree.fact_command().startswith(
+            "setpriv --reuid=10100 --regid=10100 --clear-groups sh -c 'cd / && cat ")
 
     def test_a_new_context_is_unpacked_beside_and_swapped_in_as_the_user(self):
         cmds = self.tree.plan("missing")
         assert [c.data for c in cmds] == [b"tar", None]
-        assert cmds[0].text.startswith("sudo -u gazette-prod sh -c ")
+        assert cmds[0].text.startswith("setpriv --reuid=10100 --regid=10100 --clear-groups sh -c")
         assert "tar -xzf - --no-same-owner -C /mnt/gazette-prod/service/app.tinsnip-new" \
             in cmds[0].text
         swap = cmds[1].text
@@ -106,9 +107,12 @@ class TestRemoval:
         assert cmds[3] == "rm -rf --one-file-system /run/user/10100"
 
     def test_absent_removes_as_the_user_and_only_when_present(self):
-        a = Absent("/mnt/x/service/s", "x-prod")
+        a = Absent("/mnt/x/service/s", 10100)
         assert a.plan("missing") == []
-        assert texts(a.plan("present")) == ["sudo -u x-prod rm -rf --one-file-system /mnt/x/service/s"]
+        assert texts(a.plan("present")) == [
+            "setpriv --reuid=10100 --regid=10100 --clear-groups sh -c "
+            "'cd / && rm -rf --one-file-system /mnt/x/service/s'"]
+        assert texts(Absent("/v/x").plan("present")) == ["rm -rf --one-file-system /v/x"]
 
     def test_unmounted(self):
         u = Unmounted("/mnt/x-prod")

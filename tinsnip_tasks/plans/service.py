@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -218,7 +219,7 @@ def upload(t: Target) -> list:
     if rendered.folder is None:
         return []
     folder, names = rendered.folder, list(rendered.context_files)
-    return [ContextTree(smep.user, service_dir(smep, service), rendered.context_digest,
+    return [ContextTree(smep.uid, service_dir(smep, service), rendered.context_digest,
                         lambda: context.tarball(folder, names))]
 
 
@@ -305,22 +306,32 @@ def _target_port(inv: Inventory, smep: Smep, service: str, to: str) -> int:
                      f"({', '.join(ports) or 'no port names in the inventory'})")
 
 
+def positive(option: str, value) -> int:
+    """A whole number > 0 given on the command line, or an error naming the option."""
+    if not re.fullmatch(r"[0-9]{1,9}", str(value)) or int(value) == 0:
+        raise InputError(f"{option} {value!r} is not a whole number above 0")
+    return int(value)
+
+
+def forward_port(port, to: str, *, remove: bool) -> int:
+    """``--port`` as a number 1..65535, and a ``--to`` unless removing."""
+    port = positive("--port", port)
+    if port > 65535:
+        raise InputError(f"--port {port} is not a port number 1..65535")
+    if not remove and not to:
+        raise InputError("say where the port goes: --to PORTNAME or --to INDEX (0..9)")
+    return port
+
+
 def forward_to(inv: Inventory, smep: Smep, service: str, port, to: str, *,
                remove: bool) -> Forward:
     """The forward ``service.forward`` asks for, checked before any host is touched."""
     validate_name("service", service)
-    try:
-        port = int(port)
-    except (TypeError, ValueError):
-        raise InputError(f"--port {port!r} is not a port number 1..65535") from None
-    if not 1 <= port <= 65535:
-        raise InputError(f"--port {port} is not a port number 1..65535")
+    port = forward_port(port, to, remove=remove)
     if port in smep.ports:
         raise InputError(f"--port {port} is one of {smep.user}'s own ports; forward a standard port")
     if remove:
         return Forward(port, None, owner(smep, service))
-    if not to:
-        raise InputError("say where the port goes: --to PORTNAME or --to INDEX (0..9)")
     return Forward(port, _target_port(inv, smep, service, to), owner(smep, service))
 
 
@@ -346,7 +357,7 @@ def removed(t: Target) -> list:
     """The service's folder on the mount (files and build context) and its forwards; its data,
     state and config folders are NAS data and stay."""
     smep, service = t.smep, t.service
-    return [Absent(service_dir(smep, service), smep.user),
+    return [Absent(service_dir(smep, service), smep.uid),
             Forward(None, None, owner(smep, service))]
 
 
