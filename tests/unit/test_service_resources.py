@@ -6,10 +6,11 @@ from tinsnip_tasks.ops.docker import ComposeDown, ContextTree, DockerStopped, No
 from tinsnip_tasks.ops.forward import Forward, parse_rules
 from tinsnip_tasks.ops.resources import Absent, Unmounted, UserAbsent, drop_lines, field_is
 
-# `iptables -t nat -S` as iptables-nft 1.8.9 prints our rules (captured on a lab host)
+# `iptables -t nat -S` as iptables-nft 1.8.9 prints our rules (captured on a lab host), and a
+# rule of someone else's
 RULES = """\
--A PREROUTING -p tcp -m tcp --dport 389 -m comment --comment "tinsnip-forward 389 lldap-prod:lldap" -j REDIRECT --to-ports 10200
--A OUTPUT -p tcp -m tcp --dport 389 -m comment --comment "tinsnip-forward 389 lldap-prod:lldap" -j REDIRECT --to-ports 10200
+-A PREROUTING -p tcp -m tcp --dport 389 -m addrtype --dst-type LOCAL -m comment --comment "tinsnip-forward 389 lldap-prod:lldap" -j REDIRECT --to-ports 10200
+-A OUTPUT -p tcp -m tcp --dport 389 -m addrtype --dst-type LOCAL -m comment --comment "tinsnip-forward 389 lldap-prod:lldap" -j REDIRECT --to-ports 10200
 -A PREROUTING -p tcp -m tcp --dport 80 -j REDIRECT --to-ports 8080
 """
 
@@ -27,10 +28,10 @@ class TestForward:
     def test_a_new_forward_adds_both_chains(self):
         f = Forward(80, 10100, "gazette-prod:hello")
         assert texts(f.plan(RULES)) == [
-            "iptables -w -t nat -A PREROUTING -p tcp --dport 80 -m comment --comment "
-            "'tinsnip-forward 80 gazette-prod:hello' -j REDIRECT --to-ports 10100",
-            "iptables -w -t nat -A OUTPUT -p tcp --dport 80 -m comment --comment "
-            "'tinsnip-forward 80 gazette-prod:hello' -j REDIRECT --to-ports 10100"]
+            "iptables -w -t nat -A PREROUTING -p tcp --dport 80 -m addrtype --dst-type LOCAL "
+            "-m comment --comment 'tinsnip-forward 80 gazette-prod:hello' -j REDIRECT --to-ports 10100",
+            "iptables -w -t nat -A OUTPUT -p tcp --dport 80 -m addrtype --dst-type LOCAL "
+            "-m comment --comment 'tinsnip-forward 80 gazette-prod:hello' -j REDIRECT --to-ports 10100"]
 
     def test_the_same_forward_again_needs_nothing(self):
         assert Forward(389, 10200, "lldap-prod:lldap").plan(RULES) == []
