@@ -1,4 +1,7 @@
-"""Render templates locally with Jinja2: a missing variable is an error naming it."""
+"""Render templates locally with Jinja2: a missing variable is an error naming it.
+
+Jinja2 is imported on first render, so listing tasks does not pay for it.
+"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,7 +12,7 @@ TEMPLATE_DIR = Path(__file__).resolve().parents[1] / "templates"
 
 
 def _env(root: Path):
-    import jinja2  # here, not at the top: listing the tasks needs no template engine
+    import jinja2
 
     return jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(root)),
