@@ -15,7 +15,7 @@ from .core import smep as smep_mod
 from .core.inventory import Inventory, load_inventory
 from .core.render import catalog
 from .errors import InputError, TinsnipError, UnreachableError
-from .ops.base import Host
+from .ops.base import DEFAULT_TIMEOUT, Host
 from .plans import nas as nas_plan
 
 
@@ -30,6 +30,8 @@ class Run:
     def __init__(self, c, *, dry: bool = False, title: str = "", out: Callable = print):
         self.dry, self.out, self.title = dry, out, title
         self.override = override_target(c)
+        # Invoke's own setting for how long a command may run (`inv -T N`, timeouts.command)
+        self.timeout = c.config.timeouts.command or DEFAULT_TIMEOUT
         self.conns = Connections()
         self.hosts: dict[str, Host] = {}
         self.inv: Inventory | None = None
@@ -78,7 +80,8 @@ class Run:
             self.out(f"note: {e}; the plan below lists steps without checking them")
             conn = None
         user = getattr(conn, "user", "root") if conn else "root"
-        h = Host(target, conn, dry=self.dry, out=self.out, sudo=user != "root")
+        h = Host(target, conn, dry=self.dry, out=self.out, sudo=user != "root",
+                 timeout=self.timeout)
         self.hosts[target] = h
         return h
 

@@ -68,10 +68,16 @@ class Sheet:
 
 @dataclass(frozen=True)
 class Service:
-    """A catalog service on a machine, with its port names mapped to TIN_PORT indexes."""
+    """A service on a machine, with its port names mapped to TIN_PORT indexes.
+
+    ``path`` is the service's own folder (long form ``{path: DIR, ports: {...}}``), None for a
+    catalog service; ``forward`` holds ``(standard port, port name, environment)`` triples.
+    """
 
     name: str
     ports: dict[str, int]
+    path: str | None = None
+    forward: tuple = ()
 
 
 @dataclass(frozen=True)
@@ -367,21 +373,78 @@ def _parse_sheets(check: _Checker, raw, nas: dict[str, Nas]) -> dict[str, Sheet]
     return result
 
 
-def _parse_services(check: _Checker, key: str, raw, catalog) -> dict[str, Service]:
+SERVICE_KEYS = ("path", "ports", "forward")
+SERVICE_FILES = ("docker-compose.yml", "docker-compose.yml.j2")
+
+
+def _is_long_form(body) -> bool:
+    """``{path: DIR, ports: {...}}`` rather than ``{port name: index}``."""
+    return isinstance(body, dict) and any(
+        k in SERVICE_KEYS and not isinstance(v, int) for k, v in body.items()
+    )
+
+
+def _service_path(check: _Checker, key: str, value) -> str:
+    if not isinstance(value, str) or not value.strip():
+        check.fail(key, f"expected a folder path, got {_kind(value)} {value!r}")
+    base = os.path.dirname(os.path.abspath(check.path))
+    path = os.path.normpath(os.path.join(base, os.path.expanduser(value)))
+    if not os.path.isdir(path):
+        check.fail(key, f"{value!r} is not a folder ({path}); paths are relative to the inventory")
+    if not any(os.path.isfile(os.path.join(path, f)) for f in SERVICE_FILES):
+        check.fail(key, f"{path} has no {' or '.join(SERVICE_FILES)}")
+    return path
+
+
+def _parse_forward(check: _Checker, key: str, raw, ports: dict, envs: list) -> tuple:
+    result = []
+    for port, target in check.mapping(key, raw).items():
+        fkey = f"{key}.{port}"
+        check.integer(fkey, port, 1, 65535)
+        env = None
+        if isinstance(target, dict):
+            target = check.mapping(fkey, target, ("to", "env"), required=("to",))
+            env, target = target.get("env"), target["to"]
+        if target not in ports:
+            check.fail(fkey, f"{target!r} is not one of this service's ports"
+                             f" ({', '.join(ports) or 'none'})")
+        if env is None:
+            if len(envs) != 1:
+                check.fail(fkey, "the machine has several environments; say which one gets the"
+                                 f" port: {port}: {{to: {target}, env: prod}}")
+            env = envs[0]
+        if env not in envs:
+            check.fail(fkey, f"{env!r} is not one of the machine's environments"
+                             f" ({', '.join(envs)})")
+        result.append((port, target, env))
+    return tuple(result)
+
+
+def _parse_services(check: _Checker, key: str, raw, catalog, envs=()) -> dict[str, Service]:
     result = {}
-    for name, ports in check.mapping(key, raw).items():
+    for name, body in check.mapping(key, raw).items():
         skey = f"{key}.{name}"
         check.name(skey, "service", name)
-        if catalog is not None and name not in catalog:
+        path, forward_raw, ports = None, None, body
+        if _is_long_form(body):
+            body = check.mapping(skey, body, SERVICE_KEYS)
+            if body.get("path") is not None:
+                path = _service_path(check, f"{skey}.path", body["path"])
+            ports, forward_raw = body.get("ports"), body.get("forward")
+            skey_ports = f"{skey}.ports"
+        else:
+            skey_ports = skey
+        if path is None and catalog is not None and name not in catalog:
             check.fail(
                 skey,
                 f"{name!r} is not in the catalog;"
-                f" available: {', '.join(sorted(catalog)) or 'none'}",
+                f" available: {', '.join(sorted(catalog)) or 'none'}"
+                " (or give its own folder: {path: DIR, ports: {...}})",
             )
-        ports = check.mapping(skey, ports)
+        ports = check.mapping(skey_ports, ports)
         seen: dict[int, str] = {}
         for port_name, index in ports.items():
-            pkey = f"{skey}.{port_name}"
+            pkey = f"{skey_ports}.{port_name}"
             check.name(pkey, "port", port_name)
             check.integer(pkey, index, 0, 9)
             if index in seen:
@@ -391,7 +454,9 @@ def _parse_services(check: _Checker, key: str, raw, catalog) -> dict[str, Servic
                     " give each port its own index 0..9",
                 )
             seen[index] = port_name
-        result[name] = Service(name, dict(ports))
+        forward = _parse_forward(check, f"{skey}.forward", forward_raw, ports, list(envs)) \
+            if forward_raw is not None else ()
+        result[name] = Service(name, dict(ports), path, forward)
     return result
 
 
@@ -435,7 +500,7 @@ def _parse_machines(check: _Checker, raw, sheets: dict[str, Sheet], catalog) -> 
                     f" sheet {sheet!r}; pin a different number",
                 )
             pinned[(sheet, number)] = name
-        services = _parse_services(check, f"{key}.services", body.get("services"), catalog)
+        services = _parse_services(check, f"{key}.services", body.get("services"), catalog, envs)
         if name == reg.STATION and services:
             check.fail(
                 f"{key}.services",

@@ -9,16 +9,20 @@ so a step that changes nothing costs one SSH round trip.
 from __future__ import annotations
 
 import base64
+import io
 import shlex
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
+
+from invoke.exceptions import CommandTimedOut
 
 from ..errors import RemoteError
 
 q = shlex.quote
 MARK = "@@tinsnip-fact:"
 RETRY_EXIT = 75  # a command's way of saying "the state moved under me: read the facts again"
+DEFAULT_TIMEOUT = 300.0  # seconds a remote command may take (Invoke's timeouts.command, `inv -T`)
 
 
 @dataclass(frozen=True)
@@ -94,6 +98,18 @@ def summarize(resources: Sequence[Resource], limit: int = 3) -> str:
     return "; ".join(names[:limit - 1]) + f"; and {len(names) - limit + 1} more, all as wanted"
 
 
+def remote_script(command: str) -> str:
+    """``command`` as the remote shell reads it from its standard input (``sh -s``).
+
+    The script, file contents included, travels over the SSH channel's stdin, never in a
+    command line (which any local user reads in /proc/PID/cmdline and sudo logs). It runs in
+    the C locale, so tools print what the parsers expect. The body is one brace group: the shell
+    reads all of it before running any of it (a script cut off in transit runs nothing), and
+    the commands inside read /dev/null, so none of them can swallow the rest of the script.
+    """
+    return f"LC_ALL=C; export LC_ALL\n{{\n{command}\n}} </dev/null\n"
+
+
 @dataclass
 class Host:
     """A named host reached through an Invoke/Fabric context, with counters for the report.
@@ -108,6 +124,7 @@ class Host:
     dry: bool = False
     out: Callable[[str], None] = print
     sudo: bool = False
+    timeout: float = DEFAULT_TIMEOUT
     commands: int = 0
     counts: dict = field(default_factory=lambda: {"ok": 0, "changed": 0, "failed": 0,
                                                   "unchecked": 0})
@@ -115,12 +132,21 @@ class Host:
 
     # -- running ---------------------------------------------------------------------------
     def run(self, command: str, *, step: str, show: str = ""):
-        """Run one command (as root, through sudo when the login user is not root)."""
-        text = f"sudo -n sh -c {q(command)}" if self.sudo else command
+        """Run one script as root (through ``sudo -n`` when the login user is not root).
+
+        The script goes over stdin (see :func:`remote_script`); a script that takes longer
+        than ``timeout`` seconds fails the step.
+        """
+        text = "sudo -n sh -s" if self.sudo else "sh -s"
         self.commands += 1
         started = time.monotonic()
         try:
-            result = self.conn.run(text, hide=True, warn=True, in_stream=False)
+            result = self.conn.run(text, hide=True, warn=True, timeout=self.timeout,
+                                   in_stream=io.StringIO(remote_script(command)))
+        except CommandTimedOut as e:
+            raise RemoteError(self.name, step, show or command, "timeout",
+                              f"no answer within {self.timeout:g} s (set timeouts.command "
+                              f"or `inv -T SECONDS`)") from e
         finally:
             self.seconds += time.monotonic() - started
         if not result.ok:

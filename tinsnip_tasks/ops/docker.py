@@ -29,17 +29,26 @@ def as_user(user: str, uid: int, command: str) -> str:
     return f"sudo -u {q(user)} env DOCKER_HOST={q(docker_host(uid))} {command}"
 
 
-def compose_pattern(mount_point: str, service_dir: str, action: str) -> str:
-    """The seed's deploy pattern: export both env files for compose interpolation, keep the NFS
-    XDG paths away from Docker, then run ``docker compose <action>`` in the service folder."""
+def seed_env(mount_point: str, service_dir: str) -> str:
+    """The seed's deploy environment: export both env files for compose interpolation, keep the
+    NFS XDG paths away from Docker, and stand in the service folder."""
     return (f"set -a && source {q(mount_point + '/.machine/machine.env')} && "
             f"source {q(service_dir + '/.env')} && set +a && "
             f"unset XDG_DATA_HOME XDG_CONFIG_HOME XDG_STATE_HOME && "
-            f"cd {q(service_dir)} && docker compose {action}")
+            f"cd {q(service_dir)}")
 
 
-def compose_as(user: str, mount_point: str, service_dir: str, action: str) -> str:
-    return f"sudo -u {q(user)} bash -c {q(compose_pattern(mount_point, service_dir, action))}"
+def compose_pattern(mount_point: str, service_dir: str, action: str, *, build=False) -> str:
+    """The seed's deploy pattern: :func:`seed_env`, then ``docker compose <action>``. With
+    ``build`` the classic builder is used (BuildKit cannot mount inside every host)."""
+    prefix = "DOCKER_BUILDKIT=0 " if build else ""
+    return f"{seed_env(mount_point, service_dir)} && {prefix}docker compose {action}"
+
+
+def compose_as(user: str, mount_point: str, service_dir: str, action: str, *,
+               build=False) -> str:
+    script = compose_pattern(mount_point, service_dir, action, build=build)
+    return f"sudo -u {q(user)} bash -c {q(script)}"
 
 
 @dataclass(frozen=True)
