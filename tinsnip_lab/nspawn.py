@@ -13,9 +13,10 @@ already is; systemd-networkd inside configures it from the host's own ``.network
 Measured options (see the design notes): ``--register=no --keep-unit`` (no system bus on this
 machine), ``--system-call-filter=@keyring`` (runc joins a session keyring), ``/home`` bound
 from an ext4 folder so the rootless daemon can use overlay2, ``/etc/hostname`` from the disk.
-``CAP_NET_ADMIN`` is given back (nspawn drops it with ``--network-namespace-path``) so that
+``--private-network`` beside ``--network-namespace-path`` keeps ``CAP_NET_ADMIN`` (so
 systemd-networkd runs and ``network-online.target``, which ``_netdev`` mounts wait for, is
-reached; ``/dev/fuse`` is bound in for the lab's FUSE NFS client.
+reached) and a writable ``/proc/sys/net`` (rootlesskit's dockerd enables IP forwarding in its
+own network namespace); ``/dev/fuse`` is bound in for the lab's FUSE NFS client.
 """
 
 import subprocess
@@ -46,10 +47,14 @@ if [ -d "$dir/seed" ]; then
   cp -a "$dir/seed/." "$dir/root/"
   rm -rf "$dir/seed"
 fi
+# What nspawn keeps under /run/systemd (propagation folder, image locks) lives and dies
+# with this mount namespace instead of staying on this machine after a kill.
+mkdir -p /run/systemd
+mount -t tmpfs -o mode=0755,size=1m "tslab-$host-nspawn" /run/systemd
 exec systemd-nspawn --quiet --boot --register=no --keep-unit \
     --directory="$dir/root" --machine="$host" --hostname="$host" \
-    --network-namespace-path="/run/netns/$netns" \
-    --capability=CAP_NET_ADMIN --system-call-filter=@keyring --console=read-only \
+    --private-network --network-namespace-path="/run/netns/$netns" \
+    --system-call-filter=@keyring --console=read-only \
     --bind="$dir/disk/home:/home" --bind=/dev/fuse \
     --resolv-conf=off --timezone=off --link-journal=no
 """

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from ..core.render import render
 from ..core.smep import Smep
-from ..ops.docker import ROOTLESS_SCRIPTS, RootlessDocker, docker_host
+from ..ops.docker import RootlessDocker, docker_host
 from ..ops.resources import Directory, Edited, File, Mounted, Symlink, User, field_is, set_line
 
 SUBID_COUNT = 65536
@@ -59,9 +59,7 @@ def xdg_links(smep: Smep, *, host: str) -> list:
 
 
 def docker(smep: Smep, *, host: str) -> list:
-    unit = render("machine/docker.service.j2", {"user": smep.user, "uid": smep.uid,
-                                                "rootless_script": ROOTLESS_SCRIPTS[0]})
-    return [RootlessDocker(smep.user, smep.uid, home(smep), unit, host=host)]
+    return [RootlessDocker(smep.user, smep.uid, home(smep), host=host)]
 
 
 def machine_env_text(smep: Smep) -> str:
