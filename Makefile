@@ -1,21 +1,30 @@
 # tinsnip: `make demo` runs the whole flow on the built-in lab; `make test` runs every test.
-# Both install what they need first (Debian packages for the lab, then this package).
-PYTHON ?= python3
+# Both install what they need first: the Debian packages of .ci/lab-deps.sh (the lab's tools and
+# python3-venv), then tinsnip with its test extra into the project's virtual environment .venv.
+# Nothing is installed into the system's Python; every command runs with .venv/bin/python.
+SYSTEM_PYTHON ?= python3
+VENV ?= .venv
+PYTHON := $(VENV)/bin/python
 
 .PHONY: install demo test unit lab-down
 
-install:
+$(VENV)/.installed: pyproject.toml .ci/lab-deps.sh
 	bash .ci/lab-deps.sh
-	$(PYTHON) -m pip install -q -e .
+	test -x $(PYTHON) || $(SYSTEM_PYTHON) -m venv $(VENV)
+	$(PYTHON) -m pip install -q --disable-pip-version-check -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
 
 demo: install
-	inv demo
+	$(PYTHON) -m invoke demo
 
+# The test session starts from a fresh lab whatever was left up before (the demo's, say).
 test: install
 	$(PYTHON) -m pytest -q
 
-unit:
+unit: install
 	$(PYTHON) -m pytest -q tests/unit
 
-lab-down:
-	inv lab.down
+lab-down: install
+	$(PYTHON) -m invoke lab.down

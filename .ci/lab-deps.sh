@@ -1,9 +1,10 @@
 #!/bin/sh
-# Install the packages the outer machine needs to build and run the lab.
+# Install the Debian packages the outer machine needs to build and run the lab, plus
+# python3-venv for the project's virtual environment (Debian's python3 refuses pip installs).
 # Idempotent: packages already installed are left alone.
 set -eu
 
-PACKAGES="debootstrap iproute2 openssh-client util-linux mount zstd tar curl ca-certificates procps psmisc kmod"
+PACKAGES="python3-venv debootstrap iproute2 openssh-client util-linux mount zstd tar curl ca-certificates procps psmisc kmod"
 
 missing=""
 for p in $PACKAGES; do

@@ -117,9 +117,15 @@ def prepare(host):
     seed.chmod(0o755)
 
 
+# Writes its own pid, then becomes `ip netns exec ... unshare ...` (same pid: exec, not fork).
+_DETACH = 'echo $$ > "$1"; shift; exec "$@"'
+
+
 def start(host, lower, *, fresh=True):
     """Start ``host`` in the background and return the pid of its ``unshare`` process.
 
+    The host is detached (``setsid -f``): its parent is PID 1, not the process that started
+    it, so whichever process takes the lab down later sees its processes reaped.
     The network namespace must exist. Returns at once; see `wait_for_ssh`.
 
     :param bool fresh: a new, empty disk (``lab.up``); False starts on the disk it had.
@@ -128,17 +134,32 @@ def start(host, lower, *, fresh=True):
         prepare(host)
     elif not (host_dir(host) / "disk").is_dir():
         raise LabError(f"{host} has no disk to start from; lab.up first")
+    return spawn_detached(host, ["ip", "netns", "exec", settings.netns_name(host),
+                                 "unshare", "-m", "-u", "-i", "-p", "-f", "--kill-child",
+                                 "/bin/sh", "-c", _INIT, "tslab-init", host, str(lower),
+                                 str(host_dir(host))])
+
+
+def spawn_detached(host, argv):
+    """Run ``argv`` detached from this process (its parent is PID 1), output to the host's
+    console log; return its pid (``argv`` must exec, never fork, into the host's PID 1)."""
+    pid_file = host_dir(host) / "pid"
+    pid_file.unlink(missing_ok=True)
     console = open(host_dir(host) / "console.log", "ab")
     try:
-        proc = subprocess.Popen(
-            ["ip", "netns", "exec", settings.netns_name(host),
-             "unshare", "-m", "-u", "-i", "-p", "-f", "--kill-child",
-             "/bin/sh", "-c", _INIT, "tslab-init", host, str(lower), str(host_dir(host))],
-            stdin=subprocess.DEVNULL, stdout=console, stderr=console,
-            start_new_session=True, close_fds=True)
+        subprocess.run(
+            ["setsid", "-f", "/bin/sh", "-c", _DETACH, "tslab-detach", str(pid_file), *argv],
+            stdin=subprocess.DEVNULL, stdout=console, stderr=console, close_fds=True,
+            check=True)
     finally:
         console.close()
-    return proc.pid
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        text = pid_file.read_text().strip() if pid_file.exists() else ""
+        if text.isdigit():
+            return int(text)
+        time.sleep(0.005)
+    raise LabError(f"{host}: no pid from its start command in {pid_file}")
 
 
 def ssh_answers(ip, timeout=0.5):
@@ -191,15 +212,17 @@ def pids_of(host):
     return [p for p in network.pids_in_netns(settings.netns_name(host)) if _alive(p)]
 
 
-def wait_gone(host, timeout=5.0):
+def wait_gone(host, timeout=30.0):
     """SIGKILL every process of ``host`` and wait until they are gone (a power cut)."""
     _kill_until_gone(lambda: pids_of(host), timeout)
 
 
-def kill_all(log=print, timeout=5.0):
+def kill_all(log=print, timeout=30.0):
     """SIGKILL every process inside any lab namespace and wait until they are gone.
 
     ``unshare`` ignores SIGTERM, and killing a host's PID 1 ends its whole PID namespace.
+    A killed process stays in the process table as a zombie until its parent reaps it (this
+    process, for hosts it started; else PID 1): return only when every one has left it.
     """
     _kill_until_gone(lambda: [p for ns in network.lab_namespaces()
                               for p in network.pids_in_netns(ns) if _alive(p)], timeout)
@@ -207,18 +230,31 @@ def kill_all(log=print, timeout=5.0):
 
 def _kill_until_gone(find, timeout):
     deadline = time.monotonic() + timeout
+    seen = set()
     while True:
-        pids = find()
-        if not pids:
-            return
-        if time.monotonic() > deadline:
-            raise LabError(f"processes still running in lab namespaces: {pids}")
-        for pid in pids:
+        alive = find()
+        seen.update(alive)
+        for pid in alive:
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-        time.sleep(0.05)
+        for pid in seen:
+            _reap(pid)
+        left = sorted(p for p in seen if os.path.exists(f"/proc/{p}"))
+        if not alive and not left:
+            return
+        if time.monotonic() > deadline:
+            raise LabError(f"lab processes still present after {timeout:.0f}s: {left or alive}")
+        time.sleep(0.02)
+
+
+def _reap(pid):
+    """Collect ``pid``'s exit status if this process is its parent."""
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
 
 
 def clear_dirs():

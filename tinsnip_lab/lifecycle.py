@@ -67,6 +67,14 @@ def is_up():
     return status()["up"]
 
 
+def lab_mounts():
+    """Mount points on this machine that belong to this slot's lab (host folders, netns files)."""
+    roots = (str(hosts.HOSTS_DIR) + "/", str(network.NETNS_DIR / settings.PREFIX))
+    with open("/proc/self/mountinfo") as f:
+        points = [line.split()[4].replace("\\040", " ") for line in f]
+    return sorted(p for p in points if p.startswith(roots))
+
+
 def _leftovers():
     return bool(network.lab_namespaces() or network.lab_links() or hosts.HOSTS_DIR.exists()
                 or nspawn.leftover_cgroups())
@@ -94,6 +102,9 @@ def _down(log):
     network.remove(log)
     hosts.clear_dirs()
     _state_path().unlink(missing_ok=True)
+    mounts = lab_mounts()
+    if mounts:
+        raise LabError(f"mounts of the lab left behind: {', '.join(mounts)}")
     log("lab: down (no lab process, namespace, link, cgroup or mount left)")
     return True
 
@@ -101,9 +112,11 @@ def _down(log):
 def up(rebuild=False, log=print):
     """Bring the lab up; do nothing when it is already up (unless ``rebuild``).
 
-    Builds the root filesystem the first time (debootstrap, cached under
-    ``/var/cache/tinsnip-lab``), then starts ``ds412plus``, ``homelab1`` and ``homelab2``,
-    writes ``.lab/ssh_config`` and ``.lab/known_hosts`` and waits for every sshd. Leftovers
+    Builds the root filesystems the first time (debootstrap, cached under
+    ``/var/cache/tinsnip-lab``: the shared one, and the systemd hosts' own), then starts
+    ``ds412plus``, ``homelab1``, ``homelab2`` and the systemd host ``homelab3``, writes
+    ``.lab/ssh_config`` and ``.lab/known_hosts`` and waits for every sshd (and for
+    homelab3's boot to finish). Leftovers
     of a lab whose processes died are removed first.
 
     :param bool rebuild: rebuild the rootfs (the debootstrap cache is kept) and restart.

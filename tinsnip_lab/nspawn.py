@@ -94,19 +94,12 @@ def start(host, lower, *, fresh=True):
     base = hosts.host_dir(host)
     if not (base / "disk").is_dir() and not fresh:
         raise LabError(f"{host} has no disk to boot from; lab.up first")
-    console = open(base / "console.log", "ab")
-    try:
-        proc = subprocess.Popen(
-            # nsenter, not `ip netns exec`: that one mounts a fresh /sys, without the
-            # cgroup hierarchies nspawn needs to see.
-            ["nsenter", f"--net=/run/netns/{settings.netns_name(host)}", "unshare", "-m",
-             "/bin/sh", "-c", _BOOT, "tslab-boot", host, str(lower), str(base),
-             cgroup_path(host), settings.netns_name(host)],
-            stdin=subprocess.DEVNULL, stdout=console, stderr=console,
-            start_new_session=True, close_fds=True)
-    finally:
-        console.close()
-    return proc.pid
+    # nsenter, not `ip netns exec`: that one mounts a fresh /sys, without the cgroup
+    # hierarchies nspawn needs to see.
+    return hosts.spawn_detached(host, [
+        "nsenter", f"--net=/run/netns/{settings.netns_name(host)}", "unshare", "-m",
+        "/bin/sh", "-c", _BOOT, "tslab-boot", host, str(lower), str(base),
+        cgroup_path(host), settings.netns_name(host)])
 
 
 def poweroff(host, pid, timeout=30.0):

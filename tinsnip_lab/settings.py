@@ -7,6 +7,8 @@ can find and remove all of it.
 import os
 from pathlib import Path
 
+from tinsnip_lab import mirror
+
 #: Several labs can run side by side on one machine, each in its own slot
 #: (``TINSNIP_LAB_SLOT``, 0 by default): own names, own subnet, own working folders.
 SLOT = int(os.environ.get("TINSNIP_LAB_SLOT", "0") or 0)
@@ -44,9 +46,10 @@ BRIDGE = PREFIX + "br"
 OUTER_LINK = PREFIX + "outer"
 OUTER_PEER = PREFIX + "outer-p"
 
-#: Debian release, mirror and packages of the shared root filesystem.
+#: Debian release, mirror and packages of the shared root filesystem. The mirror is the
+#: machine's own (its apt sources) unless ``TINSNIP_LAB_MIRROR`` names another.
 SUITE = "bookworm"
-MIRROR = "http://deb.debian.org/debian"
+MIRROR = mirror.resolve(SUITE)
 ROOTFS_PACKAGES = (
     "openssh-server", "sudo", "bash", "iproute2", "procps", "iputils-ping", "curl",
     "ca-certificates", "python3", "less",

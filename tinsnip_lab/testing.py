@@ -1,8 +1,9 @@
 """Pytest support for tests that run against the lab's real hosts over SSH.
 
 Use it from a conftest.py with ``from tinsnip_lab.testing import lab  # noqa: F401``.
-The session fixture `lab` brings the lab up once (or reuses a lab that is already up) and
-takes it down at the end, unless it was up before the session or ``TINSNIP_KEEP_LAB=1``.
+The session fixture `lab` starts a fresh lab once per session (a lab left up before, by the
+demo say, is taken down first, so every session starts from the same state) and takes it down
+at the end, unless ``TINSNIP_KEEP_LAB=1``.
 Connections check host keys against ``.lab/known_hosts`` and refuse unknown ones.
 """
 
@@ -57,11 +58,11 @@ class LabHosts:
 
 @pytest.fixture(scope="session")
 def lab():
-    """The lab, up for the whole session; see the module docstring for when it goes down."""
-    was_up = lab_api.is_up()
+    """A fresh lab, up for the whole session; see the module docstring for when it goes down."""
+    lab_api.down()
     lab_api.up()
     hosts = LabHosts()
     yield hosts
     hosts.close()
-    if not was_up and os.environ.get("TINSNIP_KEEP_LAB") != "1":
+    if os.environ.get("TINSNIP_KEEP_LAB") != "1":
         lab_api.down()

@@ -54,3 +54,12 @@ class UnreachableError(TinsnipError):
     def __init__(self, host, reason):
         self.host, self.reason = host, reason
         super().__init__(f"{host}: cannot connect over SSH: {reason}")
+
+
+class PreflightError(TinsnipError):
+    """The preflight refused a service before it started; carries every finding."""
+
+    def __init__(self, host, step, findings):
+        self.host, self.step, self.findings = host, step, list(findings)
+        super().__init__(f"{host}: the preflight refused the deploy, nothing was started:\n  "
+                         + "\n  ".join(str(f) for f in self.findings))

@@ -1,4 +1,5 @@
 """The whole flow over real SSH against the lab: NAS, machine, service, status, re-runs."""
+import sys
 import urllib.request
 
 import pytest
@@ -154,9 +155,9 @@ def test_fab_with_a_host_from_the_command_line(cli, first_run):
 def test_makefile_targets_run_the_flow_and_stop_at_the_first_failure(cli, first_run, tmp_path):
     mk = tmp_path / "Makefile"
     cli.inv("service.makefile", *GP, "--service", "hello", "--output", str(mk))
-    ok = cli.run(["make", "-f", str(mk), "setup", "deploy", "INV=python3 -m invoke"])
+    ok = cli.run(["make", "-f", str(mk), "setup", "deploy", f"INV={sys.executable} -m invoke"])
     assert "changed=0" in ok.stdout and "service.deploy" in ok.stdout
     bad = cli.run(["make", "-f", str(mk), "setup", "deploy", "TIN_ENV=prd",
-                   "INV=python3 -m invoke"], check=False)
+                   f"INV={sys.executable} -m invoke"], check=False)
     assert bad.returncode != 0
     assert "service.deploy" not in bad.stdout and "machine.setup" not in bad.stdout

@@ -71,7 +71,8 @@ def test_machine_env_has_every_number_and_the_socket():
 
 
 def test_hello_compose_follows_the_seed_pattern(inv):
-    compose, env = service.render_service(inv, GP, "hello")
+    r = service.render_service(inv, GP, "hello")
+    compose, env = r.compose, r.env
     assert 'user: "${TIN_SERVICE_UID}:${TIN_SERVICE_UID}"' in compose
     assert "- ../../.machine/machine.env" in compose and "- .env" in compose
     assert '"${TIN_PORT_0}:8080"' in compose

@@ -67,10 +67,19 @@ def test_a_script_cut_off_in_transit_runs_nothing(tmp_path):
 
 def test_a_command_that_hangs_fails_the_step_naming_host_and_step():
     with pytest.raises(RemoteError, match=r"local: step 'wait' failed \(exit timeout\)") as e:
-        host(timeout=0.5).run("sleep 30", step="wait")
+        host(timeout=0.5).run("sleep 5", step="wait")
     assert "no answer within 0.5 s" in str(e.value)
 
 
 def test_non_utf8_output_does_not_break_the_run():
     out = host().run("printf 'caf\\351\\n'", step="s").stdout
     assert out.startswith("caf") and os.linesep in out
+
+
+def test_a_long_script_goes_over_in_one_piece():
+    """Invoke reads a non-terminal in_stream one character per 1-10 ms turn unless the stream
+    hands over more: 100 KB must not take minutes."""
+    import time
+    started = time.monotonic()
+    out = host().run("cat >/dev/null <<'EOF'\n" + "x" * 100_000 + "\nEOF\necho done", step="s")
+    assert out.stdout == "done\n" and time.monotonic() - started < 5

@@ -7,6 +7,7 @@ from invoke import Collection, task
 from ..plans import machine as plan
 from ..plans import status as checks
 from ..run import Run
+from .service import forwards_listed
 from . import _args
 from .xdg import link_steps
 
@@ -74,6 +75,22 @@ def status(c, machine, env):
         titles = dict(checks.ITEMS)
         for item, passed, detail in checks.evaluate(facts, smep):
             h.note(f"status.{item}", "ok" if passed else "failed", f"{titles[item]}: {detail}")
+        rules = [r for r in forwards_listed(h) if r["chain"] == "PREROUTING"]
+        h.note("status.forwards", "ok", "standard ports forwarded on this host: " + (", ".join(
+            f"{r['port']} -> {r['to']} ({r['owner']})" for r in rules) or "none"))
 
 
-ns = Collection("machine", setup, user, mount, docker, env_, status)
+@task(help=_args.COMMON)
+def teardown(c, machine, env, dry=False):
+    """Take a machine-environment off its host: containers, daemon, forwards, mount, user.
+
+    Its NAS folder and export stay (``nas.remove --purge`` deletes those), so a later
+    machine.setup finds the data again."""
+    with Run(c, dry=dry, title=f"machine.teardown {machine} {env}") as run:
+        smep = run.smep(machine, env)
+        h = run.machine_host(machine)
+        for step, resources in plan.teardown(smep, host=h.name):
+            h.converge(step, resources)
+
+
+ns = Collection("machine", setup, user, mount, docker, env_, status, teardown)

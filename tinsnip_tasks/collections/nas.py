@@ -3,6 +3,7 @@
 Runs on the sheet's NAS from the inventory (or the host given with ``fab -H``).
 """
 from invoke import Collection, task
+from invoke.exceptions import Exit
 
 from ..plans import nas as plan
 from ..run import Run
@@ -37,4 +38,17 @@ def station(c, sheet, env="prod", dry=False):
                                                  host=nas.name))
 
 
-ns = Collection("nas", setup, station)
+@task(help={**_args.COMMON, "purge": "really delete the folder and its data (required)"})
+def remove(c, machine, env, purge=False, dry=False):
+    """Delete a machine-environment's NAS folder (all its data) and its export; needs --purge."""
+    if not purge:
+        raise Exit(f"error: nas.remove deletes every file of {machine}-{env} on the NAS; run it "
+                   "again with --purge to mean it (machine.teardown and service.remove keep "
+                   "the data)", code=2)
+    with Run(c, dry=dry, title=f"nas.remove {machine} {env}") as run:
+        smep = run.smep(machine, env)
+        nas = run.nas_host(machine, allow_override=True)
+        nas.converge("nas.remove", plan.removed(run.inv.export_dir(machine, env), host=nas.name))
+
+
+ns = Collection("nas", setup, station, remove)

@@ -15,9 +15,9 @@ import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
-#: Never uploaded: compose's own ``.env`` of the folder (the deploy writes its own) and the
-#: template the deploy renders into docker-compose.yml.
-NEVER = (".env", "docker-compose.yml.j2")
+#: Never uploaded: compose's own ``.env`` of the folder (the deploy writes its own), the compose
+#: file and its template (the deploy writes docker-compose.yml itself).
+NEVER = (".env", "docker-compose.yml", "docker-compose.yml.j2")
 ALWAYS = ("Dockerfile", ".dockerignore")
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import io
+import secrets
 import shlex
 import time
 from dataclasses import dataclass, field
@@ -27,10 +28,15 @@ DEFAULT_TIMEOUT = 300.0  # seconds a remote command may take (Invoke's timeouts.
 
 @dataclass(frozen=True)
 class Cmd:
-    """A shell command, and what a person is shown for it (never a secret)."""
+    """A shell command, and what a person is shown for it (never a secret).
+
+    ``data``, when given, is uploaded to a private temporary file on the host before the
+    step's script runs and becomes the command's standard input (large contents such as a
+    build context never travel in a command line)."""
 
     text: str
     show: str = ""
+    data: bytes | None = None
 
     def __str__(self):
         return self.show or self.text
@@ -110,6 +116,15 @@ def remote_script(command: str) -> str:
     return f"LC_ALL=C; export LC_ALL\n{{\n{command}\n}} </dev/null\n"
 
 
+class ScriptStream(io.StringIO):
+    """A script as Invoke's ``in_stream``: handed over whole at the first read (Invoke asks a
+    stream that is not a terminal for one character per turn of its stdin loop), then EOF,
+    on which Invoke closes the channel's stdin."""
+
+    def read(self, size: int | None = -1) -> str:
+        return super().read()
+
+
 @dataclass
 class Host:
     """A named host reached through an Invoke/Fabric context, with counters for the report.
@@ -142,7 +157,7 @@ class Host:
         started = time.monotonic()
         try:
             result = self.conn.run(text, hide=True, warn=True, timeout=self.timeout,
-                                   in_stream=io.StringIO(remote_script(command)))
+                                   in_stream=ScriptStream(remote_script(command)))
         except CommandTimedOut as e:
             raise RemoteError(self.name, step, show or command, "timeout",
                               f"no answer within {self.timeout:g} s (set timeouts.command "
@@ -152,6 +167,20 @@ class Host:
         if not result.ok:
             raise RemoteError(self.name, step, show or command, result.exited, result.stderr)
         return result
+
+    def upload(self, data: bytes) -> str:
+        """Put ``data`` in a new file only the login user can read; return its path."""
+        path = f"/tmp/.tinsnip-upload-{secrets.token_hex(12)}"
+        self.commands += 1
+        started = time.monotonic()
+        try:
+            with self.conn.sftp().open(path, "wbx") as f:  # x: never an existing file or link
+                f.chmod(0o600)
+                f.set_pipelined(True)
+                f.write(data)
+        finally:
+            self.seconds += time.monotonic() - started
+        return path
 
     def read(self, resources: Sequence[Resource], *, step: str) -> list[str]:
         out = self.run(facts_script(resources), step=step, show="read facts").stdout
@@ -197,7 +226,12 @@ class Host:
                     self.out(f"    would run: {c}")
             return True
         cmds = [c for _, cs in todo for c in cs]
-        script = "set -e\n" + "\n".join(c.text for c in cmds)
+        uploads = [self.upload(c.data) if c.data is not None else None for c in cmds]
+        lines = [c.text if path is None else f"{c.text} < {q(path)}"
+                 for c, path in zip(cmds, uploads)]
+        cleanup = [f"trap {q('rm -f ' + sh(*[p for p in uploads if p]))} EXIT"] \
+            if any(uploads) else []
+        script = "\n".join(["set -e", *cleanup, *lines])
         self.run(script, step=step, show=" && ".join(str(c) for c in cmds))
         self.note(step, "changed", detail)
         return True
@@ -215,4 +249,5 @@ class Host:
         c = self.counts
         line = (f"{self.name}: ok={c['ok']} changed={c['changed']} failed={c['failed']} "
                 f"commands={self.commands} seconds={self.seconds:.2f}")
-        return line + (f" unchecked={c['unchecked']}" if c["unchecked"] else "")
+        line += f" unchecked={c['unchecked']}" if c["unchecked"] else ""
+        return line + (f" warnings={c['warning']}" if c.get("warning") else "")

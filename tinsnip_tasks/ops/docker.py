@@ -239,6 +239,7 @@ class ComposeUp(Resource):
     service_dir: str
     project: str
     stamp: str = ""
+    build: bool = False  # the project builds images: `up -d --build` with the classic builder
     host: str = "host"
 
     def describe(self):
@@ -276,5 +277,161 @@ class ComposeUp(Resource):
                 and all(s in fact["running"] for s in fact["services"])):
             return []
         stamp = f"{self.service_dir}/{STAMP}"
-        return [Cmd(compose_as(self.user, self.mount_point, self.service_dir, "up -d")),
+        action = "up -d --build" if self.build else "up -d"
+        return [Cmd(compose_as(self.user, self.mount_point, self.service_dir, action,
+                               build=self.build)),
                 Cmd(f"echo {q(self.stamp)} > {q(stamp)}", f"record {self.stamp[:12]} in {stamp}")]
+
+
+CONTEXT_STAMP = ".tinsnip-context"
+#: Files in a service folder that the deploy writes itself; a new context keeps them.
+KEPT = (".env", "docker-compose.yml", STAMP)
+
+
+def as_user_sh(user: str, script: str) -> str:
+    """``script`` run by ``sh`` as ``user`` (so files on the mount are the user's own)."""
+    return f"sudo -u {q(user)} sh -c {q(script)}"
+
+
+@dataclass(frozen=True)
+class ContextTree(Resource):
+    """The service folder holds exactly the build context whose digest is ``digest``.
+
+    A new context is unpacked beside the folder as the machine user, the files the deploy
+    writes itself are carried over, and the two folders are swapped, so a failure leaves the
+    old folder whole. ``data`` is the context as a gzip tar.
+    """
+
+    user: str
+    path: str
+    digest: str
+    data: bytes
+    host: str = "host"
+
+    def describe(self):
+        return f"build context {self.digest[:12]} in {self.path}"
+
+    def fact_command(self):
+        return f"cat {q(self.path + '/' + CONTEXT_STAMP)} 2>/dev/null || echo missing"
+
+    def parse(self, out):
+        return out.strip()
+
+    def commands(self, fact):
+        if fact == self.digest:
+            return []
+        d, new, old = q(self.path), q(self.path + ".tinsnip-new"), q(self.path + ".tinsnip-old")
+        kept = " ".join(q(f) for f in KEPT)
+        swap = (f"for f in {kept}; do if [ -e {d}/\"$f\" ]; then mv {d}/\"$f\" {new}/; fi; done; "
+                f"echo {q(self.digest)} > {new}/{CONTEXT_STAMP} && chmod 750 {new} && "
+                f"if [ -d {d} ]; then mv {d} {old}; fi && mv {new} {d} && rm -rf {old}")
+        return [
+            Cmd(as_user_sh(self.user, f"rm -rf {new} {old} && mkdir -p {new} && "
+                                      f"tar -xzf - --no-same-owner -C {new}"),
+                f"unpack the build context ({len(self.data)} bytes) into {self.path}.tinsnip-new "
+                f"as {self.user}", data=self.data),
+            Cmd(as_user_sh(self.user, swap), f"swap it in for {self.path}, keeping "
+                                             f"{', '.join(KEPT)}"),
+        ]
+
+
+def project_filter(project: str) -> str:
+    return f"--filter label=com.docker.compose.project={q(project)}"
+
+
+@dataclass(frozen=True)
+class ComposeDown(Resource):
+    """No container of the Compose project ``project`` is left (``compose down`` the seed's way
+    while its folder is there, else the containers and network are removed directly)."""
+
+    user: str
+    uid: int
+    mount_point: str
+    service_dir: str
+    project: str
+    host: str = "host"
+
+    def describe(self):
+        return f"compose project {self.project} down"
+
+    def fact_command(self):
+        ps = as_user(self.user, self.uid, f"docker ps -aq {project_filter(self.project)}")
+        return (f"[ -f {q(self.service_dir + '/docker-compose.yml')} ] && echo files; "
+                f"[ -S {q(runtime_dir(self.uid) + '/docker.sock')} ] && {ps}")
+
+    def parse(self, out):
+        lines = out.split()
+        return {"files": "files" in lines, "containers": [l for l in lines if l != "files"]}
+
+    def commands(self, fact):
+        if not fact["containers"]:
+            return []
+        if fact["files"]:
+            return [Cmd(compose_as(self.user, self.mount_point, self.service_dir,
+                                   "down -t 5 --remove-orphans"))]
+        ids = " ".join(q(c) for c in fact["containers"])
+        return [Cmd(as_user(self.user, self.uid, f"docker rm -f {ids}") + " >/dev/null"),
+                Cmd(as_user(self.user, self.uid, f"docker network prune -f {project_filter(self.project)}")
+                    + " >/dev/null")]
+
+
+@dataclass(frozen=True)
+class DockerStopped(Resource):
+    """The rootless daemon of ``user`` is stopped and nothing of the user runs any more."""
+
+    user: str
+    uid: int
+    host: str = "host"
+
+    def describe(self):
+        return f"rootless docker of {self.user} stopped"
+
+    def fact_command(self):
+        u = q(self.user)
+        return (f"echo init=$(cat /proc/1/comm); [ -e /var/lib/systemd/linger/{u} ] && echo linger=yes; "
+                f"id -u {u} >/dev/null 2>&1 && echo procs=$(pgrep -u {q(str(self.uid))} | wc -l); "
+                f"[ -d {q(runtime_dir(self.uid))} ] && echo runtime=yes")
+
+    def parse(self, out):
+        return dict(l.split("=", 1) for l in out.split() if "=" in l)
+
+    def commands(self, fact):
+        cmds = []
+        if fact.get("init") == "systemd" and fact.get("linger"):
+            cmds += [Cmd(f"systemctl --user -M {q(self.user + '@')} disable --now docker.service || true"),
+                     Cmd(sh("loginctl", "disable-linger", self.user))]
+        if int(fact.get("procs") or 0):
+            uid = q(str(self.uid))
+            cmds.append(Cmd(f"pkill -TERM -u {uid} || true; i=0; while pgrep -u {uid} >/dev/null; do "
+                            f"i=$((i+1)); [ $i -ge 50 ] && pkill -KILL -u {uid}; [ $i -ge 100 ] && "
+                            f"{{ echo 'processes of {self.user} do not end' >&2; exit 1; }}; "
+                            "sleep 0.1; done", f"end every process of {self.user}"))
+        if fact.get("runtime"):
+            cmds.append(Cmd(sh("rm", "-rf", "--one-file-system", runtime_dir(self.uid))))
+        return cmds
+
+
+@dataclass(frozen=True)
+class NoContainers(Resource):
+    """The rootless daemon of ``user`` (when it runs) has no container left."""
+
+    user: str
+    uid: int
+    host: str = "host"
+
+    def describe(self):
+        return f"no containers of {self.user}"
+
+    def fact_command(self):
+        return (f"[ -S {q(runtime_dir(self.uid) + '/docker.sock')} ] && "
+                + as_user(self.user, self.uid, "docker ps -aq"))
+
+    def parse(self, out):
+        return out.split()
+
+    def commands(self, fact):
+        if not fact:
+            return []
+        ids = " ".join(q(c) for c in fact)
+        return [Cmd(as_user(self.user, self.uid, f"docker rm -f {ids}") + " >/dev/null",
+                    f"remove {len(fact)} container(s) of {self.user}")]

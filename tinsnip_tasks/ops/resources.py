@@ -338,3 +338,100 @@ class Mounted(Resource):
         if fact[0] != self.source:
             raise ConflictError(self.host, f"{self.mount_point} already has {fact[0]} mounted")
         return []
+
+
+def drop_lines(match: Callable[[str], bool]) -> Callable[[str], str]:
+    """An edit that removes every line matching ``match``."""
+
+    def edit(text: str) -> str:
+        kept = [line for line in text.splitlines() if not match(line)]
+        return "\n".join(kept) + "\n" if kept else ""
+
+    return edit
+
+
+@dataclass(frozen=True)
+class Absent(Resource):
+    """Nothing at ``path``. With ``user`` the removal runs as that user (a tree on an NFS mount
+    that belongs to the user); root never follows a link it did not make (``rm`` does not)."""
+
+    path: str
+    user: Optional[str] = None
+    host: str = "host"
+
+    def describe(self):
+        return f"no {self.path}"
+
+    def fact_command(self):
+        p = q(self.path)
+        return f"if [ -e {p} ] || [ -L {p} ]; then echo present; else echo {MISSING}; fi"
+
+    def parse(self, out):
+        return out.strip() == "present"
+
+    def commands(self, fact):
+        if not fact:
+            return []
+        rm = sh("rm", "-rf", "--one-file-system", self.path)
+        return [Cmd(f"sudo -u {q(self.user)} {rm}" if self.user else rm)]
+
+
+@dataclass(frozen=True)
+class Unmounted(Resource):
+    """Nothing is mounted on ``mount_point``, and the empty mount point folder is gone."""
+
+    mount_point: str
+    host: str = "host"
+
+    def describe(self):
+        return f"nothing mounted on {self.mount_point}"
+
+    def fact_command(self):
+        return (f"awk -v m={q(self.mount_point)} '$2 == m {{print \"mounted\"}}' /proc/mounts; "
+                f"[ -d {q(self.mount_point)} ] && echo folder")
+
+    def parse(self, out):
+        return set(out.split())
+
+    def commands(self, fact):
+        cmds = []
+        if "mounted" in fact:
+            cmds.append(Cmd(sh("umount", self.mount_point)))
+        if fact:
+            cmds.append(Cmd(sh("rmdir", self.mount_point)))
+        return cmds
+
+
+@dataclass(frozen=True)
+class UserAbsent(Resource):
+    """No user or group ``name`` (home folder removed), and no subordinate ID lines for it."""
+
+    name: str
+    home: str
+    host: str = "host"
+
+    def describe(self):
+        return f"no user {self.name}"
+
+    def fact_command(self):
+        n = q(self.name)
+        return (f"getent passwd {n} >/dev/null && echo user; getent group {n} >/dev/null && echo group; "
+                f"grep -q ^{n}: /etc/subuid && echo subuid; grep -q ^{n}: /etc/subgid && echo subgid; "
+                f"[ -d {q(self.home)} ] && echo home")
+
+    def parse(self, out):
+        return set(out.split())
+
+    def commands(self, fact):
+        cmds = []
+        if "user" in fact:
+            cmds.append(Cmd(sh("userdel", self.name)))
+        if "user" in fact or "home" in fact:
+            cmds.append(Cmd(sh("rm", "-rf", "--one-file-system", self.home)))
+        if "group" in fact:
+            cmds.append(Cmd(f"! getent group {q(self.name)} >/dev/null || {sh('groupdel', self.name)}",
+                            f"groupdel {self.name}"))
+        for f in ("subuid", "subgid"):
+            if f in fact:
+                cmds.append(Cmd(f"sed -i {q('/^' + self.name + ':/d')} /etc/{f}"))
+        return cmds

@@ -3,8 +3,10 @@ from __future__ import annotations
 
 from ..core.render import render
 from ..core.smep import Smep
-from ..ops.docker import RootlessDocker, docker_host
-from ..ops.resources import Directory, Edited, File, Mounted, Symlink, User, field_is, set_line
+from ..ops.docker import DockerStopped, NoContainers, RootlessDocker, docker_host
+from ..ops.forward import Forward
+from ..ops.resources import (Directory, Edited, File, Mounted, Symlink, Unmounted, User, UserAbsent,
+                             drop_lines, field_is, set_line)
 
 SUBID_COUNT = 65536
 MOUNT_OPTIONS = "rw,hard,vers=3,_netdev"
@@ -73,3 +75,17 @@ def machine_env(smep: Smep, *, host: str) -> list:
     return [Directory(d, None, None, 0o750, host=host),
             File(f"{d}/machine.env", machine_env_text(smep).encode(), None, None, 0o640,
                  secret=True, host=host)]
+
+
+def teardown(smep: Smep, *, host: str) -> list[tuple[str, list]]:
+    """(step, resources) in order: containers, daemon, forwards, mount, fstab line, user and
+    home (with its XDG links). Nothing on the NAS is touched: its data stays."""
+    return [
+        ("machine.down", [NoContainers(smep.user, smep.uid, host=host)]),
+        ("machine.docker", [DockerStopped(smep.user, smep.uid, host=host)]),
+        ("machine.forwards", [Forward(None, None, smep.user, host=host)]),
+        ("machine.mount", [Unmounted(smep.mount_point, host=host),
+                           Edited("/etc/fstab", drop_lines(field_is(1, smep.mount_point)),
+                                  f"no fstab line for {smep.mount_point}", host=host)]),
+        ("machine.user", [UserAbsent(smep.user, home(smep), host=host)]),
+    ]

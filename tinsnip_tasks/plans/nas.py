@@ -5,7 +5,7 @@ from ..core import registry as reg
 from ..core.render import render
 from ..core.smep import Smep
 from ..ops.base import q
-from ..ops.resources import Directory, Edited, field_is, set_line
+from ..ops.resources import Absent, Directory, Edited, drop_lines, field_is, set_line
 
 SUBDIRS = ("state", "data", "config", "service")
 EXPORT_OPTIONS = "rw,sync,all_squash,anonuid={uid},anongid={uid},no_subtree_check"
@@ -82,3 +82,12 @@ def station(smep: Smep, station_dir: str, registry_path: str, clients: list[str]
                f"read-only export {station_dir} to {', '.join(clients)}",
                after=("exportfs -ra",), rollback=True, host=host),
     ]
+
+
+def removed(export_dir: str, *, host: str) -> list:
+    """No export line for ``export_dir`` (``exportfs -ra``, the old file back if the NAS
+    refuses), then no folder: the machine-environment's data is deleted."""
+    return [Edited("/etc/exports", drop_lines(field_is(0, export_dir)),
+                   f"no export of {export_dir}", after=("exportfs -ra",), rollback=True,
+                   host=host),
+            Absent(export_dir, host=host)]

@@ -1,4 +1,5 @@
-"""A catalog service on a machine: its files on the mount, its image, its Compose project."""
+"""A service on a machine (from the catalog or its own folder): its files and build context on
+the mount, its image, its Compose project."""
 from __future__ import annotations
 
 import hashlib
@@ -9,11 +10,14 @@ import yaml
 from dotenv import dotenv_values
 
 from ..core.inventory import Inventory
+from ..core import context
 from ..core.render import TEMPLATE_DIR, render
 from ..core.smep import Smep
 from ..errors import InputError, TemplateError
-from ..ops.docker import ComposeUp, DockerImage
-from ..ops.resources import Directory, File
+from ..core.smep import validate_name
+from ..ops.docker import ComposeDown, ComposeUp, ContextTree, DockerImage
+from ..ops.forward import Forward
+from ..ops.resources import Absent, Directory, File
 from .machine import machine_env_text
 
 DATA_FOLDERS = ("data", "state", "config")
@@ -21,20 +25,42 @@ DATA_FOLDERS = ("data", "state", "config")
 
 @dataclass(frozen=True)
 class CatalogEntry:
+    """What ``service.yaml`` says (a catalog service, or a service folder's own file)."""
+
     name: str
     image: str
     image_archive: str | None
     ports: tuple
     secrets: tuple
+    folder: Path | None = None  # the service's own folder; None for a catalog service
+
+
+def _entry(name: str, meta_path: Path, folder: Path | None) -> CatalogEntry:
+    try:
+        meta = yaml.safe_load(meta_path.read_text()) if meta_path.is_file() else {}
+    except yaml.YAMLError as e:
+        raise TemplateError(f"{meta_path} is not valid YAML: {e}") from None
+    if not isinstance(meta, dict):
+        raise TemplateError(f"{meta_path} must be a mapping (image, image_archive, ports, secrets)")
+    if folder is None and "image" not in meta:
+        raise TemplateError(f"{meta_path} has no image")
+    return CatalogEntry(name, meta.get("image", ""), meta.get("image_archive"),
+                        tuple(meta.get("ports") or ()), tuple(meta.get("secrets") or ()), folder)
 
 
 def catalog_entry(name: str, root: Path | None = None) -> CatalogEntry:
     path = (root or TEMPLATE_DIR) / "services" / name / "service.yaml"
     if not path.is_file():
         raise TemplateError(f"catalog service {name!r} has no {path}")
-    meta = yaml.safe_load(path.read_text()) or {}
-    return CatalogEntry(name, meta["image"], meta.get("image_archive"),
-                        tuple(meta.get("ports", ())), tuple(meta.get("secrets", ())))
+    return _entry(name, path, None)
+
+
+def service_entry(inv: Inventory, machine: str, service: str) -> CatalogEntry:
+    """The service as the inventory gives it: from its own folder, else from the catalog."""
+    folder = inv.machine(machine).services[service].path
+    if folder is None:
+        return catalog_entry(service)
+    return _entry(service, Path(folder) / "service.yaml", Path(folder))
 
 
 def secrets_path(inv: Inventory, smep: Smep) -> Path:
@@ -58,14 +84,73 @@ def service_dir(smep: Smep, service: str) -> str:
     return f"{smep.mount_point}/service/{service}"
 
 
-def render_service(inv: Inventory, smep: Smep, service: str) -> tuple[str, str]:
+@dataclass(frozen=True)
+class Rendered:
+    """What a deploy writes for a service: its compose file, its .env and, for a service from
+    its own folder, the build context (files, digest) uploaded with it."""
+
+    compose: str
+    env: str
+    folder: Path | None = None
+    context_files: tuple = ()
+    context_digest: str = ""
+    build: bool = False
+
+
+def env_line(key: str, value: str) -> str:
+    """``KEY='value'`` as both bash ``source`` and compose read it, literally."""
+    if "'" in value or "\n" in value or "\r" in value:
+        raise InputError(f"the value of {key} holds a quote or a line break, which an env file "
+                         "cannot carry safely; change the value")
+    return f"{key}='{value}'"
+
+
+def port_lines(smep: Smep, ports: dict) -> str:
+    """``TIN_PORT_<NAME>=<port>`` for each port name the inventory maps, so a service's own
+    ``service.env`` can say ``WEB_PORT=${TIN_PORT_WEB}``."""
+    return "".join(f"TIN_PORT_{name.upper().replace('-', '_')}={smep.ports[index]}\n"
+                   for name, index in sorted(ports.items()))
+
+
+def _builds(compose: str, where: str) -> bool:
+    try:
+        data = yaml.safe_load(compose) or {}
+    except yaml.YAMLError as e:
+        raise InputError(f"{where} is not valid YAML: {e}") from None
+    services = data.get("services") if isinstance(data, dict) else None
+    return isinstance(services, dict) and any(
+        isinstance(v, dict) and "build" in v for v in services.values())
+
+
+def _render_folder(entry: CatalogEntry, smep: Smep, ctx: dict) -> Rendered:
+    folder = entry.folder
+    if (folder / "docker-compose.yml.j2").is_file():
+        compose = render("docker-compose.yml.j2", ctx, root=folder)
+    else:
+        compose = (folder / "docker-compose.yml").read_text()
+    if (folder / "service.env.j2").is_file():
+        own = render("service.env.j2", ctx, root=folder)
+    elif (folder / "service.env").is_file():
+        own = (folder / "service.env").read_text()
+    else:
+        own = ""
+    env = (f"# {entry.name} for {smep.label}, written by tinsnip from {folder}\n"
+           + port_lines(smep, ctx["ports"]) + own
+           + ("" if own.endswith("\n") or not own else "\n")
+           + "".join(env_line(k, v) + "\n" for k, v in ctx["secrets"].items()))
+    names = context.context_files(folder)
+    return Rendered(compose, env, folder, tuple(names), context.digest(folder, names),
+                    _builds(compose, str(folder / "docker-compose.yml")))
+
+
+def render_service(inv: Inventory, smep: Smep, service: str) -> Rendered:
     """The compose file and the .env of ``service`` for this machine-environment."""
     machine = inv.machine(smep.machine)
     if service not in machine.services:
         raise InputError(f"machine {smep.machine} does not run {service!r} in {inv.path}; it runs: "
                          f"{', '.join(machine.services) or 'nothing'} (add it under machines: "
                          f"{smep.machine}: services)")
-    entry = catalog_entry(service)
+    entry = service_entry(inv, smep.machine, service)
     ports = machine.services[service].ports
     missing = [p for p in entry.ports if p not in ports]
     if missing:
@@ -73,13 +158,16 @@ def render_service(inv: Inventory, smep: Smep, service: str) -> tuple[str, str]:
                          f"port names {', '.join(missing)} to TIN_PORT indexes 0..9")
     ctx = {"smep": smep, "ports": ports, "image": entry.image,
            "secrets": load_secrets(inv, smep, entry)}
+    if entry.folder is not None:
+        return _render_folder(entry, smep, ctx)
     base = f"services/{service}"
-    return render(f"{base}/docker-compose.yml.j2", ctx), render(f"{base}/service.env.j2", ctx)
+    return Rendered(render(f"{base}/docker-compose.yml.j2", ctx),
+                    render(f"{base}/service.env.j2", ctx))
 
 
-def files(smep: Smep, service: str, rendered: tuple[str, str], *, host: str) -> list:
+def files(smep: Smep, service: str, rendered: Rendered, *, host: str) -> list:
     """The service's folders on the mount and its files (``rendered`` by render_service)."""
-    compose, env = rendered
+    compose, env = rendered.compose, rendered.env
     d = service_dir(smep, service)
     out = [Directory(d, None, None, 0o750, host=host)]
     out += [Directory(f"{smep.mount_point}/{f}/{service}", None, None, 0o750, host=host)
@@ -89,21 +177,98 @@ def files(smep: Smep, service: str, rendered: tuple[str, str], *, host: str) -> 
     return out
 
 
-def image(smep: Smep, service: str, *, host: str) -> list:
-    entry = catalog_entry(service)
+def upload(smep: Smep, service: str, rendered: Rendered, *, host: str) -> list:
+    """The build context of a service from its own folder (nothing for a catalog service)."""
+    if rendered.folder is None:
+        return []
+    data = context.tarball(rendered.folder, list(rendered.context_files))
+    return [ContextTree(smep.user, service_dir(smep, service), rendered.context_digest, data,
+                        host=host)]
+
+
+def image(smep: Smep, entry: CatalogEntry, *, host: str) -> list:
     if not entry.image_archive:
         return []
     return [DockerImage(smep.user, smep.uid, entry.image, entry.image_archive, host=host)]
 
 
-def stamp(smep: Smep, rendered: tuple[str, str]) -> str:
-    """Digest of every file the service is started from, as :func:`files` writes them."""
+def stamp(smep: Smep, rendered: Rendered) -> str:
+    """Digest of every file the service is started from, as :func:`files` writes them, and of
+    its build context."""
     digest = hashlib.sha256()
-    for part in (*rendered, machine_env_text(smep)):
+    for part in (rendered.compose, rendered.env, machine_env_text(smep), rendered.context_digest):
         digest.update(hashlib.sha256(part.encode()).digest())
     return digest.hexdigest()
 
 
-def up(smep: Smep, service: str, rendered: tuple[str, str], *, host: str) -> list:
+def up(smep: Smep, service: str, rendered: Rendered, *, host: str) -> list:
     return [ComposeUp(smep.user, smep.uid, smep.mount_point, service_dir(smep, service),
-                      service, stamp(smep, rendered), host=host)]
+                      service, stamp(smep, rendered), rendered.build, host=host)]
+
+
+def check_runs(inv: Inventory, smep: Smep, service: str) -> None:
+    """A valid service name (a service no longer in the inventory can still be removed)."""
+    validate_name("service", service)
+
+
+def owner(smep: Smep, service: str) -> str:
+    """The tag of a forward: ``machine-env:service``."""
+    return f"{smep.user}:{service}"
+
+
+def _target_port(inv: Inventory, smep: Smep, service: str, to: str) -> int:
+    ports = inv.machine(smep.machine).services[service].ports \
+        if service in inv.machine(smep.machine).services else {}
+    if str(to).isdigit() and 0 <= int(to) <= 9:
+        return smep.ports[int(to)]
+    if to in ports:
+        return smep.ports[ports[to]]
+    raise InputError(f"--to {to!r} is neither a TIN_PORT index 0..9 nor a port name of {service} "
+                     f"({', '.join(ports) or 'no port names in the inventory'})")
+
+
+def forward_to(inv: Inventory, smep: Smep, service: str, port, to: str, *, remove: bool,
+               host: str) -> Forward:
+    """The forward ``service.forward`` asks for, checked before any host is touched."""
+    validate_name("service", service)
+    try:
+        port = int(port)
+    except (TypeError, ValueError):
+        raise InputError(f"--port {port!r} is not a port number 1..65535") from None
+    if not 1 <= port <= 65535:
+        raise InputError(f"--port {port} is not a port number 1..65535")
+    if port in smep.ports:
+        raise InputError(f"--port {port} is one of {smep.user}'s own ports; forward a standard port")
+    if remove:
+        return Forward(port, None, owner(smep, service), host=host)
+    if not to:
+        raise InputError("say where the port goes: --to PORTNAME or --to INDEX (0..9)")
+    return Forward(port, _target_port(inv, smep, service, to), owner(smep, service), host=host)
+
+
+def forwards(inv: Inventory, smep: Smep, service: str, *, host: str) -> list:
+    """The inventory's ``forward:`` entries of ``service`` in this environment."""
+    svc = inv.machine(smep.machine).services.get(service)
+    return [Forward(port, smep.ports[svc.ports[name]], owner(smep, service), host=host)
+            for port, name, env in (svc.forward if svc else ()) if env == smep.env]
+
+
+def down(smep: Smep, service: str, *, host: str) -> list:
+    return [ComposeDown(smep.user, smep.uid, smep.mount_point, service_dir(smep, service),
+                        service, host=host)]
+
+
+def removed(smep: Smep, service: str, *, host: str) -> list:
+    """The service's folder on the mount (files and build context) and its forwards; its data,
+    state and config folders are NAS data and stay."""
+    return [Absent(service_dir(smep, service), smep.user, host=host),
+            Forward(None, None, owner(smep, service), host=host)]
+
+
+def service_with_port(inv: Inventory, machine: str, name: str) -> str:
+    """The one service of ``machine`` with a port called ``name``."""
+    found = [s for s, svc in inv.machine(machine).services.items() if name in svc.ports]
+    if len(found) != 1:
+        raise InputError(f"{'no' if not found else 'more than one'} service of {machine} has a port "
+                         f"named {name!r}; say which with --service")
+    return found[0]

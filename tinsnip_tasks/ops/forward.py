@@ -1,0 +1,79 @@
+"""Standard ports forwarded to a machine-environment's port (the seed's "opinionated clients").
+
+A forward is a pair of iptables ``nat`` rules, in PREROUTING (clients on the network) and OUTPUT
+(clients on the host itself), each ``REDIRECT``-ing TCP to the target port and tagged with a
+comment ``tinsnip-forward PORT OWNER``. One owner per standard port per host: a second owner is
+refused, naming the first.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Optional
+
+from ..errors import ConflictError
+from .base import Cmd, Resource, q
+
+TAG = "tinsnip-forward"
+CHAINS = ("PREROUTING", "OUTPUT")
+_RULE = re.compile(r"^-A (?P<chain>PREROUTING|OUTPUT) .*--dport (?P<port>\d+) .*--comment "
+                   rf"\"?{TAG} (?P=port) (?P<owner>[a-z0-9:-]+)\"? .*--to-ports (?P<to>\d+)")
+
+LIST_COMMAND = ("for c in PREROUTING OUTPUT; do iptables -w -t nat -S $c 2>/dev/null; done "
+                f"| grep -- {TAG} || true")
+
+
+def parse_rules(out: str) -> list[dict]:
+    """Our forward rules in ``iptables -S`` output: chain, port, owner, target port."""
+    rules = []
+    for line in out.splitlines():
+        m = _RULE.match(line.strip())
+        if m:
+            rules.append({"chain": m["chain"], "port": int(m["port"]), "owner": m["owner"],
+                          "to": int(m["to"])})
+    return rules
+
+
+def _iptables(action: str, rule: dict) -> Cmd:
+    port, owner, to = int(rule["port"]), rule["owner"], int(rule["to"])
+    return Cmd(f"iptables -w -t nat {action} {rule['chain']} -p tcp --dport {port} -m comment "
+               f"--comment {q(f'{TAG} {port} {owner}')} -j REDIRECT --to-ports {to}",
+               f"iptables {action} {rule['chain']} {port} -> {to} ({owner})")
+
+
+@dataclass(frozen=True)
+class Forward(Resource):
+    """TCP ``port`` on the host goes to ``to`` for ``owner`` (``machine-env:service``); with
+    ``to=None`` no rule of ``owner`` for ``port`` is left (``port=None``: none at all; an owner
+    ``machine-env`` takes in every service of it)."""
+
+    port: Optional[int]
+    to: Optional[int]
+    owner: str
+    host: str = "host"
+
+    def describe(self):
+        if self.to is None:
+            return f"no forward of {self.owner}" + (f" on port {self.port}" if self.port else "")
+        return f"forward {self.port} -> {self.to} ({self.owner})"
+
+    def fact_command(self):
+        return LIST_COMMAND
+
+    def parse(self, out):
+        return parse_rules(out)
+
+    def commands(self, fact):
+        mine = [r for r in fact if (r["owner"] == self.owner or r["owner"].startswith(self.owner + ":"))
+                and (self.port is None or r["port"] == self.port)]
+        if self.to is None:
+            return [_iptables("-D", r) for r in mine]
+        other = [r for r in fact if r["port"] == self.port and r["owner"] != self.owner]
+        if other:
+            raise ConflictError(self.host, f"port {self.port} is already forwarded to "
+                                           f"{other[0]['to']} for {other[0]['owner']}; remove that "
+                                           "forward first (service.forward --remove)")
+        want = [{"chain": c, "port": self.port, "owner": self.owner, "to": self.to}
+                for c in CHAINS]
+        return [_iptables("-D", r) for r in mine if r not in want] + \
+               [_iptables("-A", r) for r in want if r not in mine]
