@@ -10,6 +10,7 @@ checking on.
 from tinsnip_lab.settings import (
     LAB_HOSTS,
     NAS_HOST,
+    SYSTEMD_HOSTS,
     known_hosts_path,
     lab_dir,
     ssh_config_path,
@@ -17,6 +18,6 @@ from tinsnip_lab.settings import (
 from tinsnip_lab.lifecycle import down, is_up, reboot, status, up
 
 __all__ = [
-    "LAB_HOSTS", "NAS_HOST", "lab_dir", "ssh_config_path", "known_hosts_path",
+    "LAB_HOSTS", "NAS_HOST", "SYSTEMD_HOSTS", "lab_dir", "ssh_config_path", "known_hosts_path",
     "is_up", "up", "down", "status", "reboot",
 ]
