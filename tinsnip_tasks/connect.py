@@ -15,6 +15,7 @@ import paramiko
 from fabric import Config, Connection
 from fabric.runners import Remote
 
+from .core.target import address_of, split_target as _split_target  # noqa: F401
 from .errors import InputError, UnreachableError
 
 
@@ -33,17 +34,6 @@ class QuickRemote(Remote):
 
 def lab_mode() -> bool:
     return os.environ.get("TINSNIP_LAB", "") not in ("", "0")
-
-
-def _split_target(target: str) -> tuple[str | None, str, int | None]:
-    user, _, rest = target.rpartition("@")
-    host, _, port = rest.partition(":")
-    return (user or None), host, (int(port) if port else None)
-
-
-def address_of(target: str) -> str:
-    """The host part of an SSH target ``[user@]host[:port]`` (what other hosts call it)."""
-    return _split_target(target)[1]
 
 
 def make_config(lab: bool) -> Config:

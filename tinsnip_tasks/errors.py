@@ -2,7 +2,14 @@
 
 
 class TinsnipError(Exception):
-    """Base of every error tinsnip raises on purpose."""
+    """Base of every error tinsnip raises on purpose.
+
+    ``host`` and ``step`` are filled in by the runner that ran the step (:class:`ops.base.Host`);
+    a resource or plan never names its host.
+    """
+
+    host: str | None = None
+    step: str | None = None
 
 
 class InputError(TinsnipError, ValueError):
@@ -43,9 +50,13 @@ class ConflictError(TinsnipError):
     """A host holds something tinsnip would have to overwrite or take over (a user with another
     UID, a file where a folder belongs, another mount on the mount point); it refuses to."""
 
-    def __init__(self, host, what):
-        self.host, self.what = host, what
-        super().__init__(f"{host}: {what}; fix it by hand or choose another name, then run again")
+    def __init__(self, what):
+        self.what = what
+        super().__init__(what)
+
+    def __str__(self):
+        where = f"{self.host}: " if self.host else ""
+        return f"{where}{self.what}; fix it by hand or choose another name, then run again"
 
 
 class UnreachableError(TinsnipError):

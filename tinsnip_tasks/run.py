@@ -1,22 +1,27 @@
-"""One run of a task: validated input, the inventory, reused connections, the per-host report.
+"""One task run as a session: the inventory, connections reused across steps, hosts, the recap.
 
-Everything is checked before any host is contacted; a failure on a host stops that run with a
-``failed`` step and a non-zero exit, after printing ``HOST: ok=N changed=N failed=N ...`` lines.
+Everything is checked before any host is contacted. Each host records what its steps did in a
+:class:`~tinsnip_tasks.results.HostResult`; a failure stops that host's later steps, never
+another host's. At the end every host used gets its recap line (also one that could not be
+reached), or the JSON recap with ``--json``, and the exit code tells what went wrong (see
+:mod:`tinsnip_tasks.results`).
 """
 from __future__ import annotations
 
-from typing import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from invoke.exceptions import Exit
 
-from .connect import Connections, address_of
-from .core import registry as reg
-from .core import smep as smep_mod
+from .connect import Connections
 from .core.inventory import Inventory, load_inventory
 from .core.render import catalog
+from .core.target import check_target
 from .errors import InputError, TinsnipError, UnreachableError
 from .ops.base import DEFAULT_TIMEOUT, Host
-from .plans import nas as nas_plan
+from .output import Output
+from .plans.numbers import Numbers
+from .results import EXIT_INPUT, GroupResult
 
 
 def override_target(c) -> str | None:
@@ -24,131 +29,144 @@ def override_target(c) -> str | None:
     return getattr(c, "original_host", None) or None
 
 
-class Run:
-    """Context manager for one task run. ``with Run(c, dry=...) as run: ...``"""
+def setting(c, name: str, default=None):
+    """``tinsnip.<name>`` from Invoke's configuration (files, env vars, ``ns.configure``)."""
+    try:
+        section = c.config["tinsnip"]
+        return section[name] if name in section else default
+    except (KeyError, TypeError, AttributeError):
+        return default
 
-    def __init__(self, c, *, dry: bool = False, title: str = "", out: Callable = print):
-        self.dry, self.out, self.title = dry, out, title
+
+class Run:
+    """Context manager for one task run. ``with Run(c, dry=...) as run: ...``
+
+    ``json`` and ``verbose`` default to the config's ``tinsnip.json`` and ``tinsnip.verbose``;
+    ``tinsnip.recap_file`` names a file the JSON recap is also written to.
+    """
+
+    def __init__(self, c, *, dry: bool = False, title: str = "", json: bool | None = None,
+                 verbose: bool | None = None):
+        self.dry, self.title = dry, title
+        self.output = Output(json=bool(setting(c, "json") if json is None else json),
+                             verbose=bool(setting(c, "verbose") if verbose is None else verbose))
+        self.recap_file = setting(c, "recap_file") or ""
         self.override = override_target(c)
         # Invoke's own setting for how long a command may run (`inv -T N`, timeouts.command)
         self.timeout = c.config.timeouts.command or DEFAULT_TIMEOUT
         self.conns = Connections()
         self.hosts: dict[str, Host] = {}
+        self.results = GroupResult(dry=dry, title=title)
         self.inv: Inventory | None = None
+        self.numbers: Numbers | None = None
 
     def __enter__(self):
         try:
             self.inv = load_inventory(catalog=catalog())
+            if self.override:
+                check_target(self.override)
         except TinsnipError as e:
-            raise Exit(f"error: {e}", code=2)
+            raise Exit(f"error: {e}", code=EXIT_INPUT)
+        self.numbers = Numbers(self.inv, dry=self.dry)
         if self.title:
-            self.out(f"== {self.title}{' (dry run: nothing is changed)' if self.dry else ''}")
+            self.output.info(f"== {self.title}{' (dry run: nothing is changed)' if self.dry else ''}")
         return self
 
     def __exit__(self, kind, error, tb):
-        failed = False
-        if isinstance(error, TinsnipError):
-            failed = True
-            if self.hosts and not isinstance(error, InputError):
-                host = getattr(error, "host", None)
-                target = self.hosts.get(host) or next(reversed(self.hosts.values()))
-                target.fail(getattr(error, "step", "") or "step", error)
-            self.out(f"error: {error}")
-        for h in self.hosts.values():
-            self.out(h.summary())
-            failed = failed or h.counts["failed"] > 0
+        if isinstance(error, KeyboardInterrupt):
+            self.results.interrupted = True
+            self.output.error("interrupted")
+        elif isinstance(error, TinsnipError) and error.host is None:
+            # not a host's failure (those are recorded where they happen): bad input
+            self.results.input_error = str(error)
+            self.output.error(f"error: {error}")
         self.conns.close()
-        if isinstance(error, Exit) or (error is not None and not isinstance(error, TinsnipError)):
+        self.output.recap(self.results)
+        if self.recap_file:
+            Path(self.recap_file).write_text(self.results.to_json() + "\n")
+        if error is not None and not isinstance(error, (TinsnipError, KeyboardInterrupt)):
             return False
-        if isinstance(error, InputError):
-            raise Exit(code=2)
-        if failed:
-            raise Exit(code=1)
-        return False
+        code = self.results.exit_code()
+        if code:
+            raise Exit(code=code)
+        return error is not None
 
     # -- hosts -----------------------------------------------------------------------------
     def host(self, target: str) -> Host:
-        """The :class:`Host` for an SSH target; in a dry run an unreachable host is planned
-        without facts instead of failing."""
-        if target in self.hosts:
-            return self.hosts[target]
+        """The :class:`Host` for an SSH target, connected on first use. A host that cannot be
+        reached is recorded as such (its steps are skipped); in a dry run it is planned without
+        facts instead."""
+        if target not in self.hosts:
+            self.connect([target])
+        return self.hosts[target]
+
+    def connect(self, targets) -> list[Host]:
+        """Connect to every target not connected yet, all at once (one thread each)."""
+        new = [t for t in dict.fromkeys(targets) if t not in self.hosts]
+        if len(new) > 1:
+            with ThreadPoolExecutor(len(new)) as pool:
+                outcomes = list(pool.map(self._open, new))
+        else:
+            outcomes = [self._open(t) for t in new]
+        for target, (conn, problem) in zip(new, outcomes):
+            if isinstance(problem, InputError):
+                raise problem
+            self._add(target, conn, problem)
+        return [self.hosts[t] for t in targets]
+
+    def _open(self, target):
         try:
-            conn = self.conns.get(target)
+            return self.conns.get(target), None
         except UnreachableError as e:
-            if not self.dry:
-                raise
-            self.out(f"note: {e}; the plan below lists steps without checking them")
-            conn = None
+            return None, e
+        except InputError as e:
+            return None, e
+
+    def _add(self, target, conn, problem):
+        unreachable = ""
+        if isinstance(problem, UnreachableError):
+            if self.dry:
+                self.output.note(f"note: {problem}; the plan below lists steps without checking them")
+            else:
+                unreachable = str(problem)
         user = getattr(conn, "user", "root") if conn else "root"
-        h = Host(target, conn, dry=self.dry, out=self.out, sudo=user != "root",
-                 timeout=self.timeout)
+        h = Host(target, conn, dry=self.dry, output=self.output, sudo=user != "root",
+                 timeout=self.timeout, unreachable=unreachable)
+        if unreachable:
+            self.output.error(f"error: {unreachable}")
+            h.result.error = unreachable
         self.hosts[target] = h
-        return h
+        self.results[target] = h.result
 
     def machine_host(self, machine: str) -> Host:
-        return self.host(self.override or self.inv.machine(machine).host)
+        return self.host(self.machine_target(machine))
+
+    def machine_target(self, machine: str) -> str:
+        return self.override or self.inv.machine(machine).host
+
+    def nas_target(self, machine: str, *, allow_override: bool = False) -> str:
+        return self.override if (allow_override and self.override) else self.inv.nas_of(machine).host
 
     def nas_host(self, machine: str, *, allow_override: bool = False) -> Host:
-        target = self.override if (allow_override and self.override) else self.inv.nas_of(machine).host
-        return self.host(target)
+        return self.host(self.nas_target(machine, allow_override=allow_override))
 
     # -- numbers ---------------------------------------------------------------------------
-    def smep(self, machine: str, env: str, *, assign: bool = False):
-        """SMEP numbers of a machine-environment. The station registry on the NAS is read when
-        the machine has no pinned number; with ``assign`` a machine without a number gets the
-        lowest free one, written back under a lock."""
-        smep_mod.validate_name("machine", machine)
-        smep_mod.env_number(env)
-        inv = self.inv
-        inv.check_env(machine, env)
-        m = inv.machine(machine)
-        if m.number is not None:
-            return inv.smep(machine, env)
-        sheet = inv.sheet_of(machine)
-        path = inv.registry_path(sheet.name, env)
-        nas = self.nas_host(machine)
-        if nas.conn is None:  # dry run, NAS unreachable: the built-in defaults
-            return inv.smep(machine, env, None)
-        out = nas.run(nas_plan.read_registry_command(path), step="registry").stdout
-        registry = nas_plan.parse_registry_output(out, path)
-        try:
-            found = inv.smep(machine, env, registry)
-            source = path if registry is not None else "built-in default, no registry yet"
-            nas.note("registry", "ok", f"{machine}={found.machine_no:02d} ({source})")
-            return found
-        except InputError:
-            if not assign:
-                raise
-        if self.dry:
-            number, planned, _ = reg.assign(machine, registry if registry is not None
-                                            else dict(reg.DEFAULT_MACHINES))
-            nas.note("registry", "would change", f"assign {machine}={number:02d} in {path}")
-            return inv.smep(machine, env, planned)
-        out = nas.run(nas_plan.assign_command(path, machine), step="registry").stdout
-        registry = nas_plan.parse_registry_output(out, path)
-        nas.note("registry", "changed", f"{machine}={registry[machine]:02d} in {path}")
-        return inv.smep(machine, env, registry)
+    def smep(self, machine: str, env: str, *, assign: bool = False, connect_machine=False):
+        """SMEP numbers of a machine-environment; the station registry is read (once per run)
+        only when the machine has no pinned number. With ``connect_machine`` the machine host
+        is connected at the same time as the NAS, so the registry read adds no wait."""
+        self.inv.check_env(machine, env)
+        needs = self.numbers.needs_registry(machine)
+        targets = [self.nas_target(machine)] if needs else []
+        if connect_machine:
+            targets.append(self.machine_target(machine))
+        self.connect(targets)
+        nas = self.hosts[self.nas_target(machine)] if needs else None
+        return self.numbers.smep(nas, machine, env, assign=assign)
 
-    def station(self, sheet: str, env: str):
-        """(SMEP of the station, its folder, its registry path, the sheet's machine hosts, the
-        NAS target) for a sheet's station in ``env`` (prod or test)."""
-        smep_mod.validate_name("sheet", sheet)
-        if env not in ("prod", "test"):
-            raise InputError(f"the station has prod and test environments, not {env!r}")
-        inv = self.inv
-        if sheet not in inv.sheets:
-            raise InputError(f"sheet {sheet!r} is not in {inv.path}; known: {', '.join(inv.sheets)}")
-        s = inv.sheets[sheet]
-        smep = smep_mod.make_smep(sheet, reg.STATION, env, 0, pinned_sheet_no=s.number)
-        clients = sorted({address_of(m.host) for m in inv.machines.values() if m.sheet == sheet})
-        if not clients:
-            raise InputError(f"sheet {sheet!r} has no machines in {inv.path} to export to")
-        return (smep, f"{s.volume}/{sheet}/station/{env}", inv.registry_path(sheet, env),
-                clients, inv.nas[s.nas].host)
+    def target(self, machine: str, env: str, *, assign: bool = False, service: str = ""):
+        """The :class:`~tinsnip_tasks.plans.Target` of a machine-environment (and service)."""
+        from .plans import Target
 
-    def export_client(self, machine: str) -> str:
-        return address_of(self.inv.machine(machine).host)
-
-    def nas_address(self, machine: str) -> str:
-        return address_of(self.inv.nas_of(machine).host)
-
+        return Target(self.inv, self.smep(machine, env, assign=assign, connect_machine=True),
+                      service)

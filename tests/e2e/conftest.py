@@ -1,8 +1,9 @@
 """Helpers for the end-to-end tests: run tinsnip's real CLI against the lab."""
+import json
 import os
-import re
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -11,9 +12,8 @@ from tinsnip_lab.testing import lab  # noqa: F401  (the session fixture)
 
 ROOT = Path(__file__).resolve().parents[2]
 E2E_INVENTORY = Path(__file__).resolve().parent / "data" / "inventory.yaml"
-SUMMARY = re.compile(r"^(?P<host>\S+): ok=(?P<ok>\d+) changed=(?P<changed>\d+) "
-                     r"failed=(?P<failed>\d+) commands=(?P<commands>\d+) seconds=(?P<seconds>[\d.]+)",
-                     re.M)
+#: Invoke reads ``tinsnip.recap_file`` from these (its config's env prefix for inv and fab).
+RECAP_VARS = ("INVOKE_TINSNIP_RECAP_FILE", "FABRIC_TINSNIP_RECAP_FILE", "TINSNIP_RECAP_FILE")
 
 
 class Cli:
@@ -30,11 +30,17 @@ class Cli:
         return env
 
     def run(self, argv, *, check=True, extra_env=None, cwd=ROOT):
-        p = subprocess.run(argv, cwd=cwd, env=self.env(extra_env), capture_output=True,
-                           text=True, stdin=subprocess.DEVNULL, timeout=600)
-        p.summaries = {m["host"]: {k: (float(v) if k == "seconds" else int(v))
-                                   for k, v in m.groupdict().items() if k != "host"}
-                       for m in SUMMARY.finditer(p.stdout)}
+        """Run ``argv``; ``p.recap`` is the run's JSON recap (None if it wrote none) and
+        ``p.summaries`` its per-host counts."""
+        with tempfile.TemporaryDirectory() as tmp:
+            recap = Path(tmp) / "recap.json"
+            env = self.env({**{v: str(recap) for v in RECAP_VARS}, **(extra_env or {})})
+            p = subprocess.run(argv, cwd=cwd, env=env, capture_output=True,
+                               text=True, stdin=subprocess.DEVNULL, timeout=600)
+            p.recap = json.loads(recap.read_text()) if recap.exists() else None
+        p.summaries = {h: {k: r[k] for k in ("ok", "changed", "failed", "commands", "seconds",
+                                              "reachable")}
+                       for h, r in ((p.recap or {}).get("hosts") or {}).items()}
         if check and p.returncode != 0:
             raise AssertionError(f"{argv} exited {p.returncode}\n{p.stdout}\n{p.stderr}")
         return p

@@ -85,10 +85,10 @@ def test_daemon_outlives_the_ssh_session(lab, first_run):
 
 def test_status_passes_every_item(cli, first_run):
     p = cli.inv("machine.status", *GP)
-    lines = [l for l in p.stdout.splitlines() if " status." in l]
-    assert lines and all(" ok " in l for l in lines), p.stdout
-    shown = {l.split()[1][len("status."):] for l in lines}
-    assert set(NO_SYSTEMD_ITEMS) <= shown and not shown & set(checks.SYSTEMD_ONLY), p.stdout
+    steps = [s for s in p.recap["hosts"]["homelab1"]["steps"] if s["step"].startswith("status.")]
+    assert [s["step"] for s in steps] == [f"status.{i}" for i in NO_SYSTEMD_ITEMS] + [
+        "status.forwards"], p.stdout
+    assert all(s["status"] == "ok" for s in steps), p.stdout
 
 
 def test_second_run_changes_nothing(lab, cli, first_run):
@@ -111,9 +111,14 @@ def test_second_run_changes_nothing(lab, cli, first_run):
     assert state() == before
 
 
-def test_no_op_machine_setup_costs_one_command_per_step(cli, first_run):
+def test_no_op_machine_setup_costs_one_command(cli, first_run):
     p = cli.inv("machine.setup", *GP)
-    assert p.summaries["homelab1"]["commands"] == 5, p.stdout  # user, mount, xdg, docker, env
+    # the facts of user, mount, xdg, docker and env in one command; nothing to change
+    assert p.summaries["homelab1"]["commands"] == 1, p.stdout
+    steps = p.recap["hosts"]["homelab1"]["steps"]
+    assert [(s["step"], s["status"]) for s in steps] == [
+        ("machine.user", "ok"), ("machine.mount", "ok"), ("xdg.link", "ok"),
+        ("machine.docker", "ok"), ("machine.env", "ok")]
     print("no-op machine.setup:", [l for l in p.stdout.splitlines() if "commands=" in l])
 
 

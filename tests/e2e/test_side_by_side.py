@@ -71,7 +71,7 @@ def test_one_cannot_reach_anothers_data(lab, three):
 
 def test_racing_setups_get_different_numbers(lab, e2e_cli):
     path = "/volume1/racesheet/station/prod/machine-registry"
-    lab.run("ds412plus", f"rm -f {path} {path}.lock")
+    lab.run("ds412plus", f"rm -f {path} {path}.tinsnip-lock")
     names = ("ledger", "mailer", "relay")
     with concurrent.futures.ThreadPoolExecutor(3) as pool:
         runs = list(pool.map(lambda m: e2e_cli.inv("nas.setup", "--machine", m, "--env", "prod"), names))

@@ -98,14 +98,16 @@ def test_dry_run_plans_without_a_reachable_host(tmp_path, task):
     p = run(*task, "--machine", "gazette", "--env", "prod", "--dry", inventory=inv)
     assert p.returncode == 0, p.stdout + p.stderr
     assert "dry run: nothing is changed" in p.stdout
-    assert "unknown" in p.stdout and "unchecked=" in p.stdout
+    assert " unchecked " in p.stdout and "unchecked=" in p.stdout
 
 
 def test_a_real_run_against_an_unreachable_host_fails_clearly(tmp_path):
     inv = tmp_path / "inventory.yaml"
     inv.write_text(UNREACHABLE)
     p = run("machine.user", "--machine", "gazette", "--env", "prod", inventory=inv)
-    assert p.returncode == 1 and "cannot connect over SSH" in p.stdout
+    assert p.returncode == 3 and "cannot connect over SSH" in p.stderr
+    assert "box1.invalid: ok=0 changed=0 failed=0 commands=0" in p.stdout
+    assert "unreachable=1" in p.stdout and "cannot connect" not in p.stdout
 
 
 def test_a_broken_inventory_is_named_before_anything_connects(tmp_path):

@@ -80,15 +80,30 @@ def test_smep_from_defaults_and_registry(inv):
 
 def test_smep_without_number_points_at_machine_setup(inv):
     with pytest.raises(InputError, match=r"no number yet.*machine\.setup.*machine-registry"):
-        inv.smep("gazette", "prod", {})
+        inv.smep("gazette", "prod", {"web": 4})
+
+
+def test_an_empty_registry_is_not_authoritative(inv):
+    assert inv.smep("gazette", "prod", {}).machine_no == 1
+    assert inv.smep("gazette", "prod", {"station": 0}).machine_no == 1
+
+
+def _web(number):
+    def change(d):
+        d["machines"]["web"] = {"sheet": "dynamicalsystem", "host": "homelab2",
+                                "environments": ["prod"], "number": number}
+    return change
 
 
 def test_pinned_machine_number_wins(tmp_path):
-    data = variant(lambda d: d["machines"]["gazette"].update(number=5))
-    inv = load_inventory(write(tmp_path, data))
-    assert inv.smep("gazette", "prod", {}).uid == 10500
-    with pytest.raises(InputError, match="gives 05 to 'web'"):
-        inv.smep("gazette", "prod", {"web": 5})
+    inv = load_inventory(write(tmp_path, variant(_web(5))))
+    assert inv.smep("web", "prod", {}).uid == 10500
+    assert inv.smep("web", "prod", {"gazette": 1, "web": 5}).uid == 10500
+    assert inv.pins("dynamicalsystem") == {5: "web"}
+    with pytest.raises(InputError, match="gives 05 to 'blog'"):
+        inv.smep("web", "prod", {"blog": 5})
+    with pytest.raises(InputError, match="gives it 06"):
+        inv.smep("web", "prod", {"web": 6})
 
 
 def test_lookups(inv):
@@ -183,15 +198,19 @@ ERRORS = [
      "sheets.acmecorp", "sheets 'dynamicalsystem' and 'acmecorp' both get number 1; pin one of them to a free number (sheets: dynamicalsystem: number: N; free: 2, 3"),
     ("machine-pin-range", lambda d: d["machines"]["gazette"].update(number=100),
      "machines.gazette.number", "use an integer 0..99"),
-    ("machine-pin-zero", lambda d: d["machines"]["gazette"].update(number=0),
-     "machines.gazette.number", "0 belongs to the station"),
-    ("machine-pins-clash", lambda d: (d["machines"]["gazette"].update(number=7),
-                                      d["machines"]["lldap"].update(number=7)),
-     "machines.lldap.number", "already pinned for 'gazette'"),
-    ("station-with-services", lambda d: d["machines"].update(station={
-        "sheet": "dynamicalsystem", "host": "nas", "environments": ["prod"],
-        "services": {"hello": {"http": 0}}}),
-     "machines.station.services", "the station runs no services"),
+    ("machine-pin-zero", _web(0), "machines.web.number", "00, which belongs to the station"),
+    ("machine-pin-zero-default", lambda d: d["machines"]["gazette"].update(number=0),
+     "machines.gazette.number", "00, which belongs to the station"),
+    ("machine-pin-takes-default", _web(2),
+     "machines.web.number", "the built-in defaults gives 02 to 'lldap'"),
+    ("default-machine-pinned-elsewhere", lambda d: d["machines"]["gazette"].update(number=7),
+     "machines.gazette.number", "pinned to 07 in the inventory but the built-in defaults gives it 01"),
+    ("machine-pins-clash", lambda d: (_web(7)(d), d["machines"].update(blog={
+        **d["machines"]["web"]})),
+     "machines.blog.number", "already pinned for 'web'"),
+    ("station-is-reserved", lambda d: d["machines"].update(station={
+        "sheet": "dynamicalsystem", "host": "nas", "environments": ["prod"]}),
+     "machines.station", "'station' is reserved"),
     ("bad-ssh-target", lambda d: d["machines"]["gazette"].update(host="homelab1; reboot"),
      "machines.gazette.host", "is not an SSH target"),
     ("port-too-high", _add_mycompany,
@@ -217,11 +236,9 @@ def test_unknown_service_lists_catalog(tmp_path):
     assert "available: gazette, lldap" in err.value.problem
 
 
-def test_station_without_services_is_fine(tmp_path):
-    data = variant(lambda d: d["machines"].update(station={
-        "sheet": "dynamicalsystem", "host": "user@nas:2222", "environments": ["prod", "test"]}))
-    inv = load_inventory(write(tmp_path, data))
-    assert inv.smep("station", "test").uid == 10010
+def test_default_machine_pinned_to_its_default_is_fine(tmp_path):
+    data = variant(lambda d: d["machines"]["gazette"].update(number=1))
+    assert load_inventory(write(tmp_path, data)).smep("gazette", "test").uid == 10110
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ from tinsnip_tasks.core.render import catalog
 from tinsnip_tasks.core.smep import make_smep
 from tinsnip_tasks.errors import InputError
 from tinsnip_tasks.ops.docker import ComposeUp, DockerImage, RootlessDocker, compose_pattern
-from tinsnip_tasks.plans import machine, nas, service, status
+from tinsnip_tasks.plans import Target, machine, nas, service, status
 
 ROOT = Path(__file__).resolve().parents[2]
 GP = make_smep("dynamicalsystem", "gazette", "prod", 1)
@@ -27,16 +27,16 @@ def texts(cmds):
     return [c.text for c in cmds]
 
 
-def test_export_line_matches_design():
-    e = nas.export(GP, "/volume1/dynamicalsystem/gazette/prod", "homelab1", host="nas")
+def test_export_line_matches_design(inv):
+    [e] = nas.export(Target(inv, GP))
     new = e.edit("")
     assert new == ("/volume1/dynamicalsystem/gazette/prod homelab1(rw,sync,all_squash,"
                    "anonuid=10100,anongid=10100,no_subtree_check)\n")
     assert e.after == ("exportfs -ra",) and e.rollback
 
 
-def test_nas_tree_is_owned_by_the_uid():
-    dirs = nas.tree(GT, "/volume1/dynamicalsystem/gazette/test", host="nas")
+def test_nas_tree_is_owned_by_the_uid(inv):
+    dirs = nas.tree(Target(inv, GT))
     assert [d.path.rsplit("/", 1)[1] for d in dirs] == ["test", "state", "data", "config", "service"]
     assert {(d.uid, d.gid) for d in dirs} == {(10110, 10110)}
 
@@ -51,22 +51,22 @@ def test_subid_ranges_never_overlap_between_machine_uids():
     assert a + machine.SUBID_COUNT <= b and machine.subid_start(59990) + 65536 < 2**32
 
 
-def test_xdg_links_point_into_the_mount():
-    links = [r for r in machine.xdg_links(GP, host="h") if hasattr(r, "target")]
+def test_xdg_links_point_into_the_mount(inv):
+    links = [r for r in machine.xdg_links(Target(inv, GP)) if hasattr(r, "target")]
     assert {(r.link, r.target) for r in links} == {
         ("/home/gazette-prod/.local/state/dynamicalsystem/@gazette", "/mnt/gazette-prod/state"),
         ("/home/gazette-prod/.local/share/dynamicalsystem/@gazette", "/mnt/gazette-prod/data"),
         ("/home/gazette-prod/.config/dynamicalsystem/@gazette", "/mnt/gazette-prod/config")}
 
 
-def test_machine_env_has_every_number_and_the_socket():
+def test_machine_env_has_every_number_and_the_socket(inv):
     text = machine.machine_env_text(GT)
     values = dict(l.split("=", 1) for l in text.splitlines() if l and not l.startswith("#"))
     assert values["TIN_SERVICE_UID"] == "10110"
     assert [values[f"TIN_PORT_{i}"] for i in range(10)] == [str(10110 + i) for i in range(10)]
     assert values["DOCKER_HOST"] == "unix:///run/user/10110/docker.sock"
     assert values["TIN_DATA_DIR"] == "/home/gazette-test/.local/share/dynamicalsystem/@gazette"
-    env_file = machine.machine_env(GT, host="h")[1]
+    env_file = machine.machine_env(Target(inv, GT))[1]
     assert env_file.mode == 0o640 and env_file.secret
 
 
@@ -93,7 +93,7 @@ def test_lldap_needs_its_secrets(inv, tmp_path):
 
 
 def test_service_env_file_is_private(inv):
-    files = service.files(GP, "hello", service.render_service(inv, GP, "hello"), host="h")
+    files = service.files(Target(inv, GP, "hello"))
     env = [f for f in files if getattr(f, "path", "").endswith("/.env")][0]
     assert env.mode == 0o600 and env.secret
 
@@ -213,35 +213,6 @@ def test_image_loaded_only_when_missing():
     assert "docker load -q -i /opt/tinsnip/images/busybox.tar" in texts(i.plan("missing"))[-1]
 
 
-def test_registry_assignment_is_exclusive_under_concurrency(tmp_path):
-    """Eight setups at once for eight new machines: eight different numbers, from 04 up."""
-    path = str(tmp_path / "station" / "prod" / "machine-registry")
-    results = {}
-
-    def go(name):
-        out = subprocess.run(["sh", "-c", nas.assign_command(path, name)],
-                             capture_output=True, text=True, check=True).stdout
-        results[name] = reg.parse_registry(out)[name]
-
-    threads = [threading.Thread(target=go, args=(f"box{i}",)) for i in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert sorted(results.values()) == list(range(4, 12))
-    final = reg.parse_registry(Path(path).read_text())
-    assert final["gazette"] == 1 and final["lldap"] == 2 and len(final) == 11
-    # a second assignment of a known machine changes nothing
-    before = Path(path).read_text()
-    subprocess.run(["sh", "-c", nas.assign_command(path, "box3")], check=True, capture_output=True)
-    assert Path(path).read_text() == before
-
-
-def test_registry_read_distinguishes_missing_from_empty():
-    assert nas.parse_registry_output("@@missing\n", "r") is None
-    assert nas.parse_registry_output("", "r") == {}
-
-
 def test_compose_pattern_sources_then_unsets():
     p = compose_pattern("/mnt/x", "/mnt/x/service/s", "ps")
     assert p.index("source") < p.index("set +a") < p.index("unset XDG_DATA_HOME")
@@ -303,13 +274,15 @@ def test_each_failure_mode_fails_its_item_with_the_fix(change, item, fix):
     assert fix in items[item][1]
 
 
-def test_station_plan_exports_read_only_to_every_machine_host():
-    st = make_smep("dynamicalsystem", "station", "prod", 0)
-    res = nas.station(st, "/volume1/d/station/prod", "/volume1/d/station/prod/machine-registry",
-                      ["homelab1", "homelab2"], host="nas")
+def test_station_plan_exports_read_only_to_every_machine_host(inv):
+    st = inv.station("dynamicalsystem", "prod")
+    res = nas.station(Target(inv, st.smep))
     registry, export = res[2], res[3]
     assert registry.edit("") == "gazette=01\nlldap=02\ngateway=03\n"
     assert registry.edit("x=05\n") == "x=05\n"
-    assert export.edit("") == ("/volume1/d/station/prod homelab1(ro,sync,all_squash,anonuid=10000,"
-                               "anongid=10000,no_subtree_check) homelab2(ro,sync,all_squash,"
-                               "anonuid=10000,anongid=10000,no_subtree_check)\n")
+    assert export.edit("") == (
+        "/volume1/dynamicalsystem/station/prod homelab1(ro,sync,all_squash,anonuid=10000,"
+        "anongid=10000,no_subtree_check) homelab2(ro,sync,all_squash,"
+        "anonuid=10000,anongid=10000,no_subtree_check) homelab3(ro,sync,all_squash,"
+        "anonuid=10000,anongid=10000,no_subtree_check)\n")
+    assert st.registry == "/volume1/dynamicalsystem/station/prod/machine-registry"

@@ -39,7 +39,7 @@ class TestDirectory:
 
     def test_a_file_where_a_folder_belongs_is_refused(self):
         with pytest.raises(ConflictError, match="regular file, not a folder"):
-            Directory("/v/a", host="nas").plan(stat_out(kind="regular file"))
+            Directory("/v/a").plan(stat_out(kind="regular file"))
 
 
 class TestFile:

@@ -9,7 +9,7 @@ import pytest
 from invoke import Context
 
 from tinsnip_tasks.errors import RemoteError
-from tinsnip_tasks.ops.base import Host, remote_script
+from tinsnip_tasks.ops.base import Host, Step, remote_script
 from tinsnip_tasks.ops.resources import File
 
 
@@ -26,14 +26,14 @@ class Recording(Context):
 
 
 def host(**kw):
-    return Host("local", Recording(), out=lambda line: None, **kw)
+    return Host("local", Recording(), **kw)
 
 
 def test_file_content_never_travels_in_a_command_line(tmp_path):
     secret = "LLDAP_JWT_SECRET=s3cr3t-value-123"
     h = host()
     target = tmp_path / "x.env"
-    h.converge("write", [File(str(target), secret.encode(), mode=0o600, secret=True)])
+    h.converge([Step("write", (File(str(target), secret.encode(), mode=0o600, secret=True),))])
     assert target.read_text() == secret
     assert h.conn.lines and all(line == "sh -s" for line in h.conn.lines)
 

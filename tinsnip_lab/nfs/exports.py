@@ -42,8 +42,8 @@ _FLAGS = {
 }
 _VALUED = {"anonuid", "anongid", "fsid", "sec", "mp", "mountpoint", "refer", "replicas"}
 _SEC_FLAVORS = {"sys", "krb5", "krb5i", "krb5p", "none"}
-_HOST_RE = re.compile(r"^[A-Za-z0-9_.*?\-:\[\]@/]+$")
-_UUID_RE = re.compile(r"^[0-9a-fA-F]{8}(-?[0-9a-fA-F]{4}){3}-?[0-9a-fA-F]{12}$")
+_HOST_RE = re.compile(r"[A-Za-z0-9_.*?\-:\[\]@/]+")
+_UUID_RE = re.compile(r"[0-9a-fA-F]{8}(-?[0-9a-fA-F]{4}){3}-?[0-9a-fA-F]{12}")
 _MAX_ID = 2**32 - 2
 
 
@@ -166,7 +166,7 @@ def _apply_options(source, number, host, options):
             anonuid, anongid = (parsed, anongid) if key == "anonuid" else (anonuid, parsed)
         elif key == "fsid":
             if value != "root" and not re.fullmatch(r"[0-9]+", value) \
-                    and not _UUID_RE.match(value):
+                    and not _UUID_RE.fullmatch(value):
                 raise ExportsError(source, number, f'bad fsid "{opt}"')
         elif key == "sec":
             for flavor in value.split(":"):
@@ -225,7 +225,7 @@ def parse_exports(text, *, source="/etc/exports", warn=None):
                 warn(f"{source}:{number}: no host name given with {path} ({options or ''}), "
                      "exporting to every host (*)")
                 host = "*"
-            if not _HOST_RE.match(host):
+            if not _HOST_RE.fullmatch(host):
                 raise ExportsError(source, number, f"bad client name {host!r}")
             opts = defaults + _split_options(source, number, options or "")
             client = _apply_options(source, number, host, opts)

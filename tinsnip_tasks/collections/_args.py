@@ -4,6 +4,10 @@ MACHINE = "machine name from the inventory, e.g. gazette"
 ENV = "environment: prod, test, dev, staging, demo, qa, uat, preview, canary or local"
 SHEET = "sheet name, e.g. dynamicalsystem"
 SERVICE = "catalog service the machine runs (templates/services/NAME), e.g. hello"
-DRY = "show each step and whether it would change anything; change nothing"
+DRY = "show each step and whether it would change anything (with a diff of files); change nothing"
+JSON = "print the recap as one JSON document on stdout (step lines go to stderr)"
+VERBOSE = "show every command run on a host and its output, and a diff of every file changed"
 
-COMMON = {"machine": MACHINE, "env": ENV, "dry": DRY}
+#: Flags of every task that touches hosts.
+OUTPUT = {"json": JSON, "verbose": VERBOSE}
+COMMON = {"machine": MACHINE, "env": ENV, "dry": DRY, **OUTPUT}

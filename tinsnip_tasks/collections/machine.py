@@ -4,93 +4,85 @@
 """
 from invoke import Collection, task
 
+from ..plans import build
 from ..plans import machine as plan
 from ..plans import status as checks
 from ..run import Run
-from .service import forwards_listed
 from . import _args
-from .xdg import link_steps
+from .service import forwards_listed
 
 
-def _step(name, build):
-    def run_step(run: Run, smep, machine: str):
-        h = run.machine_host(machine)
-        h.converge(name, build(run, smep, machine, h.name))
-    return run_step
-
-
-user_step = _step("machine.user", lambda run, s, m, host: plan.user(s, host=host))
-mount_step = _step("machine.mount", lambda run, s, m, host: plan.mount(
-    s, run.nas_address(m), run.inv.export_dir(m, s.env), host=host))
-docker_step = _step("machine.docker", lambda run, s, m, host: plan.docker(s, host=host))
-env_step = _step("machine.env", lambda run, s, m, host: plan.machine_env(s, host=host))
-
-SETUP = (user_step, mount_step, link_steps, docker_step, env_step)
-
-
-def _one(c, machine, env, dry, title, steps, assign=False):
-    with Run(c, dry=dry, title=f"{title} {machine} {env}") as run:
-        smep = run.smep(machine, env, assign=assign)
-        for step in steps:
-            step(run, smep, machine)
+def converge(c, title, machine, env, steps, *, dry, json, verbose, assign=False):
+    """Run ``steps`` (step functions) for one machine-environment on its machine host."""
+    with Run(c, dry=dry, title=f"{title} {machine} {env}", json=json, verbose=verbose) as run:
+        t = run.target(machine, env, assign=assign)
+        run.machine_host(machine).converge([build(fn, t) for fn in steps])
 
 
 @task(help=_args.COMMON)
-def setup(c, machine, env, dry=False):
+def setup(c, machine, env, dry=False, json=False, verbose=False):
     """Set up a machine-environment: user, mount, XDG links, rootless Docker, machine.env."""
-    _one(c, machine, env, dry, "machine.setup", SETUP, assign=True)
+    converge(c, "machine.setup", machine, env, plan.SETUP, dry=dry, json=json, verbose=verbose,
+             assign=True)
 
 
 @task(help=_args.COMMON)
-def user(c, machine, env, dry=False):
+def user(c, machine, env, dry=False, json=False, verbose=False):
     """Create the machine user and group (UID = GID = SMEP UID) with a subordinate ID range."""
-    _one(c, machine, env, dry, "machine.user", (user_step,))
+    converge(c, "machine.user", machine, env, (plan.user,), dry=dry, json=json, verbose=verbose)
 
 
 @task(help=_args.COMMON)
-def mount(c, machine, env, dry=False):
+def mount(c, machine, env, dry=False, json=False, verbose=False):
     """Add the NAS export to /etc/fstab and mount it at /mnt/{machine}-{env}."""
-    _one(c, machine, env, dry, "machine.mount", (mount_step,))
+    converge(c, "machine.mount", machine, env, (plan.mount,), dry=dry, json=json, verbose=verbose)
 
 
 @task(help=_args.COMMON)
-def docker(c, machine, env, dry=False):
+def docker(c, machine, env, dry=False, json=False, verbose=False):
     """Run a rootless Docker daemon for the machine user (user unit with systemd, else detached)."""
-    _one(c, machine, env, dry, "machine.docker", (docker_step,))
+    converge(c, "machine.docker", machine, env, (plan.docker,), dry=dry, json=json,
+             verbose=verbose)
 
 
 @task(name="env", help=_args.COMMON)
-def env_(c, machine, env, dry=False):
+def env_(c, machine, env, dry=False, json=False, verbose=False):
     """Write machine.env (TIN_* numbers, DOCKER_HOST, XDG paths) onto the mount."""
-    _one(c, machine, env, dry, "machine.env", (env_step,))
+    converge(c, "machine.env", machine, env, (plan.machine_env,), dry=dry, json=json,
+             verbose=verbose)
 
 
-@task(help={"machine": _args.MACHINE, "env": _args.ENV})
-def status(c, machine, env):
-    """Check the seed's Testing Checklist on a machine-environment; exit 1 if an item fails."""
-    with Run(c, title=f"machine.status {machine} {env}") as run:
-        smep = run.smep(machine, env)
-        h = run.machine_host(machine)
-        facts = checks.parse(h.run(checks.script(smep), step="machine.status").stdout)
+def check(run: Run, t):
+    """The Testing Checklist of target ``t`` on its machine host, one result per item."""
+    h = run.machine_host(t.smep.machine)
+    if h.failed or h.conn is None:
+        return
+    with h.guard("machine.status"):
+        facts = checks.parse(h.execute(checks.script(t.smep), step="machine.status",
+                                       show=f"checklist of {t.scope}").stdout)
         titles = dict(checks.ITEMS)
-        for item, passed, detail in checks.evaluate(facts, smep):
+        for item, passed, detail in checks.evaluate(facts, t.smep):
             h.note(f"status.{item}", "ok" if passed else "failed", f"{titles[item]}: {detail}")
         rules = [r for r in forwards_listed(h) if r["chain"] == "PREROUTING"]
         h.note("status.forwards", "ok", "standard ports forwarded on this host: " + (", ".join(
             f"{r['port']} -> {r['to']} ({r['owner']})" for r in rules) or "none"))
 
 
+@task(help={"machine": _args.MACHINE, "env": _args.ENV, **_args.OUTPUT})
+def status(c, machine, env, json=False, verbose=False):
+    """Check the seed's Testing Checklist on a machine-environment; exit 1 if an item fails."""
+    with Run(c, title=f"machine.status {machine} {env}", json=json, verbose=verbose) as run:
+        check(run, run.target(machine, env))
+
+
 @task(help=_args.COMMON)
-def teardown(c, machine, env, dry=False):
+def teardown(c, machine, env, dry=False, json=False, verbose=False):
     """Take a machine-environment off its host: containers, daemon, forwards, mount, user.
 
     Its NAS folder and export stay (``nas.remove --purge`` deletes those), so a later
     machine.setup finds the data again."""
-    with Run(c, dry=dry, title=f"machine.teardown {machine} {env}") as run:
-        smep = run.smep(machine, env)
-        h = run.machine_host(machine)
-        for step, resources in plan.teardown(smep, host=h.name):
-            h.converge(step, resources)
+    converge(c, "machine.teardown", machine, env, plan.TEARDOWN, dry=dry, json=json,
+             verbose=verbose)
 
 
 ns = Collection("machine", setup, user, mount, docker, env_, status, teardown)

@@ -21,6 +21,7 @@ from tinsnip_tasks.core.smep import (
     make_smep,
     sheet_number,
 )
+from tinsnip_tasks.core.target import address_of, check_target
 from tinsnip_tasks.errors import InputError, InventoryError
 
 DEFAULT_PATH = "inventory.yaml"
@@ -34,11 +35,7 @@ SHEET_KEYS = ("nas", "volume", "number", "registry")
 NAS_KEYS = ("host", "kind")
 MACHINE_KEYS = ("sheet", "host", "environments", "number", "services")
 
-# ssh_config alias, host name or address, optionally user@ and :port.
-_SSH_TARGET_RE = re.compile(
-    r"^(?:[a-z_][a-z0-9_.-]{0,31}@)?[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252})(?::[0-9]{1,5})?$"
-)
-_PATH_PART_RE = re.compile(r"^[A-Za-z0-9._-]+$")
+_PATH_PART_RE = re.compile(r"[A-Za-z0-9._-]+")
 
 
 @dataclass(frozen=True)
@@ -147,8 +144,9 @@ class Inventory:
     def smep(self, machine_name: str, env: str, registry: dict | None = None) -> Smep:
         """Return the SMEP numbers of a machine-environment.
 
-        The machine number is the machine's pin, else :func:`registry.lookup` in
-        ``registry`` (None means the built-in defaults).
+        The machine number is the machine's pin, else its entry in the registry in force
+        (:func:`registry.resolve`; None or a registry without machines means the built-in
+        defaults).
 
         :raises InputError: when the machine or environment is unknown, when the machine
             has no number yet, or when its pin disagrees with the registry.
@@ -156,11 +154,7 @@ class Inventory:
         self.check_env(machine_name, env)
         machine = self.machine(machine_name)
         sheet = self.sheets[machine.sheet]
-        number = machine.number
-        if number is not None and registry:
-            _check_pin_against_registry(machine_name, number, registry)
-        if number is None:
-            number = reg.lookup(machine_name, registry)
+        number = reg.resolve(machine_name, registry, machine.number)
         if number is None:
             raise InputError(
                 f"machine {machine_name!r} has no number yet in sheet {sheet.name!r} ({env}):"
@@ -170,26 +164,56 @@ class Inventory:
             )
         return make_smep(sheet.name, machine_name, env, number, pinned_sheet_no=sheet.number)
 
+    def pins(self, sheet_name: str) -> dict[int, str]:
+        """The machine numbers pinned in the inventory for a sheet: ``{number: machine}``."""
+        return {m.number: m.name for m in self.machines.values()
+                if m.sheet == sheet_name and m.number is not None}
+
     def export_dir(self, machine: str, env: str) -> str:
         """Return the machine-environment's directory on the NAS."""
         self.check_env(machine, env)
         sheet = self.sheet_of(machine)
         return f"{sheet.volume}/{sheet.name}/{machine}/{env}"
 
+    def nas_address(self, machine: str) -> str:
+        """The address the machine host mounts its export from (the NAS host's name)."""
+        return address_of(self.nas_of(machine).host)
 
-def _check_pin_against_registry(name: str, number: int, registry: dict) -> None:
-    listed = registry.get(name)
-    if listed is not None and listed != number:
-        raise InputError(
-            f"machine {name!r} is pinned to {number:02d} in the inventory but the registry"
-            f" lists it as {listed:02d}; make the two agree"
-        )
-    for other, other_no in registry.items():
-        if other != name and other_no == number:
-            raise InputError(
-                f"machine {name!r} is pinned to {number:02d} in the inventory but the registry"
-                f" gives {number:02d} to {other!r}; pin a free number or fix the registry"
-            )
+    def export_client(self, machine: str) -> str:
+        """The client an export of ``machine`` is restricted to (its host's name)."""
+        return address_of(self.machine(machine).host)
+
+    def station(self, sheet_name: str, env: str) -> "Station":
+        """The station of a sheet in ``env`` (prod or test): its numbers, folder, registry, the
+        machine hosts it is exported to, and the NAS that holds it.
+
+        :raises InputError: for an unknown sheet, another environment, or a sheet without
+            machines.
+        """
+        if env not in ("prod", "test"):
+            raise InputError(f"the station has prod and test environments, not {env!r}")
+        if sheet_name not in self.sheets:
+            known = ", ".join(sorted(self.sheets)) or "none"
+            raise InputError(f"sheet {sheet_name!r} is not in {self.path}; known sheets: {known}")
+        sheet = self.sheets[sheet_name]
+        smep = make_smep(sheet_name, reg.STATION, env, 0, pinned_sheet_no=sheet.number)
+        clients = sorted({address_of(m.host) for m in self.machines.values()
+                          if m.sheet == sheet_name})
+        if not clients:
+            raise InputError(f"sheet {sheet_name!r} has no machines in {self.path} to export to")
+        return Station(smep, f"{sheet.volume}/{sheet_name}/station/{env}",
+                       self.registry_path(sheet_name, env), tuple(clients), self.nas[sheet.nas].host)
+
+
+@dataclass(frozen=True)
+class Station:
+    """A sheet's station (machine 00) in one environment."""
+
+    smep: Smep
+    folder: str
+    registry: str
+    clients: tuple
+    nas_host: str
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -244,7 +268,7 @@ class _Checker:
         return value
 
     def name(self, key: str, kind: str, value) -> str:
-        if not isinstance(value, str) or not NAME_RE.match(value):
+        if not isinstance(value, str) or not NAME_RE.fullmatch(value):
             self.fail(
                 key,
                 f"{kind} name {value!r} is not valid: use 1-32 lowercase letters, digits or"
@@ -258,19 +282,14 @@ class _Checker:
         return value
 
     def ssh_target(self, key: str, value) -> str:
-        if not isinstance(value, str) or not _SSH_TARGET_RE.match(value):
-            self.fail(
-                key,
-                f"{value!r} is not an SSH target: use an ssh_config alias, a host name or"
-                " address, or user@host[:port]",
-            )
-        if ":" in value and not 1 <= int(value.rsplit(":", 1)[1]) <= 65535:
-            self.fail(key, f"{value!r}: the port must be 1..65535")
-        return value
+        try:
+            return check_target(value)
+        except InputError as err:
+            self.fail(key, str(err))
 
     def abs_path(self, key: str, value) -> str:
         parts = value.split("/")[1:] if isinstance(value, str) and value.startswith("/") else []
-        if not parts or any(p in ("", ".", "..") or not _PATH_PART_RE.match(p) for p in parts):
+        if not parts or any(p in ("", ".", "..") or not _PATH_PART_RE.fullmatch(p) for p in parts):
             self.fail(
                 key,
                 f"{value!r} is not valid: use an absolute path such as /volume1 made of"
@@ -466,6 +485,9 @@ def _parse_machines(check: _Checker, raw, sheets: dict[str, Sheet], catalog) -> 
     for name, body in check.mapping("machines", raw).items():
         key = f"machines.{name}"
         check.name(key, "machine", name)
+        if name == reg.STATION:
+            check.fail(key, "'station' is reserved for the sheet's station (machine 00, set up"
+                            " with nas.station); give this machine another name")
         body = check.mapping(key, body, MACHINE_KEYS, required=("sheet", "host", "environments"))
         sheet = body["sheet"]
         if not isinstance(sheet, str) or sheet not in sheets:
@@ -489,10 +511,10 @@ def _parse_machines(check: _Checker, raw, sheets: dict[str, Sheet], catalog) -> 
         number = body.get("number")
         if number is not None:
             check.integer(f"{key}.number", number, 0, 99)
-            if name == reg.STATION and number != 0:
-                check.fail(f"{key}.number", "the station is always 0; remove the number")
-            if name != reg.STATION and number == 0:
-                check.fail(f"{key}.number", "0 belongs to the station; pin a number 1..99")
+            try:  # the numbers in force before a sheet's registry lists any machine
+                reg.check_pin(name, number, None)
+            except InputError as err:
+                check.fail(f"{key}.number", str(err))
             if (sheet, number) in pinned:
                 check.fail(
                     f"{key}.number",
@@ -501,11 +523,6 @@ def _parse_machines(check: _Checker, raw, sheets: dict[str, Sheet], catalog) -> 
                 )
             pinned[(sheet, number)] = name
         services = _parse_services(check, f"{key}.services", body.get("services"), catalog, envs)
-        if name == reg.STATION and services:
-            check.fail(
-                f"{key}.services",
-                "the station runs no services; put them on another machine",
-            )
         result[name] = Machine(name, sheet, host, tuple(envs), number, services)
     return result
 

@@ -25,7 +25,8 @@ ENVIRONMENTS = {
 }
 
 #: Sheet, machine, service and port names: they end up in user names, paths and labels.
-NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
+#: Always used with ``fullmatch`` (``$`` would let a value ending in a newline pass).
+NAME_RE = re.compile(r"[a-z][a-z0-9-]{0,31}")
 
 PORT_MIN, PORT_MAX = 1024, 65535
 #: Linux (useradd) refuses longer user names.
@@ -39,7 +40,7 @@ def validate_name(kind: str, value) -> str:
     :returns: ``value`` unchanged.
     :raises InputError: when ``value`` is not a string matching :data:`NAME_RE`.
     """
-    if not isinstance(value, str) or not NAME_RE.match(value):
+    if not isinstance(value, str) or not NAME_RE.fullmatch(value):
         raise InputError(
             f"{kind} name {value!r} is not valid: use 1-32 lowercase letters, digits or '-',"
             " starting with a letter"

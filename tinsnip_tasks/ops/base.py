@@ -2,9 +2,15 @@
 
 A :class:`Resource` is pure: ``fact_command()`` is one shell snippet that prints the current
 state, ``parse()`` turns its output into data, and ``commands(fact)`` returns what must run to
-reach the wanted state (an empty list means nothing to do). :meth:`Host.converge` reads the facts
-of every resource of a step in ONE command, then runs every needed command in ONE more command,
-so a step that changes nothing costs one SSH round trip.
+reach the wanted state (an empty list means nothing to do). A :class:`Step` is a named list of
+resources for one machine-environment. :meth:`Host.converge` reads the facts of EVERY step it is
+given in ONE command, then runs every needed command in ONE more command, so steps that change
+nothing cost one SSH round trip per host. A step whose facts depend on an earlier step that
+changed (``machine.env`` lives on the mount ``machine.mount`` just made) is read again after
+that change is applied: extra round trips only when something changed.
+
+Resources and plans never name their host: :class:`Host` labels every failure with its host
+and step and records it in its :class:`~tinsnip_tasks.results.HostResult`.
 """
 from __future__ import annotations
 
@@ -18,10 +24,12 @@ from typing import Any, Callable, Sequence
 
 from invoke.exceptions import CommandTimedOut
 
-from ..errors import RemoteError
+from ..errors import RemoteError, TinsnipError
+from ..results import HostResult, StepResult
 
 q = shlex.quote
 MARK = "@@tinsnip-fact:"
+STEP_MARK = "@@tinsnip-step:"
 RETRY_EXIT = 75  # a command's way of saying "the state moved under me: read the facts again"
 DEFAULT_TIMEOUT = 300.0  # seconds a remote command may take (Invoke's timeouts.command, `inv -T`)
 
@@ -65,6 +73,30 @@ class Resource:
     def plan(self, out: str) -> list[Cmd]:
         return self.commands(self.parse(out))
 
+    def diff(self, out: str) -> str:
+        """A unified diff of what :meth:`commands` would change (files only; else empty)."""
+        return ""
+
+    @property
+    def shared_file(self) -> str | None:
+        """A file other resources may edit too (two edits of it never share one script)."""
+        return None
+
+
+@dataclass(frozen=True)
+class Step:
+    """A named step for one machine-environment (``scope``): resources to converge together.
+
+    ``needs`` names earlier steps of the same scope whose changes this step's facts depend on.
+    """
+
+    name: str
+    resources: tuple
+    scope: str = ""
+    label: str = ""
+    needs: tuple = ()
+    before: Any = None  # before(host): runs just before the step changes anything; may refuse
+
 
 def facts_script(resources: Sequence[Resource]) -> str:
     """One POSIX shell script printing every resource's fact behind a numbered marker."""
@@ -104,6 +136,15 @@ def summarize(resources: Sequence[Resource], limit: int = 3) -> str:
     return "; ".join(names[:limit - 1]) + f"; and {len(names) - limit + 1} more, all as wanted"
 
 
+def _failed_step(stderr: str, count: int) -> int:
+    """Index of the step whose commands were running when a change script stopped."""
+    marks = [int(l[len(STEP_MARK):]) for l in (stderr or "").splitlines()
+             if l.startswith(STEP_MARK) and l[len(STEP_MARK):].isdigit()]
+    return marks[-1] if marks else 0
+
+
+def _without_marks(text: str) -> str:
+    return "\n".join(l for l in (text or "").splitlines() if not l.startswith(STEP_MARK))
 def remote_script(command: str) -> str:
     """``command`` as the remote shell reads it from its standard input (``sh -s``).
 
@@ -127,23 +168,27 @@ class ScriptStream(io.StringIO):
 
 @dataclass
 class Host:
-    """A named host reached through an Invoke/Fabric context, with counters for the report.
+    """A named host reached through an Invoke/Fabric context; what it did is in ``result``.
 
     ``conn`` is anything with ``run(command, **kw)`` (a Fabric Connection in use). With
     ``dry=True`` facts are still read (reading changes nothing) but no command that changes
     anything runs; with ``conn=None`` (host not reachable in a dry run) the plan lists steps only.
+    A failure stops this host's later steps (they are reported ``skipped``), never another host.
     """
 
     name: str
     conn: Any
     dry: bool = False
-    out: Callable[[str], None] = print
+    output: Any = None  # tinsnip_tasks.output.Output; None prints nothing
     sudo: bool = False
+    unreachable: str = ""
     timeout: float = DEFAULT_TIMEOUT
     commands: int = 0
-    counts: dict = field(default_factory=lambda: {"ok": 0, "changed": 0, "failed": 0,
-                                                  "unchecked": 0})
     seconds: float = 0.0  # time spent waiting on this host's commands
+    result: HostResult = field(init=False)
+
+    def __post_init__(self):
+        self.result = HostResult(self.name, unreachable=self.unreachable)
 
     # -- running ---------------------------------------------------------------------------
     def run(self, command: str, *, step: str, show: str = ""):
@@ -182,72 +227,192 @@ class Host:
             self.seconds += time.monotonic() - started
         return path
 
+    def execute(self, command: str, *, step: str, show: str = ""):
+        """:meth:`run`, traced with -v, counted in :attr:`result`."""
+        self._trace(f"$ {show}")
+        try:
+            result = self.run(command, step=step, show=show)
+        finally:
+            self.result.commands, self.result.seconds = self.commands, self.seconds
+        self._trace(_without_marks(result.stdout) + _without_marks(result.stderr))
+        return result
+
+    def _trace(self, text: str):
+        if self.output is not None and text.strip():
+            self.output.trace(self.name, text)
+
     def read(self, resources: Sequence[Resource], *, step: str) -> list[str]:
-        out = self.run(facts_script(resources), step=step, show="read facts").stdout
+        out = self.execute(facts_script(resources), step=step, show="read facts").stdout
         return split_facts(out, len(resources))
 
-    def converge(self, step: str, resources: Sequence[Resource], *, tries: int = 5) -> bool:
-        """Bring ``resources`` to their wanted state; report and return whether anything changed.
+    @property
+    def failed(self) -> bool:
+        return bool(self.result.error or self.result.unreachable)
 
-        A resource that finds its file edited by someone else between the fact and the write
-        exits with :data:`RETRY_EXIT`; the step then reads its facts again (``tries`` times).
+    # -- converging ------------------------------------------------------------------------
+    def converge(self, steps: Sequence[Step], *, tries: int = 5) -> bool:
+        """Bring every step to its wanted state, in order; return whether anything changed.
+
+        Round after round: read the facts of every pending step in one command, plan each step
+        in order, and apply the changes of every step that does not wait on another in one more
+        command. A step waits (to be read again next round) when a step it ``needs`` changed in
+        this round, or when it edits a shared file another step of this round edits. A resource
+        that finds its file edited by someone else between fact and write exits with
+        :data:`RETRY_EXIT`; its step is read again (``tries`` times).
         """
-        for attempt in range(tries):
+        pending, changed, attempts = [s for s in steps if s.resources], False, 0
+        while pending:
+            if self.failed:
+                for s in pending:
+                    self.note(s, "skipped", "an earlier step or the connection failed")
+                return changed
+            if self.conn is None:
+                for s in pending:
+                    self.note(s, "unchecked", "host not reachable; would check: "
+                              + "; ".join(r.describe() for r in s.resources))
+                return changed
+            name = pending[0].name if len(pending) == 1 else f"{pending[0].name} (facts)"
             try:
-                return self._converge_once(step, resources)
-            except RemoteError as e:
-                if e.exit_code != RETRY_EXIT or attempt == tries - 1:
-                    raise
-        raise AssertionError("unreachable")
+                outs = self.read([r for s in pending for r in s.resources], step=name)
+            except TinsnipError as e:
+                self.fail(pending[0], e)
+                pending = pending[1:]
+                continue
+            now, later, failed = self._plan_round(pending, outs)
+            if not self.dry and now:
+                applied, retry = self._apply(now)
+                changed = changed or applied
+                if retry:
+                    attempts += 1
+                    if attempts >= tries:
+                        self.fail(retry[0][0], TinsnipError(
+                            f"{retry[0][0].name}: its files kept changing under it "
+                            f"({tries} tries); run again"))
+                        retry = retry[1:]
+                    later = [s for s, _ in retry] + later
+            elif now:
+                changed = True
+                for s, todo in now:
+                    self.note(s, "would change", "; ".join(r.describe() for r, _, _ in todo),
+                              commands=[str(c) for _, cmds, _ in todo for c in cmds],
+                              diff="".join(d for _, _, d in todo))
+            if failed is not None:
+                s, e = failed
+                self.fail(s, e)
+            pending = later
+        return changed
 
-    def _converge_once(self, step: str, resources: Sequence[Resource]) -> bool:
-        if self.conn is None:
-            self.note(step, "unknown", "host not reachable; would check: "
-                      + "; ".join(r.describe() for r in resources))
-            return False
-        outs = self.read(resources, step=step)
-        todo: list[tuple[Resource, list[Cmd]]] = []
-        for r, out in zip(resources, outs):
-            cmds = r.plan(out)
-            if cmds:
-                todo.append((r, cmds))
-        return self.apply(step, todo, noop_reason=summarize(resources))
+    def _plan_round(self, pending: list[Step], outs: list[str]):
+        """Split ``pending`` into steps to apply now (with their commands) and steps to read
+        again next round; stop at the first step whose plan fails."""
+        now, later, waiting, edited = [], [], set(), set()
+        i = 0
+        for n, s in enumerate(pending):
+            step_outs = outs[i:i + len(s.resources)]
+            i += len(s.resources)
+            if not self.dry and (any((s.scope, need) in waiting for need in s.needs)
+                                 or any(r.shared_file in edited for r in s.resources
+                                        if r.shared_file)):
+                waiting.add((s.scope, s.name))
+                later.append(s)
+                continue
+            try:
+                todo = []
+                for r, out in zip(s.resources, step_outs):
+                    cmds = r.plan(out)
+                    if cmds:
+                        todo.append((r, cmds, r.diff(out) if (self.dry or self._verbose) else ""))
+                if todo and s.before is not None:
+                    s.before(self)
+            except TinsnipError as e:
+                return now, later + list(pending[n + 1:]), (s, e)
+            if not todo:
+                self.note(s, "ok", summarize(s.resources))
+                continue
+            now.append((s, todo))
+            waiting.add((s.scope, s.name))
+            edited.update(r.shared_file for r, _, _ in todo if r.shared_file)
+        return now, later, None
 
-    def apply(self, step: str, todo, *, noop_reason: str = "") -> bool:
-        """Run the commands in ``todo`` ([(resource, [Cmd])]) as one script, or report ok."""
-        if not todo:
-            self.note(step, "ok", noop_reason)
-            return False
-        detail = "; ".join(r.describe() for r, _ in todo)
-        if self.dry:
-            self.note(step, "would change", detail)
-            for _, cmds in todo:
+    @property
+    def _verbose(self) -> bool:
+        return bool(self.output is not None and self.output.verbose)
+
+    def _apply(self, now):
+        """Run the changes of ``now`` ([(step, todo)]) as one script; return (changed, steps to
+        read again because a resource asked for it)."""
+        lines = ["set -e"]
+        uploads = []
+        for k, (s, todo) in enumerate(now):
+            lines.append(f"echo {STEP_MARK}{k} >&2")
+            for _, cmds, _ in todo:
                 for c in cmds:
-                    self.out(f"    would run: {c}")
-            return True
-        cmds = [c for _, cs in todo for c in cs]
-        uploads = [self.upload(c.data) if c.data is not None else None for c in cmds]
-        lines = [c.text if path is None else f"{c.text} < {q(path)}"
-                 for c, path in zip(cmds, uploads)]
-        cleanup = [f"trap {q('rm -f ' + sh(*[p for p in uploads if p]))} EXIT"] \
-            if any(uploads) else []
-        script = "\n".join(["set -e", *cleanup, *lines])
-        self.run(script, step=step, show=" && ".join(str(c) for c in cmds))
-        self.note(step, "changed", detail)
-        return True
+                    path = self.upload(c.data) if c.data is not None else None
+                    uploads += [path] if path else []
+                    lines.append(c.text if path is None else f"{c.text} < {q(path)}")
+        if uploads:
+            lines.insert(1, f"trap {q('rm -f ' + sh(*uploads))} EXIT")
+        shown = " && ".join(str(c) for _, todo in now for _, cmds, _ in todo for c in cmds)
+        name = now[0][0].name if len(now) == 1 else f"{now[0][0].name} (changes)"
+        try:
+            self.execute("\n".join(lines), step=name, show=shown)
+        except RemoteError as e:
+            k = _failed_step(e.stderr, len(now))
+            for s, todo in now[:k]:
+                self._changed(s, todo)
+            s, todo = now[k]
+            if e.exit_code == RETRY_EXIT:
+                return k > 0, now[k:]
+            self.fail(s, RemoteError(self.name, s.name, " && ".join(
+                str(c) for _, cmds, _ in todo for c in cmds), e.exit_code, _without_marks(e.stderr)))
+            return k > 0, []
+        for s, todo in now:
+            self._changed(s, todo)
+        return True, []
+
+    def _changed(self, s: Step, todo):
+        self.note(s, "changed", "; ".join(r.describe() for r, _, _ in todo),
+                  commands=[str(c) for _, cmds, _ in todo for c in cmds],
+                  diff="".join(d for _, _, d in todo))
 
     # -- reporting -------------------------------------------------------------------------
-    def note(self, step: str, status: str, detail: str = ""):
-        key = {"would change": "changed", "unknown": "unchecked"}.get(status, status)
-        self.counts[key] = self.counts.get(key, 0) + 1
-        self.out(f"{self.name:<10} {step:<20} {status:<12} {detail}".rstrip())
+    def note(self, step: Step | str, status: str, detail: str = "", *, commands=(), diff=""):
+        """Record (and print) what a step did."""
+        name, label = (step.name, step.label) if isinstance(step, Step) else (step, "")
+        r = StepResult(name, status, label, detail, list(commands), diff)
+        self.result.steps.append(r)
+        if self.output is not None:
+            self.output.step(self.name, r)
+        return r
 
-    def fail(self, step: str, error: Exception):
-        self.note(step, "failed", str(error).splitlines()[0])
+    def fail(self, step: Step | str, error: Exception):
+        """Record ``error`` as the failure of ``step`` on this host; later steps are skipped."""
+        if isinstance(error, TinsnipError):
+            error.host = error.host or self.name
+            error.step = error.step or (step.name if isinstance(step, Step) else step)
+        text = str(error)
+        if not text.startswith(f"{self.name}: "):
+            text = f"{self.name}: {text}"
+        self.note(step, "failed", text.splitlines()[0])
+        if not self.result.error:
+            self.result.error = text
+            if self.output is not None:
+                self.output.error(f"error: {text}")
 
-    def summary(self) -> str:
-        c = self.counts
-        line = (f"{self.name}: ok={c['ok']} changed={c['changed']} failed={c['failed']} "
-                f"commands={self.commands} seconds={self.seconds:.2f}")
-        line += f" unchecked={c['unchecked']}" if c["unchecked"] else ""
-        return line + (f" warnings={c['warning']}" if c.get("warning") else "")
+    def guard(self, step: str):
+        """``with host.guard("machine.status"): ...`` records a failure inside as this step's."""
+        return _Guard(self, step)
+
+
+class _Guard:
+    def __init__(self, host: Host, step: str):
+        self.host, self.step = host, step
+
+    def __enter__(self):
+        return self.host
+
+    def __exit__(self, kind, error, tb):
+        if isinstance(error, TinsnipError):
+            self.host.fail(self.step, error)
+            return True
+        return False

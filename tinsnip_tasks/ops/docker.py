@@ -32,20 +32,24 @@ def as_user(user: str, uid: int, command: str) -> str:
     return f"sudo -u {q(user)} env DOCKER_HOST={q(docker_host(uid))} {command}"
 
 
-def seed_env(mount_point: str, service_dir: str) -> str:
+def seed_env(mount_point: str, service_dir: str, *, words: bool = False) -> str:
     """The seed's deploy environment: export both env files for compose interpolation, keep the
-    NFS XDG paths away from Docker, and stand in the service folder."""
-    return (f"set -a && source {q(mount_point + '/.machine/machine.env')} && "
-            f"source {q(service_dir + '/.env')} && set +a && "
+    NFS XDG paths away from Docker, and stand in the service folder.
+
+    With ``words=True`` the two paths are shell words already (``"$1"``), used as they are."""
+    quote = (lambda w: w) if words else q
+    return (f"set -a && source {quote(mount_point)}/.machine/machine.env && "
+            f"source {quote(service_dir)}/.env && set +a && "
             f"unset XDG_DATA_HOME XDG_CONFIG_HOME XDG_STATE_HOME && "
-            f"cd {q(service_dir)}")
+            f"cd {quote(service_dir)}")
 
 
-def compose_pattern(mount_point: str, service_dir: str, action: str, *, build=False) -> str:
+def compose_pattern(mount_point: str, service_dir: str, action: str, *, build=False,
+                    words: bool = False) -> str:
     """The seed's deploy pattern: :func:`seed_env`, then ``docker compose <action>``. With
     ``build`` the classic builder is used (BuildKit cannot mount inside every host)."""
     prefix = "DOCKER_BUILDKIT=0 " if build else ""
-    return f"{seed_env(mount_point, service_dir)} && {prefix}docker compose {action}"
+    return f"{seed_env(mount_point, service_dir, words=words)} && {prefix}docker compose {action}"
 
 
 def compose_as(user: str, mount_point: str, service_dir: str, action: str, *,
@@ -84,7 +88,6 @@ class RootlessDocker(Resource):
     uid: int
     home: str
     wait_seconds: int = 30
-    host: str = "host"
 
     def describe(self):
         return f"rootless docker for {self.user} at {docker_host(self.uid)}"
@@ -120,7 +123,7 @@ class RootlessDocker(Resource):
                                   ("rootlesskit", "rootlesskit"), ("uidmap", "uidmap"))
                    if not fact.get(k)]
         if missing:
-            raise ConflictError(self.host, "rootless Docker needs " + ", ".join(missing)
+            raise ConflictError("rootless Docker needs " + ", ".join(missing)
                                 + " installed (apt-get install docker.io rootlesskit "
                                   "slirp4netns uidmap)")
         if fact.get("init") == "systemd":
@@ -134,7 +137,7 @@ class RootlessDocker(Resource):
         changed = fact.get("unit") != hashlib.sha256(unit.encode()).hexdigest()
         enabled, active, server = (bool(fact.get(k)) for k in ("enabled", "active", "server"))
         if server and not active and not changed:
-            raise ConflictError(self.host, (
+            raise ConflictError((
                 f"a rootless Docker daemon answers for {self.user} but its docker.service "
                 f"is not active: it was started outside the unit (from a login session?). "
                 f"Stop it (pkill -u {self.user} -x dockerd; pkill -u {self.user} -x "
@@ -198,7 +201,6 @@ class DockerImage(Resource):
     uid: int
     image: str
     archive: str
-    host: str = "host"
 
     def describe(self):
         return f"image {self.image} for {self.user}"
@@ -240,7 +242,6 @@ class ComposeUp(Resource):
     project: str
     stamp: str = ""
     build: bool = False  # the project builds images: `up -d --build` with the classic builder
-    host: str = "host"
 
     def describe(self):
         return f"compose project {self.project} up as {self.user}"
@@ -306,7 +307,6 @@ class ContextTree(Resource):
     path: str
     digest: str
     data: bytes
-    host: str = "host"
 
     def describe(self):
         return f"build context {self.digest[:12]} in {self.path}"
@@ -349,7 +349,6 @@ class ComposeDown(Resource):
     mount_point: str
     service_dir: str
     project: str
-    host: str = "host"
 
     def describe(self):
         return f"compose project {self.project} down"
@@ -381,7 +380,6 @@ class DockerStopped(Resource):
 
     user: str
     uid: int
-    host: str = "host"
 
     def describe(self):
         return f"rootless docker of {self.user} stopped"
@@ -417,7 +415,6 @@ class NoContainers(Resource):
 
     user: str
     uid: int
-    host: str = "host"
 
     def describe(self):
         return f"no containers of {self.user}"

@@ -50,7 +50,6 @@ class Forward(Resource):
     port: Optional[int]
     to: Optional[int]
     owner: str
-    host: str = "host"
 
     def describe(self):
         if self.to is None:
@@ -70,7 +69,7 @@ class Forward(Resource):
             return [_iptables("-D", r) for r in mine]
         other = [r for r in fact if r["port"] == self.port and r["owner"] != self.owner]
         if other:
-            raise ConflictError(self.host, f"port {self.port} is already forwarded to "
+            raise ConflictError(f"port {self.port} is already forwarded to "
                                            f"{other[0]['to']} for {other[0]['owner']}; remove that "
                                            "forward first (service.forward --remove)")
         want = [{"chain": c, "port": self.port, "owner": self.owner, "to": self.to}

@@ -6,6 +6,7 @@ tests feed facts in and check the commands that come out, with no host involved.
 from __future__ import annotations
 
 import base64
+import difflib
 import hashlib
 import posixpath
 from dataclasses import dataclass
@@ -42,6 +43,13 @@ def _parse_stat_and(out: str) -> tuple[Optional[dict], list[str]]:
     return parse_stat(lines[0] if lines else MISSING), lines[1:]
 
 
+def unified_diff(path: str, old: str, new: str) -> str:
+    """``diff -u`` of a file's old and new text, as a person reads it in a dry run."""
+    return "".join(difflib.unified_diff(old.splitlines(keepends=True),
+                                        new.splitlines(keepends=True),
+                                        f"{path} (now)", f"{path} (wanted)"))
+
+
 def _attr_cmds(path: str, fact: Optional[dict], uid, gid, mode, *, link=False) -> list[Cmd]:
     out = []
     if uid is not None and (fact is None or fact["uid"] != uid or fact["gid"] != gid):
@@ -59,7 +67,6 @@ class Directory(Resource):
     uid: Optional[int] = None
     gid: Optional[int] = None
     mode: Optional[int] = None
-    host: str = "host"
 
     def describe(self):
         return f"folder {self.path}"
@@ -72,7 +79,7 @@ class Directory(Resource):
 
     def commands(self, fact):
         if fact is not None and fact["type"] != "directory":
-            raise ConflictError(self.host, f"{self.path} is a {fact['type']}, not a folder")
+            raise ConflictError(f"{self.path} is a {fact['type']}, not a folder")
         out = [] if fact else [Cmd(sh("mkdir", "-p", self.path))]
         return out + _attr_cmds(self.path, fact, self.uid,
                                 self.gid if self.gid is not None else self.uid, self.mode)
@@ -101,7 +108,6 @@ class File(Resource):
     gid: Optional[int] = None
     mode: int = 0o644
     secret: bool = False
-    host: str = "host"
 
     def describe(self):
         return f"file {self.path}"
@@ -121,7 +127,7 @@ class File(Resource):
     def commands(self, fact):
         gid = self.gid if self.gid is not None else self.uid
         if fact is not None and fact["type"] != "regular file":
-            raise ConflictError(self.host, f"{self.path} is a {fact['type']}, not a file")
+            raise ConflictError(f"{self.path} is a {fact['type']}, not a file")
         if fact is None or fact["sha256"] != hashlib.sha256(self.content).hexdigest():
             return write_file_cmds(self.path, self.content, self.uid, gid, self.mode,
                                    secret=self.secret)
@@ -142,10 +148,18 @@ class Edited(Resource):
     what: str
     after: tuple = ()
     rollback: bool = False
-    host: str = "host"
 
     def describe(self):
         return f"{self.what} in {self.path}"
+
+    @property
+    def shared_file(self):
+        return self.path
+
+    def diff(self, out):
+        fact = self.parse(out)
+        old = fact["text"] if fact else ""
+        return unified_diff(self.path, old, self.edit(old))
 
     def _lock_and_check(self, fact) -> Cmd:
         """Hold a lock on the file for the rest of the script and make sure it is still what
@@ -231,7 +245,6 @@ class Symlink(Resource):
     link: str
     target: str
     uid: Optional[int] = None
-    host: str = "host"
 
     def describe(self):
         return f"link {self.link} -> {self.target}"
@@ -249,7 +262,7 @@ class Symlink(Resource):
 
     def commands(self, fact):
         if fact == "other":
-            raise ConflictError(self.host, f"{self.link} exists and is not a link")
+            raise ConflictError(f"{self.link} exists and is not a link")
         if isinstance(fact, dict) and fact["target"] == self.target:
             return []
         cmds = [Cmd(sh("ln", "-sfn", self.target, self.link))]
@@ -268,7 +281,6 @@ class User(Resource):
     subid_start: int
     subid_count: int = 65536
     shell: str = "/bin/bash"
-    host: str = "host"
 
     def describe(self):
         return f"user {self.name} ({self.uid})"
@@ -291,16 +303,16 @@ class User(Resource):
         cmds = []
         group, group_by_id = fact.get("G", ""), fact.get("GU", "")
         if group_by_id and not group_by_id.startswith(self.name + ":"):
-            raise ConflictError(self.host, f"GID {self.uid} belongs to group {group_by_id.split(':')[0]}")
+            raise ConflictError(f"GID {self.uid} belongs to group {group_by_id.split(':')[0]}")
         if group and group.split(":")[2] != str(self.uid):
-            raise ConflictError(self.host, f"group {self.name} exists with GID {group.split(':')[2]}, not {self.uid}")
+            raise ConflictError(f"group {self.name} exists with GID {group.split(':')[2]}, not {self.uid}")
         if not group:
             cmds.append(Cmd(sh("groupadd", "-g", self.uid, self.name)))
         user, user_by_id = fact.get("P", ""), fact.get("PU", "")
         if user_by_id and not user_by_id.startswith(self.name + ":"):
-            raise ConflictError(self.host, f"UID {self.uid} belongs to user {user_by_id.split(':')[0]}")
+            raise ConflictError(f"UID {self.uid} belongs to user {user_by_id.split(':')[0]}")
         if user and user.split(":")[2] != str(self.uid):
-            raise ConflictError(self.host, f"user {self.name} exists with UID {user.split(':')[2]}, not {self.uid}")
+            raise ConflictError(f"user {self.name} exists with UID {user.split(':')[2]}, not {self.uid}")
         if not user:
             # -K ...=0: no automatic subordinate range; ours (below) is the only one
             cmds.append(Cmd(sh("useradd", "-K", "SUB_UID_COUNT=0", "-K", "SUB_GID_COUNT=0",
@@ -320,7 +332,6 @@ class Mounted(Resource):
 
     mount_point: str
     source: str
-    host: str = "host"
 
     def describe(self):
         return f"mount {self.source} on {self.mount_point}"
@@ -336,7 +347,7 @@ class Mounted(Resource):
         if fact is None:
             return [Cmd(sh("mount", self.mount_point))]
         if fact[0] != self.source:
-            raise ConflictError(self.host, f"{self.mount_point} already has {fact[0]} mounted")
+            raise ConflictError(f"{self.mount_point} already has {fact[0]} mounted")
         return []
 
 
@@ -357,7 +368,6 @@ class Absent(Resource):
 
     path: str
     user: Optional[str] = None
-    host: str = "host"
 
     def describe(self):
         return f"no {self.path}"
@@ -381,7 +391,6 @@ class Unmounted(Resource):
     """Nothing is mounted on ``mount_point``, and the empty mount point folder is gone."""
 
     mount_point: str
-    host: str = "host"
 
     def describe(self):
         return f"nothing mounted on {self.mount_point}"
@@ -408,7 +417,6 @@ class UserAbsent(Resource):
 
     name: str
     home: str
-    host: str = "host"
 
     def describe(self):
         return f"no user {self.name}"

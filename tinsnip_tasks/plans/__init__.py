@@ -1,1 +1,63 @@
-"""What each step wants on a host, as resources built from SMEP numbers and the inventory."""
+"""What each step wants on a host, as resources built from SMEP numbers and the inventory.
+
+A step is a plain function ``fn(t: Target) -> list[Resource]``, marked with :func:`step` to
+give it its name (``machine.user``) and the earlier steps of the same machine-environment whose
+changes its facts depend on (``machine.env`` lives on the mount, so it needs ``machine.mount``).
+:func:`build` turns a step function and a target into the :class:`~tinsnip_tasks.ops.base.Step`
+a host converges.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property, partial
+from typing import Callable
+
+from ..core.inventory import Inventory
+from ..core.smep import Smep
+from ..ops.base import Step
+
+
+@dataclass(frozen=True)
+class Target:
+    """One machine-environment of an inventory, and the catalog service when a step needs one."""
+
+    inv: Inventory
+    smep: Smep
+    service: str = ""
+
+    @property
+    def scope(self) -> str:
+        return self.smep.user
+
+    @cached_property
+    def rendered(self):
+        """The service's files (:class:`~tinsnip_tasks.plans.service.Rendered`), rendered once
+        per target."""
+        from .service import render_service
+
+        return render_service(self.inv, self.smep, self.service)
+
+
+StepFn = Callable[[Target], list]
+
+
+def step(name: str, *, needs: tuple[str, ...] = (), before: Callable | None = None):
+    """Mark ``fn`` as the step ``name`` whose facts depend on the steps in ``needs``.
+
+    ``before(host, target)``, when given, runs only when the step has something to change, just
+    before it changes it (the preflight before ``service.up`` starts anything); it refuses by
+    raising."""
+
+    def mark(fn):
+        fn.step_name, fn.needs, fn.before = name, tuple(needs), before
+        return fn
+
+    return mark
+
+
+def build(fn: StepFn, t: Target) -> Step:
+    """The step ``fn`` for target ``t`` (bad input raises here, before any host is touched)."""
+    label = t.scope + (f" {t.service}" if t.service else "")
+    before = partial(fn.before, target=t) if fn.before else None
+    return Step(fn.step_name, tuple(fn(t)), scope=t.scope, label=label, needs=fn.needs,
+                before=before)

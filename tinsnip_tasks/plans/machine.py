@@ -3,10 +3,12 @@ from __future__ import annotations
 
 from ..core.render import render
 from ..core.smep import Smep
+from ..core.target import nfs_server
 from ..ops.docker import DockerStopped, NoContainers, RootlessDocker, docker_host
 from ..ops.forward import Forward
 from ..ops.resources import (Directory, Edited, File, Mounted, Symlink, Unmounted, User, UserAbsent,
                              drop_lines, field_is, set_line)
+from . import Target, step
 
 SUBID_COUNT = 65536
 MOUNT_OPTIONS = "rw,hard,vers=3,_netdev"
@@ -22,8 +24,11 @@ def subid_start(uid: int) -> int:
     return uid * SUBID_COUNT
 
 
-def user(smep: Smep, *, host: str) -> list:
-    return [User(smep.user, smep.uid, home(smep), subid_start(smep.uid), SUBID_COUNT, host=host)]
+@step("machine.user")
+def user(t: Target) -> list:
+    """The machine user and group, UID = GID = SMEP UID, with its subordinate ID range."""
+    smep = t.smep
+    return [User(smep.user, smep.uid, home(smep), subid_start(smep.uid), SUBID_COUNT)]
 
 
 def fstab_line(server: str, export_dir: str, mount_point: str) -> str:
@@ -32,36 +37,45 @@ def fstab_line(server: str, export_dir: str, mount_point: str) -> str:
                                        "options": MOUNT_OPTIONS}).rstrip("\n")
 
 
-def mount(smep: Smep, server: str, export_dir: str, *, host: str) -> list:
+@step("machine.mount")
+def mount(t: Target) -> list:
+    """The export's fstab line and the mount at ``/mnt/{machine}-{env}``."""
+    smep, server = t.smep, nfs_server(t.inv.nas_address(t.smep.machine))
+    export_dir = t.inv.export_dir(smep.machine, smep.env)
     source = f"{server}:{export_dir}"
     return [
-        Directory(smep.mount_point, host=host),
+        Directory(smep.mount_point),
         Edited("/etc/fstab", set_line(field_is(1, smep.mount_point),
                                       fstab_line(server, export_dir, smep.mount_point)),
-               f"fstab line for {smep.mount_point}", host=host),
-        Mounted(smep.mount_point, source, host=host),
+               f"fstab line for {smep.mount_point}"),
+        Mounted(smep.mount_point, source),
     ]
 
 
-def xdg_links(smep: Smep, *, host: str) -> list:
+@step("xdg.link", needs=("machine.user",))
+def xdg_links(t: Target) -> list:
     """``@machine`` under each XDG base folder's sheet folder, pointing into the mount."""
+    smep = t.smep
     h, uid = home(smep), smep.uid
     out = []
     for name, base in XDG:
         parts = base.split("/")
         for i in range(1, len(parts) + 1):
-            d = Directory(f"{h}/{'/'.join(parts[:i])}", uid, uid, None, host=host)
+            d = Directory(f"{h}/{'/'.join(parts[:i])}", uid, uid, None)
             if d not in out:
                 out.append(d)
-        out.append(Directory(f"{h}/{base}/{smep.sheet}", uid, uid, 0o755, host=host))
+        out.append(Directory(f"{h}/{base}/{smep.sheet}", uid, uid, 0o755))
     for name, base in XDG:
         out.append(Symlink(f"{h}/{base}/{smep.sheet}/@{smep.machine}",
-                           f"{smep.mount_point}/{name}", uid, host=host))
+                           f"{smep.mount_point}/{name}", uid))
     return out
 
 
-def docker(smep: Smep, *, host: str) -> list:
-    return [RootlessDocker(smep.user, smep.uid, home(smep), host=host)]
+@step("machine.docker", needs=("machine.user",))
+def docker(t: Target) -> list:
+    """A rootless Docker daemon for the machine user (its unit follows the host's script)."""
+    smep = t.smep
+    return [RootlessDocker(smep.user, smep.uid, home(smep))]
 
 
 def machine_env_text(smep: Smep) -> str:
@@ -69,23 +83,55 @@ def machine_env_text(smep: Smep) -> str:
                                              "docker_host": docker_host(smep.uid)})
 
 
-def machine_env(smep: Smep, *, host: str) -> list:
+@step("machine.env", needs=("machine.mount",))
+def machine_env(t: Target) -> list:
     """machine.env on the NFS mount; files there belong to the export's anonymous UID."""
+    smep = t.smep
     d = f"{smep.mount_point}/.machine"
-    return [Directory(d, None, None, 0o750, host=host),
+    return [Directory(d, None, None, 0o750),
             File(f"{d}/machine.env", machine_env_text(smep).encode(), None, None, 0o640,
-                 secret=True, host=host)]
+                 secret=True)]
 
 
-def teardown(smep: Smep, *, host: str) -> list[tuple[str, list]]:
-    """(step, resources) in order: containers, daemon, forwards, mount, fstab line, user and
-    home (with its XDG links). Nothing on the NAS is touched: its data stays."""
-    return [
-        ("machine.down", [NoContainers(smep.user, smep.uid, host=host)]),
-        ("machine.docker", [DockerStopped(smep.user, smep.uid, host=host)]),
-        ("machine.forwards", [Forward(None, None, smep.user, host=host)]),
-        ("machine.mount", [Unmounted(smep.mount_point, host=host),
-                           Edited("/etc/fstab", drop_lines(field_is(1, smep.mount_point)),
-                                  f"no fstab line for {smep.mount_point}", host=host)]),
-        ("machine.user", [UserAbsent(smep.user, home(smep), host=host)]),
-    ]
+#: machine.setup: the seed's order.
+SETUP = (user, mount, xdg_links, docker, machine_env)
+
+
+# machine.teardown: containers, daemon, forwards, mount, fstab line, user and home (with its XDG
+# links). Nothing on the NAS is touched: its data stays. Each step is read after the one before
+# it has run (a daemon stops only once its containers are gone, a user goes once its processes
+# are).
+@step("machine.down")
+def containers_down(t: Target) -> list:
+    """No containers of the machine user."""
+    return [NoContainers(t.smep.user, t.smep.uid)]
+
+
+@step("machine.docker", needs=("machine.down",))
+def docker_stopped(t: Target) -> list:
+    """The machine user's rootless daemon stopped."""
+    return [DockerStopped(t.smep.user, t.smep.uid)]
+
+
+@step("machine.forwards", needs=("machine.docker",))
+def forwards_removed(t: Target) -> list:
+    """No port forwards owned by the machine-environment."""
+    return [Forward(None, None, t.smep.user)]
+
+
+@step("machine.mount", needs=("machine.forwards",))
+def unmounted(t: Target) -> list:
+    """The mount gone and its fstab line with it."""
+    smep = t.smep
+    return [Unmounted(smep.mount_point),
+            Edited("/etc/fstab", drop_lines(field_is(1, smep.mount_point)),
+                   f"no fstab line for {smep.mount_point}")]
+
+
+@step("machine.user", needs=("machine.mount",))
+def user_removed(t: Target) -> list:
+    """No machine user, group or home."""
+    return [UserAbsent(t.smep.user, home(t.smep))]
+
+
+TEARDOWN = (containers_down, docker_stopped, forwards_removed, unmounted, user_removed)

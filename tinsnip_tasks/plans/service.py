@@ -13,12 +13,14 @@ from ..core.inventory import Inventory
 from ..core import context
 from ..core.render import TEMPLATE_DIR, render
 from ..core.smep import Smep
-from ..errors import InputError, TemplateError
 from ..core.smep import validate_name
+from ..errors import InputError, PreflightError, TemplateError
+from ..ops.base import Host, q
 from ..ops.docker import ComposeDown, ComposeUp, ContextTree, DockerImage
 from ..ops.forward import Forward
 from ..ops.resources import Absent, Directory, File
-from .machine import machine_env_text
+from . import Target, preflight, step
+from .machine import home, machine_env_text
 
 DATA_FOLDERS = ("data", "state", "config")
 
@@ -143,13 +145,19 @@ def _render_folder(entry: CatalogEntry, smep: Smep, ctx: dict) -> Rendered:
                     _builds(compose, str(folder / "docker-compose.yml")))
 
 
+def check_service(inv: Inventory, machine_name: str, service: str) -> None:
+    """Raise unless the inventory lists ``service`` under the machine."""
+    machine = inv.machine(machine_name)
+    if service not in machine.services:
+        raise InputError(f"machine {machine_name} does not run {service!r} in {inv.path}; it "
+                         f"runs: {', '.join(machine.services) or 'nothing'} (add it under "
+                         f"machines: {machine_name}: services)")
+
+
 def render_service(inv: Inventory, smep: Smep, service: str) -> Rendered:
     """The compose file and the .env of ``service`` for this machine-environment."""
+    check_service(inv, smep.machine, service)
     machine = inv.machine(smep.machine)
-    if service not in machine.services:
-        raise InputError(f"machine {smep.machine} does not run {service!r} in {inv.path}; it runs: "
-                         f"{', '.join(machine.services) or 'nothing'} (add it under machines: "
-                         f"{smep.machine}: services)")
     entry = service_entry(inv, smep.machine, service)
     ports = machine.services[service].ports
     missing = [p for p in entry.ports if p not in ports]
@@ -165,31 +173,37 @@ def render_service(inv: Inventory, smep: Smep, service: str) -> Rendered:
                     render(f"{base}/service.env.j2", ctx))
 
 
-def files(smep: Smep, service: str, rendered: Rendered, *, host: str) -> list:
-    """The service's folders on the mount and its files (``rendered`` by render_service)."""
-    compose, env = rendered.compose, rendered.env
+@step("service.files", needs=("machine.mount",))
+def files(t: Target) -> list:
+    """The service's folders on the mount and its files (rendered by :func:`render_service`)."""
+    smep, service = t.smep, t.service
+    compose, env = t.rendered.compose, t.rendered.env
     d = service_dir(smep, service)
-    out = [Directory(d, None, None, 0o750, host=host)]
-    out += [Directory(f"{smep.mount_point}/{f}/{service}", None, None, 0o750, host=host)
+    out = [Directory(d, None, None, 0o750)]
+    out += [Directory(f"{smep.mount_point}/{f}/{service}", None, None, 0o750)
             for f in DATA_FOLDERS]
-    out += [File(f"{d}/docker-compose.yml", compose.encode(), None, None, 0o640, host=host),
-            File(f"{d}/.env", env.encode(), None, None, 0o600, secret=True, host=host)]
+    out += [File(f"{d}/docker-compose.yml", compose.encode(), None, None, 0o640),
+            File(f"{d}/.env", env.encode(), None, None, 0o600, secret=True)]
     return out
 
 
-def upload(smep: Smep, service: str, rendered: Rendered, *, host: str) -> list:
+@step("service.context", needs=("machine.mount", "service.files"))
+def upload(t: Target) -> list:
     """The build context of a service from its own folder (nothing for a catalog service)."""
+    smep, service, rendered = t.smep, t.service, t.rendered
     if rendered.folder is None:
         return []
     data = context.tarball(rendered.folder, list(rendered.context_files))
-    return [ContextTree(smep.user, service_dir(smep, service), rendered.context_digest, data,
-                        host=host)]
+    return [ContextTree(smep.user, service_dir(smep, service), rendered.context_digest, data)]
 
 
-def image(smep: Smep, entry: CatalogEntry, *, host: str) -> list:
+@step("service.image", needs=("machine.docker",))
+def image(t: Target) -> list:
+    """The service's image in the user's daemon, loaded from the host's archive if missing."""
+    smep, entry = t.smep, service_entry(t.inv, t.smep.machine, t.service)
     if not entry.image_archive:
         return []
-    return [DockerImage(smep.user, smep.uid, entry.image, entry.image_archive, host=host)]
+    return [DockerImage(smep.user, smep.uid, entry.image, entry.image_archive)]
 
 
 def stamp(smep: Smep, rendered: Rendered) -> str:
@@ -201,9 +215,47 @@ def stamp(smep: Smep, rendered: Rendered) -> str:
     return digest.hexdigest()
 
 
-def up(smep: Smep, service: str, rendered: Rendered, *, host: str) -> list:
+def check(h: Host, target: Target) -> None:
+    """The preflight on the files deployed on ``h``: refuse (PreflightError, nothing started) or
+    note ok, with warnings. Run before ``service.up`` starts anything."""
+    t = target
+    smep, service = t.smep, t.service
+    d = service_dir(smep, service)
+    if h.conn is None:
+        h.note("service.check", "unchecked", "host not reachable; would run docker compose config")
+        return
+    exists = h.execute(f"[ -f {q(d + '/docker-compose.yml')} ] && echo yes || true",
+                       step="service.check", show=f"look for {d}/docker-compose.yml").stdout.strip()
+    if exists != "yes":  # a dry run before the first deploy: nothing to check on the host yet
+        h.note("service.check", "unchecked", f"{d} not written yet; checked at deploy")
+        return
+    facts = preflight.parse(h.execute(preflight.script(smep.user, smep.mount_point, d),
+                                      step="service.check", show="docker compose config").stdout)
+    missing = set()
+    paths = preflight.bind_paths_to_check(facts, smep, home(smep)) if facts["config"] else []
+    if paths:
+        out = h.execute(preflight.exists_script(smep.user, paths), step="service.check",
+                        show="look for bind sources").stdout
+        missing = {line.strip() for line in out.splitlines() if line.strip()}
+    findings = preflight.evaluate(service, t.rendered.compose, facts, smep, home(smep), missing)
+    errors = [f for f in findings if f.level == "error"]
+    for f in findings:
+        if f.level == "warning":
+            h.note("service.check", "warning", str(f))
+    if errors:
+        raise PreflightError(h.name, "service.check", errors)
+    h.note("service.check", "ok", f"docker compose config of {service}: "
+                                  f"{len(facts['config'].get('services', {}))} service(s) pass")
+
+
+@step("service.up", needs=("machine.mount", "machine.docker", "machine.env", "service.files",
+                          "service.context", "service.image"), before=check)
+def up(t: Target) -> list:
+    """The Compose project runs with its current files (the seed's ``up -d`` when not); the
+    preflight (:func:`check`) runs first, and only when something is to start."""
+    smep, service = t.smep, t.service
     return [ComposeUp(smep.user, smep.uid, smep.mount_point, service_dir(smep, service),
-                      service, stamp(smep, rendered), rendered.build, host=host)]
+                      service, stamp(smep, t.rendered), t.rendered.build)]
 
 
 def check_runs(inv: Inventory, smep: Smep, service: str) -> None:
@@ -227,8 +279,8 @@ def _target_port(inv: Inventory, smep: Smep, service: str, to: str) -> int:
                      f"({', '.join(ports) or 'no port names in the inventory'})")
 
 
-def forward_to(inv: Inventory, smep: Smep, service: str, port, to: str, *, remove: bool,
-               host: str) -> Forward:
+def forward_to(inv: Inventory, smep: Smep, service: str, port, to: str, *,
+               remove: bool) -> Forward:
     """The forward ``service.forward`` asks for, checked before any host is touched."""
     validate_name("service", service)
     try:
@@ -240,29 +292,36 @@ def forward_to(inv: Inventory, smep: Smep, service: str, port, to: str, *, remov
     if port in smep.ports:
         raise InputError(f"--port {port} is one of {smep.user}'s own ports; forward a standard port")
     if remove:
-        return Forward(port, None, owner(smep, service), host=host)
+        return Forward(port, None, owner(smep, service))
     if not to:
         raise InputError("say where the port goes: --to PORTNAME or --to INDEX (0..9)")
-    return Forward(port, _target_port(inv, smep, service, to), owner(smep, service), host=host)
+    return Forward(port, _target_port(inv, smep, service, to), owner(smep, service))
 
 
-def forwards(inv: Inventory, smep: Smep, service: str, *, host: str) -> list:
-    """The inventory's ``forward:`` entries of ``service`` in this environment."""
+@step("service.forward")
+def forwards(t: Target) -> list:
+    """The inventory's ``forward:`` entries of the service in this environment."""
+    inv, smep, service = t.inv, t.smep, t.service
     svc = inv.machine(smep.machine).services.get(service)
-    return [Forward(port, smep.ports[svc.ports[name]], owner(smep, service), host=host)
+    return [Forward(port, smep.ports[svc.ports[name]], owner(smep, service))
             for port, name, env in (svc.forward if svc else ()) if env == smep.env]
 
 
-def down(smep: Smep, service: str, *, host: str) -> list:
+@step("service.down")
+def down(t: Target) -> list:
+    """The Compose project stopped and its containers removed."""
+    smep, service = t.smep, t.service
     return [ComposeDown(smep.user, smep.uid, smep.mount_point, service_dir(smep, service),
-                        service, host=host)]
+                        service)]
 
 
-def removed(smep: Smep, service: str, *, host: str) -> list:
+@step("service.remove", needs=("service.down",))
+def removed(t: Target) -> list:
     """The service's folder on the mount (files and build context) and its forwards; its data,
     state and config folders are NAS data and stay."""
-    return [Absent(service_dir(smep, service), smep.user, host=host),
-            Forward(None, None, owner(smep, service), host=host)]
+    smep, service = t.smep, t.service
+    return [Absent(service_dir(smep, service), smep.user),
+            Forward(None, None, owner(smep, service))]
 
 
 def service_with_port(inv: Inventory, machine: str, name: str) -> str:
@@ -272,3 +331,9 @@ def service_with_port(inv: Inventory, machine: str, name: str) -> str:
         raise InputError(f"{'no' if not found else 'more than one'} service of {machine} has a port "
                          f"named {name!r}; say which with --service")
     return found[0]
+
+
+#: service.deploy: files, build context, image, (preflight and) compose project, forwards.
+DEPLOY = (files, upload, image, up, forwards)
+#: service.remove: compose down, then the service's folder and forwards.
+REMOVE = (down, removed)

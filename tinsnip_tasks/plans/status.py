@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..core.smep import Smep
 from ..ops.base import q
-from ..ops.docker import docker_host
+from ..ops.docker import compose_pattern, docker_host
 from .machine import home
 
 ITEMS = (
@@ -30,9 +30,7 @@ def script(smep: Smep) -> str:
     """A POSIX shell script, run as root on the machine host, printing ``@kind ...`` lines."""
     u, mp = q(smep.user), q(smep.mount_point)
     d = f"sudo -u {u} env DOCKER_HOST={q(docker_host(smep.uid))} docker"
-    compose = ("set -a && source \"$1/.machine/machine.env\" && source \"$2/.env\" && set +a && "
-               "unset XDG_DATA_HOME XDG_CONFIG_HOME XDG_STATE_HOME && cd \"$2\" && "
-               "docker compose config -q")
+    compose = compose_pattern('"$1"', '"$2"', "config -q", words=True)
     wants = q(f"{home(smep)}/.config/systemd/user/default.target.wants/docker.service")
     xdg = "|".join(XDG_KEPT_AWAY)
     return f"""

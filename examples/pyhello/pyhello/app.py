@@ -3,7 +3,7 @@ NFS-backed data folder."""
 import os
 from pathlib import Path
 
-DATA = Path(os.environ.get("PYHELLO_DATA", "/app/data"))
+DATA = Path("/app/data")  # the NFS-backed data folder (compose binds it here)
 
 
 def create_app():

@@ -1,0 +1,94 @@
+"""Machine numbers from the station registry on the NAS, read once per sheet and environment
+per run; a machine without a number gets the lowest free one, written back under the lock.
+
+The registry's commands and resources are the registry plan's (plans/registry.py), the rule for
+numbers is core/registry.py's; this module decides when to call them and reports what they found
+as the NAS's ``registry`` step. A pinned machine's registry is read too: its pin is checked
+against it, and a setup writes it in.
+"""
+from __future__ import annotations
+
+from ..core import registry as reg
+from ..core import smep as smep_mod
+from ..core.inventory import Inventory
+from ..core.smep import Smep
+from ..errors import TinsnipError, UnreachableError
+from ..ops.base import Host, Step
+from . import registry as registry_plan
+
+STEP = "registry"
+#: How often an assignment reads the registry again after another setup changed it first.
+RACE_TRIES = 20
+
+
+def read_registry(nas: Host, path: str) -> dict | None:
+    """The registry at ``path`` on the NAS, or None when it has none yet (defaults apply)."""
+    try:
+        out = nas.execute(registry_plan.read_command(path), step=STEP, show=f"read {path}").stdout
+        return registry_plan.parse_output(out, path)
+    except (TinsnipError, ValueError) as e:
+        nas.fail(STEP, e)  # recorded as the NAS's failure; the caller cannot go on
+        raise _failed(nas, e)
+
+
+def assign_number(nas: Host, path: str, machine: str, pin: int | None = None,
+                  reserved=()) -> registry_plan.RegistryEntry:
+    """Write ``machine``'s number into the registry at ``path`` when it is not there: its pin,
+    else the lowest free one (never one in ``reserved``). Returns the entry, whose ``number``
+    and ``registry`` are what the registry holds afterwards (or would, in a dry run)."""
+    resources = registry_plan.entry(path, machine, pin, reserved)
+    nas.converge([Step(STEP, tuple(resources), label=machine)], tries=RACE_TRIES)
+    if nas.failed or resources[-1].number is None:
+        raise _failed(nas, TinsnipError(nas.result.error or f"no number for {machine}"))
+    return resources[-1]
+
+
+def _failed(nas: Host, error: Exception) -> TinsnipError:
+    """The error that stops the run, already recorded as the NAS's ``registry`` failure."""
+    err = error if isinstance(error, TinsnipError) else TinsnipError(str(error))
+    err.host, err.step = err.host or nas.name, err.step or STEP
+    return err
+
+
+class Numbers:
+    """SMEP numbers of one run's machine-environments (see the module docstring)."""
+
+    def __init__(self, inv: Inventory, *, dry: bool = False):
+        self.inv, self.dry = inv, dry
+        self.registries: dict[str, dict | None] = {}
+
+    def needs_registry(self, machine: str) -> bool:
+        """Always: a pin is checked against the registry too (and written into it by setups)."""
+        self.inv.machine(machine)
+        return True
+
+    def smep(self, nas: Host | None, machine: str, env: str, *, assign: bool = False) -> Smep:
+        """Numbers of ``machine`` in ``env``: its pin or its registry entry, from the registry on
+        ``nas`` (None or an unreachable NAS in a dry run: the pin or the built-in defaults); with
+        ``assign`` the machine's number is written into the registry when it is not there.
+
+        :raises InputError: unknown machine or environment, a pin the registry contradicts, or
+            no number without ``assign``.
+        """
+        smep_mod.validate_name("machine", machine)
+        smep_mod.env_number(env)
+        inv = self.inv
+        inv.check_env(machine, env)
+        sheet = inv.sheet_of(machine).name
+        path = inv.registry_path(sheet, env)
+        if nas is not None and nas.unreachable:
+            raise UnreachableError(nas.name, f"the station registry {path} is on it")
+        if nas is None or nas.conn is None:  # a dry run without the NAS: the defaults
+            return inv.smep(machine, env, None)
+        if assign:
+            others = {n: m for n, m in inv.pins(sheet).items() if m != machine}
+            done = assign_number(nas, path, machine, inv.machine(machine).number, others)
+            self.registries[path] = done.registry
+            return inv.smep(machine, env, done.registry)
+        if path not in self.registries:
+            self.registries[path] = read_registry(nas, path)
+        registry = self.registries[path]
+        found = inv.smep(machine, env, registry)
+        source = path if reg.authoritative(registry) else "built-in default, no registry yet"
+        nas.note(STEP, "ok", f"{machine}={found.machine_no:02d} ({source})")
+        return found
