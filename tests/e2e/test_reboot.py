@@ -5,24 +5,12 @@ restart policy) come back by themselves. homelab1's PID 1 is sshd: its files sta
 starts the mount or the daemon; machine.status names what is down and machine.setup restarts
 exactly that.
 """
-import time
-import urllib.request
-
 import pytest
+
+from .conftest import http
 
 GW = ("--machine", "gateway", "--env", "prod")
 GT = ("--machine", "gazette", "--env", "test")
-
-
-def http(lab, host, port, wait=0.0):
-    deadline = time.monotonic() + wait
-    while True:
-        try:
-            return urllib.request.urlopen(f"http://{lab.ip(host)}:{port}/", timeout=5).read().decode()
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.3)
 
 
 def docker(lab, host, user, uid, args):
@@ -116,7 +104,7 @@ def test_homelab1_loses_mount_daemon_and_container(lab, homelab1_rebooted):
     assert not lab.run("homelab1", "pgrep -u 10110 -x dockerd", warn=True).ok
     assert not lab.run("homelab1", "test -e /run/user/10110", warn=True).ok
     with pytest.raises(OSError):
-        http(lab, "homelab1", 10110)
+        http(lab, "homelab1", 10110, wait=0)
 
 
 def test_homelab1_status_names_what_is_down(e2e_cli, homelab1_rebooted):

@@ -1,9 +1,11 @@
 """The whole flow on homelab3, whose PID 1 is systemd: the rootless daemon is a lingering user
 unit, and machine.status catches each of the seed's failure modes (each broken here for real)."""
+import io
 import time
-import urllib.request
 
 import pytest
+
+from .conftest import http
 
 HOST, USER, UID = "homelab3", "gateway-prod", 10300
 GW = ("--machine", "gateway", "--env", "prod")
@@ -11,17 +13,6 @@ UNIT = f"/home/{USER}/.config/systemd/user/docker.service"
 SYSTEMCTL = f"systemctl --user -M {USER}@"
 SCRIPT = "/usr/share/docker.io/contrib/dockerd-rootless.sh"
 STEPS = ("machine.user", "machine.mount", "xdg.link", "machine.docker", "machine.env")
-
-
-def http(lab, port=UID, wait=0.0):
-    deadline = time.monotonic() + wait
-    while True:
-        try:
-            return urllib.request.urlopen(f"http://{lab.ip(HOST)}:{port}/", timeout=5).read().decode()
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.3)
 
 
 def docker(lab, args):
@@ -92,7 +83,7 @@ def test_daemon_outlives_every_ssh_session(lab, first_run):
     lab.close()
     time.sleep(0.5)
     assert docker(lab, "info --format '{{.ServerVersion}}'").ok
-    assert "hello from gateway-prod (uid 10300)" in http(lab)
+    assert "hello from gateway-prod (uid 10300)" in http(lab, HOST, UID)
 
 
 def test_status_passes_every_item_including_the_systemd_ones(e2e_cli, first_run):
@@ -123,7 +114,7 @@ def test_linger_off_is_named_and_machine_docker_turns_it_on(lab, e2e_cli, health
     fix = e2e_cli.inv("machine.docker", *GW)
     assert "loginctl enable-linger" in fix.stdout or fix.summaries[HOST]["changed"] == 1
     assert lab.run(HOST, f"test -e /var/lib/systemd/linger/{USER}", warn=True).ok
-    assert "hello from gateway-prod" in http(lab, wait=20)
+    assert "hello from gateway-prod" in http(lab, HOST, UID, wait=20)
 
 
 def test_unit_not_enabled_is_named_and_machine_docker_enables_it(lab, e2e_cli, healthy):
@@ -141,7 +132,7 @@ def test_xdg_in_the_daemons_environment_is_named_and_machine_docker_rewrites_the
     edited = unit.replace("UnsetEnvironment=XDG_DATA_HOME XDG_CONFIG_HOME XDG_STATE_HOME\n",
                           "Environment=XDG_CONFIG_HOME=/mnt/gateway-prod/config\n")
     assert edited != unit
-    lab.run(HOST, f"cat > {UNIT}", in_stream=__import__("io").StringIO(edited))
+    lab.run(HOST, f"cat > {UNIT}", in_stream=io.StringIO(edited))
     lab.run(HOST, f"{SYSTEMCTL} daemon-reload && {SYSTEMCTL} restart docker.service")
     p, items = status(e2e_cli)
     assert "xdg" in failed(items), p.stdout
@@ -149,7 +140,7 @@ def test_xdg_in_the_daemons_environment_is_named_and_machine_docker_rewrites_the
     assert "inv machine.docker --machine gateway --env prod" in items["xdg"][1]
     assert e2e_cli.inv("machine.docker", *GW).summaries[HOST]["changed"] == 1
     assert lab.read(HOST, UNIT) == unit
-    assert "hello from gateway-prod" in http(lab, wait=20)
+    assert "hello from gateway-prod" in http(lab, HOST, UID, wait=20)
 
 
 def test_docker_host_naming_another_socket_is_named_and_machine_env_fixes_it(
@@ -182,7 +173,7 @@ def test_daemon_from_a_login_session_is_named_refused_and_then_replaced(lab, e2e
     lab.run(HOST, f"pkill -u {USER} -x rootlesskit; i=0; while pgrep -u {UID} -x dockerd "
                   f">/dev/null; do i=$((i+1)); [ $i -gt 100 ] && exit 1; sleep 0.1; done")
     assert e2e_cli.inv("machine.docker", *GW).summaries[HOST]["changed"] == 1
-    assert "hello from gateway-prod" in http(lab, wait=20)
+    assert "hello from gateway-prod" in http(lab, HOST, UID, wait=20)
 
 
 def test_unit_uses_the_rootless_script_the_host_has(lab, e2e_cli, healthy):
