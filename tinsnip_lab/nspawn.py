@@ -1,8 +1,8 @@
 """The lab's systemd hosts: systemd 252 as PID 1 in ``systemd-nspawn``, with a kept disk.
 
-A systemd host is one process tree started as
-``nsenter --net=/run/netns/<slot>-<host> unshare -m sh -c _BOOT``: the script moves itself into a cgroup
-of its own (``tinsnip-lab/<slot>-<host>`` in the ``name=systemd`` and unified hierarchies;
+A systemd host is one process tree started (detached) as
+``nsenter --net=/run/netns/<slot>-<host> unshare -m sh -c _BOOT``: the script moves itself
+into a cgroup of its own (``tinsnip-lab/<slot>-<host>`` in the ``name=systemd`` and unified hierarchies;
 without that, nspawn puts its ``payload`` and ``supervisor`` cgroups at the hierarchies'
 roots, since this machine's own PID 1 is not systemd), mounts an overlay of the systemd rootfs
 below and the host's disk folder above (on this machine's ext4, kept across reboots, removed
