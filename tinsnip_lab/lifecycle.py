@@ -137,8 +137,12 @@ def _up(rebuild, log):
     if _leftovers():
         log("lab: removing what a previous lab left behind")
         _down(log=lambda msg: None)
-    lower = rootfs.ensure_rootfs(rebuild=rebuild, log=log)
+    lower, key = rootfs.ensure_rootfs(rebuild=rebuild, log=log)
+    in_use = bool(network.any_lab_namespaces())
+    rootfs.prune_unpacked(key, in_use=in_use)
     sdlower = sdrootfs.ensure(log) if settings.SYSTEMD_HOSTS else None
+    if sdlower is not None:
+        sdrootfs.prune_unpacked(sdlower, in_use=in_use)
     made = sshkeys.ensure_keys()
     if made:
         log(f"lab: generated SSH keys: {', '.join(made)}")
@@ -146,7 +150,7 @@ def _up(rebuild, log):
     try:
         network.create(log)
         pids = {host: _start(host, lower, sdlower) for host in settings.LAB_HOSTS}
-        _write_state({"pids": pids, "rootfs": rootfs.current_key(),
+        _write_state({"pids": pids, "rootfs": key,
                       "sdrootfs": sdlower.name.split("-", 1)[1] if sdlower else None})
         for host, pid in pids.items():
             _wait_ready(host, pid)
@@ -213,7 +217,7 @@ def reboot(host, log=print):
             lower = sdrootfs.tree(state.get("sdrootfs"))
         else:
             hosts.wait_gone(host)
-            lower = rootfs.ROOTFS_DIR
+            lower = rootfs.rootfs_dir(state.get("rootfs"))
         stopped = time.monotonic()
         new_pid = _start(host, lower, lower, fresh=False)
         state.setdefault("pids", {})[host] = new_pid

@@ -6,6 +6,7 @@ traffic between hosts. The outer machine joins the bridge through the veth ``tsl
 """
 
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -28,6 +29,15 @@ def lab_namespaces():
     if not NETNS_DIR.is_dir():
         return []
     return sorted(p.name for p in NETNS_DIR.iterdir() if p.name.startswith(settings.PREFIX))
+
+
+def any_lab_namespaces():
+    """Return the network namespaces of every lab slot on this machine (``tslab-*``,
+    ``tsl1-*`` .. ``tsl9-*``), this slot's included."""
+    if not NETNS_DIR.is_dir():
+        return []
+    return sorted(p.name for p in NETNS_DIR.iterdir()
+                  if p.name.startswith("tslab-") or re.match(r"tsl[0-9]-", p.name))
 
 
 def lab_links():

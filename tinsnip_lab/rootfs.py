@@ -27,7 +27,13 @@ from pathlib import Path
 from tinsnip_lab.errors import LabError
 from tinsnip_lab import images, settings
 
-ROOTFS_DIR = settings.STATE_DIR / "rootfs"
+def rootfs_dir(key):
+    """Return where the rootfs named ``key`` is unpacked. Every key has its own folder, so a
+    lab still running on an older rootfs keeps its lower layer while another slot starts on a
+    newer one."""
+    return settings.STATE_DIR / f"rootfs-{key}"
+
+
 STAMP_NAME = ".tinsnip-rootfs"
 
 _SSHD_CONF = """\
@@ -237,27 +243,24 @@ def customize(root, log=print):
                 item.unlink()
 
 
-def current_key():
-    """Return the hash stamped on the unpacked rootfs, or None."""
-    stamp = ROOTFS_DIR / STAMP_NAME
-    return stamp.read_text().strip() if stamp.exists() else None
-
-
 def ensure_rootfs(rebuild=False, log=print):
-    """Make ``/var/lib/tinsnip-lab/rootfs`` hold the current rootfs; return its path.
+    """Make ``/var/lib/tinsnip-lab/rootfs-KEY`` hold the current rootfs; return ``(path, key)``.
 
     Reuses, in order: the unpacked tree (stamp matches), the cached rootfs tarball, the
-    cached debootstrap tarball. Hosts must be stopped before the tree is replaced.
+    cached debootstrap tarball. Unpacked trees of other keys are left alone while any lab
+    slot runs (their hosts use them as lower layer) and removed once none does.
 
     :param bool rebuild: ignore the rootfs tarball and the unpacked tree (the debootstrap
         cache is still used).
     """
     key = rootfs_key(log)
-    if not rebuild and current_key() == key:
-        return ROOTFS_DIR
+    target = rootfs_dir(key)
+    stamp = target / STAMP_NAME
+    if not rebuild and stamp.exists() and stamp.read_text().strip() == key:
+        return target, key
     settings.STATE_DIR.mkdir(parents=True, exist_ok=True)
     tarball = settings.CACHE_DIR / f"rootfs-{key}.tar.zst"
-    fresh = settings.STATE_DIR / "rootfs.new"
+    fresh = settings.STATE_DIR / f"rootfs-{key}.new"
     if fresh.exists():
         shutil.rmtree(fresh)
     if rebuild or not tarball.exists():
@@ -270,11 +273,22 @@ def ensure_rootfs(rebuild=False, log=print):
         _prune(keep=tarball)
     else:
         _unpack(tarball, fresh)
-    if ROOTFS_DIR.exists():
-        shutil.rmtree(ROOTFS_DIR)
-    fresh.rename(ROOTFS_DIR)
-    log(f"lab: rootfs {key} unpacked at {ROOTFS_DIR}")
-    return ROOTFS_DIR
+    if target.exists():
+        shutil.rmtree(target)
+    fresh.rename(target)
+    log(f"lab: rootfs {key} unpacked at {target}")
+    return target, key
+
+
+def prune_unpacked(keep_key, in_use):
+    """Remove unpacked rootfs trees other than ``keep_key`` when ``in_use`` is False (no lab
+    slot on this machine runs hosts), including the unkeyed ``rootfs`` folder of older
+    versions."""
+    if in_use:
+        return
+    for old in settings.STATE_DIR.glob("rootfs*"):
+        if old.is_dir() and old.name != f"rootfs-{keep_key}":
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def _prune(keep):

@@ -152,3 +152,13 @@ def ensure(log=print):
         fresh.rename(dest)
         log(f"lab: systemd rootfs {k} unpacked at {dest}")
     return dest
+
+
+def prune_unpacked(keep, in_use):
+    """Remove unpacked systemd rootfs trees other than ``keep`` when ``in_use`` is False (no
+    lab slot on this machine runs hosts, so none boots from an older tree)."""
+    if in_use:
+        return
+    for old in settings.STATE_DIR.glob("sdrootfs-*"):
+        if old.is_dir() and old != keep:
+            shutil.rmtree(old, ignore_errors=True)

@@ -8,7 +8,7 @@ reached), or the JSON recap with ``--json``, and the exit code tells what went w
 """
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+import threading
 from pathlib import Path
 
 from invoke.exceptions import Exit
@@ -29,6 +29,33 @@ def override_target(c) -> str | None:
     return getattr(c, "original_host", None) or None
 
 
+def parallel(fn, items: list) -> list:
+    """``[fn(item) for item in items]``, each call in a thread of its own, all at once.
+
+    Daemon threads joined in short waits: Ctrl-C reaches the caller at once and the process can
+    end without waiting for a host that does not answer."""
+    if len(items) < 2:
+        return [fn(i) for i in items]
+    results, errors = [None] * len(items), [None] * len(items)
+
+    def call(k):
+        try:
+            results[k] = fn(items[k])
+        except BaseException as e:  # handed to the caller below
+            errors[k] = e
+
+    threads = [threading.Thread(target=call, args=(k,), daemon=True) for k in range(len(items))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        while t.is_alive():
+            t.join(0.05)
+    for e in errors:
+        if e is not None:
+            raise e
+    return results
+
+
 def setting(c, name: str, default=None):
     """``tinsnip.<name>`` from Invoke's configuration (files, env vars, ``ns.configure``)."""
     try:
@@ -41,15 +68,16 @@ def setting(c, name: str, default=None):
 class Run:
     """Context manager for one task run. ``with Run(c, dry=...) as run: ...``
 
-    ``json`` and ``verbose`` default to the config's ``tinsnip.json`` and ``tinsnip.verbose``;
+    ``json`` and ``verbose`` are also on when the config's ``tinsnip.json`` or ``tinsnip.verbose`` are;
     ``tinsnip.recap_file`` names a file the JSON recap is also written to.
     """
 
     def __init__(self, c, *, dry: bool = False, title: str = "", json: bool | None = None,
                  verbose: bool | None = None):
         self.dry, self.title = dry, title
-        self.output = Output(json=bool(setting(c, "json") if json is None else json),
-                             verbose=bool(setting(c, "verbose") if verbose is None else verbose))
+        # a flag turns a setting on; the config turns it on for every run
+        self.output = Output(json=bool(json or setting(c, "json")),
+                             verbose=bool(verbose or setting(c, "verbose")))
         self.recap_file = setting(c, "recap_file") or ""
         self.override = override_target(c)
         # Invoke's own setting for how long a command may run (`inv -T N`, timeouts.command)
@@ -103,11 +131,7 @@ class Run:
     def connect(self, targets) -> list[Host]:
         """Connect to every target not connected yet, all at once (one thread each)."""
         new = [t for t in dict.fromkeys(targets) if t not in self.hosts]
-        if len(new) > 1:
-            with ThreadPoolExecutor(len(new)) as pool:
-                outcomes = list(pool.map(self._open, new))
-        else:
-            outcomes = [self._open(t) for t in new]
+        outcomes = parallel(self._open, new)
         for target, (conn, problem) in zip(new, outcomes):
             if isinstance(problem, InputError):
                 raise problem

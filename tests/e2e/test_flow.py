@@ -134,6 +134,22 @@ def test_dry_run_on_a_set_up_machine_shows_ok_and_changes_nothing(lab, cli, firs
     assert lab.run("homelab1", "stat -c %a /mnt/gazette-prod/.machine/machine.env").stdout.strip() == "640"
 
 
+def test_dry_run_diffs_files_with_secret_values_masked_and_verbose_shows_commands(
+        lab, cli, first_run):
+    env = "/mnt/gazette-prod/.machine/machine.env"
+    lab.run("homelab1", f"cp {env} /tmp/env.keep && echo TIN_EXTRA=hidden-value >> {env}")
+    dry = cli.inv("machine.env", *GP, "--dry")
+    assert "-TIN_EXTRA=***" in dry.stdout and " TIN_CONFIG_DIR=***" in dry.stdout, dry.stdout
+    assert "hidden-value" not in dry.stdout + dry.stderr
+    assert lab.run("homelab1", f"grep -c hidden-value {env}").stdout.strip() == "1"
+    p = cli.inv("machine.env", *GP, "-v")
+    assert "homelab1| $ read facts" in p.stderr, p.stderr
+    assert "-TIN_EXTRA=***" in p.stdout and f"ran: mv -f /mnt/gazette-prod/.machine/" \
+        f".machine.env.tinsnip-new {env}" in p.stdout, p.stdout
+    assert "hidden-value" not in p.stdout + p.stderr
+    assert lab.run("homelab1", f"cmp {env} /tmp/env.keep").ok
+
+
 def test_stopped_container_fails_status_and_deploy_restarts_it(lab, cli, first_run):
     docker(lab, "homelab1", "gazette-prod", 10100, "stop -t 0 hello-hello-1")
     p = cli.inv("machine.status", *GP, check=False)

@@ -3,7 +3,6 @@
 import hashlib
 import pwd
 import subprocess
-import time
 from pathlib import Path
 
 import fabric
@@ -117,9 +116,7 @@ def test_dev_has_what_rootless_docker_and_fuse_need(lab, host):
 def test_up_again_does_nothing_and_keeps_the_hosts(lab):
     before = lab_api.status()
     boot = {h: lab.run(h, "cut -d' ' -f22 /proc/1/stat").stdout.strip() for h in HOSTS}
-    started = time.monotonic()
     assert lab_api.up(log=lambda msg: None) is False
-    assert time.monotonic() - started < 2.0
     after = lab_api.status()
     assert after["up"]
     assert {h: v["pid"] for h, v in after["hosts"].items()} == \

@@ -91,3 +91,13 @@ def test_forward_with_an_environment(tmp_path):
                                     "forward": {80: {"to": "http", "env": "test"}}}},
                ("prod", "test"))
     assert inv.machine("gazette").services["hello"].forward == ((80, "http", "test"),)
+
+
+def test_one_owner_per_standard_port_per_host(tmp_path, webapp):
+    with pytest.raises(InventoryError) as err:
+        load(tmp_path, {"hello": {"ports": {"http": 0}, "forward": {80: {"to": "http", "env": "prod"}}},
+                        "other": {"path": "../src/webapp", "ports": {"web": 1},
+                                  "forward": {80: {"to": "web", "env": "test"}}}},
+             ("prod", "test"))
+    assert err.value.key == "machines.gazette.services.other.forward.80"
+    assert "port 80 of homelab1 is already forwarded for gazette-prod:hello" in err.value.problem

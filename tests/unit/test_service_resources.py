@@ -54,10 +54,16 @@ class TestForward:
 
 
 class TestContextTree:
-    tree = ContextTree("gazette-prod", "/mnt/gazette-prod/service/app", "d1", b"tar")
+    tree = ContextTree("gazette-prod", "/mnt/gazette-prod/service/app", "d1", lambda: b"tar")
 
-    def test_same_digest_needs_nothing(self):
-        assert self.tree.plan("d1\n") == []
+    def test_same_digest_needs_nothing_not_even_the_tarball(self):
+        def pack():
+            raise AssertionError("packed although nothing is uploaded")
+        tree = ContextTree("gazette-prod", "/mnt/gazette-prod/service/app", "d1", pack)
+        assert tree.plan("d1\n") == []
+
+    def test_the_stamp_is_read_as_the_user(self):
+        assert self.tree.fact_command().startswith("sudo -u gazette-prod sh -c 'cat ")
 
     def test_a_new_context_is_unpacked_beside_and_swapped_in_as_the_user(self):
         cmds = self.tree.plan("missing")
@@ -110,10 +116,14 @@ class TestRemoval:
         assert texts(u.plan("mounted\nfolder\n")) == ["umount /mnt/x-prod", "rmdir /mnt/x-prod"]
         assert texts(u.plan("folder\n")) == ["rmdir /mnt/x-prod"]
 
+    def test_a_user_with_another_id_is_left_alone(self):
+        with pytest.raises(ConflictError, match="user x-prod has ID 1000, not 10100"):
+            UserAbsent("x-prod", 10100, "/home/x-prod").plan("user=1000\ngroup=\n")
+
     def test_user_absent(self):
-        u = UserAbsent("x-prod", "/home/x-prod")
-        assert u.plan("") == []
-        assert texts(u.plan("user\ngroup\nsubuid\nhome\n")) == [
+        u = UserAbsent("x-prod", 10100, "/home/x-prod")
+        assert u.plan("user=\ngroup=\n") == []
+        assert texts(u.plan("user=10100\ngroup=10100\nsubuid=yes\nhome=yes\n")) == [
             "userdel x-prod", "rm -rf --one-file-system /home/x-prod",
             "! getent group x-prod >/dev/null || groupdel x-prod",
             "sed -i '/^x-prod:/d' /etc/subuid"]

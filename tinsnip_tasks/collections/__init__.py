@@ -11,8 +11,8 @@ DEFAULTS = {
 
 
 def namespace() -> Collection:
-    from . import machine, nas, service, smep, xdg
+    from . import machine, nas, service, site, smep, xdg
 
-    ns = Collection(nas.ns, machine.ns, service.ns, xdg.ns, smep.ns)
+    ns = Collection(nas.ns, machine.ns, service.ns, xdg.ns, smep.ns, site.ns)
     ns.configure({"tinsnip": dict(DEFAULTS)})
     return ns

@@ -9,7 +9,6 @@ from ..plans import machine as plan
 from ..plans import status as checks
 from ..run import Run
 from . import _args
-from .service import forwards_listed
 
 
 def converge(c, title, machine, env, steps, *, dry, json, verbose, assign=False):
@@ -52,27 +51,12 @@ def env_(c, machine, env, dry=False, json=False, verbose=False):
              verbose=verbose)
 
 
-def check(run: Run, t):
-    """The Testing Checklist of target ``t`` on its machine host, one result per item."""
-    h = run.machine_host(t.smep.machine)
-    if h.failed or h.conn is None:
-        return
-    with h.guard("machine.status"):
-        facts = checks.parse(h.execute(checks.script(t.smep), step="machine.status",
-                                       show=f"checklist of {t.scope}").stdout)
-        titles = dict(checks.ITEMS)
-        for item, passed, detail in checks.evaluate(facts, t.smep):
-            h.note(f"status.{item}", "ok" if passed else "failed", f"{titles[item]}: {detail}")
-        rules = [r for r in forwards_listed(h) if r["chain"] == "PREROUTING"]
-        h.note("status.forwards", "ok", "standard ports forwarded on this host: " + (", ".join(
-            f"{r['port']} -> {r['to']} ({r['owner']})" for r in rules) or "none"))
-
-
 @task(help={"machine": _args.MACHINE, "env": _args.ENV, **_args.OUTPUT})
 def status(c, machine, env, json=False, verbose=False):
     """Check the seed's Testing Checklist on a machine-environment; exit 1 if an item fails."""
     with Run(c, title=f"machine.status {machine} {env}", json=json, verbose=verbose) as run:
-        check(run, run.target(machine, env))
+        t = run.target(machine, env)
+        checks.check(run.machine_host(machine), [t])
 
 
 @task(help=_args.COMMON)

@@ -13,7 +13,6 @@ from ..core.render import catalog, render
 from ..errors import TinsnipError
 from ..ops.base import Step
 from ..ops.docker import compose_as
-from ..ops.forward import LIST_COMMAND, parse_rules
 from ..plans import build
 from ..plans import service as plan
 from ..run import Run
@@ -28,6 +27,7 @@ def deploy(c, machine, env, service, dry=False, json=False, verbose=False):
     with Run(c, dry=dry, title=f"service.deploy {machine} {env} {service}", json=json,
              verbose=verbose) as run:
         plan.check_service(run.inv, machine, service)  # bad input fails here, first
+        plan.check_secrets(run.inv, machine, env, service)
         t = run.target(machine, env, service=service)
         run.machine_host(machine).converge([build(fn, t) for fn in plan.DEPLOY])
 
@@ -108,12 +108,6 @@ def makefile(c, machine, env, service, output=""):
         print(f"wrote {output}")
     else:
         print(text, end="")
-
-
-def forwards_listed(h) -> list[dict]:
-    """The host's forward rules (for machine.status)."""
-    return parse_rules(h.execute(LIST_COMMAND, step="machine.status",
-                                 show="list port forwards").stdout)
 
 
 ns = Collection("service", deploy, check, forward, remove, logs, makefile)

@@ -4,11 +4,13 @@ The machine number comes from the inventory's pin or the built-in defaults (stat
 gazette 01, lldap 02, gateway 03); the station registry on the NAS is read by the tasks that
 touch hosts.
 """
+import os
+
 from invoke import Collection, task
 from invoke.exceptions import Exit
 
 from ..core import registry as reg
-from ..core.inventory import load_inventory
+from ..core.inventory import DEFAULT_PATH, ENV_VAR, load_inventory
 from ..core.render import catalog
 from ..core.smep import ENVIRONMENTS, env_number, make_smep, sheet_number, validate_name
 from ..errors import TinsnipError
@@ -25,15 +27,20 @@ def _number(inv, sheet, machine):
     return reg.lookup(machine, None)
 
 
+def _inventory():
+    """The inventory when there is one; an invalid one is refused like by every other task."""
+    path = os.environ.get(ENV_VAR) or DEFAULT_PATH
+    if not os.environ.get(ENV_VAR) and not os.path.exists(path):
+        return None  # no inventory here: the numbers need none
+    return load_inventory(path, catalog=catalog())
+
+
 def _smep(sheet, machine, env):
     """Numbers for a machine-environment, honouring the inventory's pins when it knows them."""
     validate_name("sheet", sheet)
     validate_name("machine", machine)
     env_number(env)
-    try:
-        inv = load_inventory(catalog=catalog())
-    except TinsnipError:
-        inv = None
+    inv = _inventory()
     pinned_sheet = inv.sheets[sheet].number if inv and sheet in inv.sheets else None
     number = _number(inv, sheet, machine)
     if number is None:

@@ -541,6 +541,20 @@ def _check_numbers(check: _Checker, inventory: Inventory) -> None:
                 check.fail(f"machines.{machine.name}", str(err))
 
 
+def _check_forwards(check: _Checker, inventory: Inventory) -> None:
+    """A standard port has one owner per host (the seed: one service per standard port)."""
+    owners: dict[tuple[str, int], str] = {}
+    for machine in inventory.machines.values():
+        for service in machine.services.values():
+            for port, _, env in service.forward:
+                owner = f"{machine.name}-{env}:{service.name}"
+                first = owners.setdefault((machine.host, port), owner)
+                if first != owner:
+                    check.fail(f"machines.{machine.name}.services.{service.name}.forward.{port}",
+                               f"port {port} of {machine.host} is already forwarded for {first};"
+                               " one owner per standard port per host")
+
+
 def load_inventory(path=None, *, catalog: set[str] | None = None) -> Inventory:
     """Read and validate an inventory file.
 
@@ -560,4 +574,5 @@ def load_inventory(path=None, *, catalog: set[str] | None = None) -> Inventory:
     machines = _parse_machines(check, data.get("machines"), sheets, catalog)
     inventory = Inventory(path, sheets, nas, machines)
     _check_numbers(check, inventory)
+    _check_forwards(check, inventory)
     return inventory

@@ -376,9 +376,10 @@ class Host:
                   diff="".join(d for _, _, d in todo))
 
     # -- reporting -------------------------------------------------------------------------
-    def note(self, step: Step | str, status: str, detail: str = "", *, commands=(), diff=""):
+    def note(self, step: Step | str, status: str, detail: str = "", *, commands=(), diff="",
+             label: str = ""):
         """Record (and print) what a step did."""
-        name, label = (step.name, step.label) if isinstance(step, Step) else (step, "")
+        name, label = (step.name, step.label) if isinstance(step, Step) else (step, label)
         r = StepResult(name, status, label, detail, list(commands), diff)
         self.result.steps.append(r)
         if self.output is not None:

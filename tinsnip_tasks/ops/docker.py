@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import posixpath
 from dataclasses import dataclass
+from typing import Callable
 
 from ..core.render import render
 from ..errors import ConflictError
@@ -187,8 +188,8 @@ class RootlessDocker(Resource):
         check = as_user(self.user, self.uid, "docker version >/dev/null 2>&1")
         n = self.wait_seconds * 5
         return Cmd(f"i=0; until {check}; do i=$((i+1)); [ $i -ge {n} ] && "
-                   f"{{ echo 'rootless docker for {self.user} did not answer within "
-                   f"{self.wait_seconds}s:' >&2; {show_log} >&2; exit 1; }}; "
+                   f"{{ echo {q(f'rootless docker for {self.user} did not answer within {self.wait_seconds}s:')} >&2; "
+                   f"{show_log} >&2; exit 1; }}; "
                    f"sleep 0.2; done",
                    f"wait for the daemon of {self.user} to answer")
 
@@ -216,8 +217,8 @@ class DockerImage(Resource):
     def commands(self, fact):
         if fact:
             return []
-        return [Cmd(f"test -r {q(self.archive)} || {{ echo 'image {self.image} is missing and "
-                    f"{self.archive} is not there to load it from' >&2; exit 1; }}",
+        missing = f"image {self.image} is missing and {self.archive} is not there to load it from"
+        return [Cmd(f"test -r {q(self.archive)} || {{ echo {q(missing)} >&2; exit 1; }}",
                     f"check {self.archive}"),
                 Cmd(as_user(self.user, self.uid, f"docker load -q -i {q(self.archive)}"))]
 
@@ -300,19 +301,21 @@ class ContextTree(Resource):
 
     A new context is unpacked beside the folder as the machine user, the files the deploy
     writes itself are carried over, and the two folders are swapped, so a failure leaves the
-    old folder whole. ``data`` is the context as a gzip tar.
+    old folder whole. ``pack()`` makes the context as a gzip tar, only when it is uploaded.
     """
 
     user: str
     path: str
     digest: str
-    data: bytes
+    pack: Callable[[], bytes]
 
     def describe(self):
         return f"build context {self.digest[:12]} in {self.path}"
 
     def fact_command(self):
-        return f"cat {q(self.path + '/' + CONTEXT_STAMP)} 2>/dev/null || echo missing"
+        # read as the user: the folder is the user's, and root follows no link it did not make
+        return as_user_sh(self.user, f"cat {q(self.path + '/' + CONTEXT_STAMP)} 2>/dev/null "
+                                     "|| echo missing")
 
     def parse(self, out):
         return out.strip()
@@ -325,11 +328,12 @@ class ContextTree(Resource):
         swap = (f"for f in {kept}; do if [ -e {d}/\"$f\" ]; then mv {d}/\"$f\" {new}/; fi; done; "
                 f"echo {q(self.digest)} > {new}/{CONTEXT_STAMP} && chmod 750 {new} && "
                 f"if [ -d {d} ]; then mv {d} {old}; fi && mv {new} {d} && rm -rf {old}")
+        data = self.pack()
         return [
             Cmd(as_user_sh(self.user, f"rm -rf {new} {old} && mkdir -p {new} && "
                                       f"tar -xzf - --no-same-owner -C {new}"),
-                f"unpack the build context ({len(self.data)} bytes) into {self.path}.tinsnip-new "
-                f"as {self.user}", data=self.data),
+                f"unpack the build context ({len(data)} bytes) into {self.path}.tinsnip-new "
+                f"as {self.user}", data=data),
             Cmd(as_user_sh(self.user, swap), f"swap it in for {self.path}, keeping "
                                              f"{', '.join(KEPT)}"),
         ]
@@ -402,7 +406,7 @@ class DockerStopped(Resource):
             uid = q(str(self.uid))
             cmds.append(Cmd(f"pkill -TERM -u {uid} || true; i=0; while pgrep -u {uid} >/dev/null; do "
                             f"i=$((i+1)); [ $i -ge 50 ] && pkill -KILL -u {uid}; [ $i -ge 100 ] && "
-                            f"{{ echo 'processes of {self.user} do not end' >&2; exit 1; }}; "
+                            f"{{ echo {q(f'processes of {self.user} do not end')} >&2; exit 1; }}; "
                             "sleep 0.1; done", f"end every process of {self.user}"))
         if fact.get("runtime"):
             cmds.append(Cmd(sh("rm", "-rf", "--one-file-system", runtime_dir(self.uid))))

@@ -9,6 +9,7 @@ import base64
 import difflib
 import hashlib
 import posixpath
+import re
 from dataclasses import dataclass
 from typing import Callable, Optional
 
@@ -41,6 +42,16 @@ def _stat_and(path: str, body: str) -> str:
 def _parse_stat_and(out: str) -> tuple[Optional[dict], list[str]]:
     lines = out.strip().splitlines()
     return parse_stat(lines[0] if lines else MISSING), lines[1:]
+
+
+NOW = "@@now"
+DIFF_LIMIT = 65536  # bytes of a file read for the diff of a dry run
+KEY_LINE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
+
+
+def masked(keys) -> str:
+    """``KEY=***`` lines: what a diff shows of a secret file."""
+    return "".join(f"{k}=***\n" for k in keys)
 
 
 def unified_diff(path: str, old: str, new: str) -> str:
@@ -114,15 +125,36 @@ class File(Resource):
 
     def fact_command(self):
         p = q(self.path)
+        # what is there now, for the diff a dry run shows: of a secret file only its keys
+        now = (f"sed -n 's/^\\([A-Za-z_][A-Za-z0-9_]*\\)=.*/\\1/p' {p}" if self.secret
+               else f"head -c {DIFF_LIMIT} {p} | base64")
         # something other than a file there is reported as such (and refused below)
         return f"if [ -e {p} ] && [ ! -f {p} ]; then {_stat_cmd(self.path)}; " \
-               f"else {_stat_and(self.path, 'sha256sum')}; fi"
+               f"else {_stat_and(self.path, 'sha256sum')} && echo {NOW} && {now}; fi"
 
     def parse(self, out):
-        st, rest = _parse_stat_and(out)
+        lines = out.split(NOW + "\n", 1)
+        st, rest = _parse_stat_and(lines[0])
         if st is not None:
             st["sha256"] = rest[0].split()[0] if rest else ""
+            st["now"] = lines[1] if len(lines) > 1 else ""
         return st
+
+    def diff(self, out):
+        fact = self.parse(out)
+        if fact is not None and fact.get("sha256") == hashlib.sha256(self.content).hexdigest():
+            return ""
+        if self.secret:
+            old = masked(fact["now"].split() if fact else [])
+            new_keys = [l.split("=", 1)[0] for l in self.content.decode(errors="replace").splitlines()
+                        if KEY_LINE.match(l)]
+            text = unified_diff(self.path, old, masked(new_keys))
+            return text or f"--- {self.path}: values differ (secret file: values are not shown)\n"
+        try:
+            old = base64.b64decode(fact["now"]).decode() if fact else ""
+            return unified_diff(self.path, old, self.content.decode())
+        except (ValueError, UnicodeDecodeError):
+            return f"--- {self.path}: binary content differs\n"
 
     def commands(self, fact):
         gid = self.gid if self.gid is not None else self.uid
@@ -413,9 +445,13 @@ class Unmounted(Resource):
 
 @dataclass(frozen=True)
 class UserAbsent(Resource):
-    """No user or group ``name`` (home folder removed), and no subordinate ID lines for it."""
+    """No user or group ``name`` (home folder removed), and no subordinate ID lines for it.
+
+    Only the user tinsnip made is removed: a user or group of that name with another ID than
+    ``uid`` is refused."""
 
     name: str
+    uid: int
     home: str
 
     def describe(self):
@@ -423,14 +459,20 @@ class UserAbsent(Resource):
 
     def fact_command(self):
         n = q(self.name)
-        return (f"getent passwd {n} >/dev/null && echo user; getent group {n} >/dev/null && echo group; "
-                f"grep -q ^{n}: /etc/subuid && echo subuid; grep -q ^{n}: /etc/subgid && echo subgid; "
-                f"[ -d {q(self.home)} ] && echo home")
+        return (f"echo user=$(getent passwd {n} | cut -d: -f3); "
+                f"echo group=$(getent group {n} | cut -d: -f3); "
+                f"grep -q ^{n}: /etc/subuid && echo subuid=yes; "
+                f"grep -q ^{n}: /etc/subgid && echo subgid=yes; "
+                f"[ -d {q(self.home)} ] && echo home=yes")
 
     def parse(self, out):
-        return set(out.split())
+        return {k: v for k, _, v in (l.partition("=") for l in out.split()) if v}
 
     def commands(self, fact):
+        for kind in ("user", "group"):
+            if fact.get(kind) and fact[kind] != str(self.uid):
+                raise ConflictError(f"{kind} {self.name} has ID {fact[kind]}, not {self.uid}: "
+                                    "tinsnip did not make it and leaves it alone")
         cmds = []
         if "user" in fact:
             cmds.append(Cmd(sh("userdel", self.name)))

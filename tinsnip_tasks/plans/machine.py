@@ -131,7 +131,7 @@ def unmounted(t: Target) -> list:
 @step("machine.user", needs=("machine.mount",))
 def user_removed(t: Target) -> list:
     """No machine user, group or home."""
-    return [UserAbsent(t.smep.user, home(t.smep))]
+    return [UserAbsent(t.smep.user, t.smep.uid, home(t.smep))]
 
 
 TEARDOWN = (containers_down, docker_stopped, forwards_removed, unmounted, user_removed)

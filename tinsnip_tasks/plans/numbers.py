@@ -13,7 +13,7 @@ from ..core import smep as smep_mod
 from ..core.inventory import Inventory
 from ..core.smep import Smep
 from ..errors import TinsnipError, UnreachableError
-from ..ops.base import Host, Step
+from ..ops.base import MARK, Host, Step, split_facts
 from . import registry as registry_plan
 
 STEP = "registry"
@@ -57,6 +57,21 @@ class Numbers:
         self.inv, self.dry = inv, dry
         self.registries: dict[str, dict | None] = {}
 
+    def prefetch(self, nas: Host, paths) -> None:
+        """Read every registry in ``paths`` on ``nas`` in one command (those not read yet)."""
+        paths = [p for p in dict.fromkeys(paths) if p not in self.registries]
+        if not paths or nas.conn is None or nas.failed:
+            return
+        script = "\n".join(f"echo {MARK}{i}; {registry_plan.read_command(p)}"
+                            for i, p in enumerate(paths))
+        try:
+            out = nas.execute(script, step=STEP, show="read " + ", ".join(paths)).stdout
+            for path, text in zip(paths, split_facts(out, len(paths))):
+                self.registries[path] = registry_plan.parse_output(text, path)
+        except (TinsnipError, ValueError) as e:
+            nas.fail(STEP, e)
+            raise _failed(nas, e)
+
     def needs_registry(self, machine: str) -> bool:
         """Always: a pin is checked against the registry too (and written into it by setups)."""
         self.inv.machine(machine)
@@ -80,9 +95,14 @@ class Numbers:
             raise UnreachableError(nas.name, f"the station registry {path} is on it")
         if nas is None or nas.conn is None:  # a dry run without the NAS: the defaults
             return inv.smep(machine, env, None)
+        pin = inv.machine(machine).number
+        others = {n: m for n, m in inv.pins(sheet).items() if m != machine}
+        if assign and path in self.registries:
+            # read already in this run: write only when the machine is not in it yet
+            _, _, missing = reg.assign(machine, self.registries[path], pin, others)
+            assign = missing
         if assign:
-            others = {n: m for n, m in inv.pins(sheet).items() if m != machine}
-            done = assign_number(nas, path, machine, inv.machine(machine).number, others)
+            done = assign_number(nas, path, machine, pin, others)
             self.registries[path] = done.registry
             return inv.smep(machine, env, done.registry)
         if path not in self.registries:

@@ -3,14 +3,14 @@ the mount, its image, its Compose project."""
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
-from dotenv import dotenv_values
 
 from ..core.inventory import Inventory
-from ..core import context
+from ..core import context, envfile
 from ..core.render import TEMPLATE_DIR, render
 from ..core.smep import Smep
 from ..core.smep import validate_name
@@ -65,21 +65,48 @@ def service_entry(inv: Inventory, machine: str, service: str) -> CatalogEntry:
     return _entry(service, Path(folder) / "service.yaml", Path(folder))
 
 
-def secrets_path(inv: Inventory, smep: Smep) -> Path:
-    return Path(inv.path).resolve().parent / "secrets" / f"{smep.machine}-{smep.env}.env"
+def secrets_path(inv: Inventory, machine: str, env: str) -> Path:
+    return Path(inv.path).resolve().parent / "secrets" / f"{machine}-{env}.env"
 
 
-def load_secrets(inv: Inventory, smep: Smep, entry: CatalogEntry) -> dict:
+def read_secrets(path: Path) -> dict:
+    """The secrets file's values, literally (core/envfile.py): refused when others may read
+    or change it; no file means no values."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return {}
+    envfile.check_private(str(path), st.st_mode, st.st_uid, os.getuid())
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputError(f"secrets file {path} cannot be read: {type(e).__name__}") from None
+    return envfile.parse_secrets(text, str(path))
+
+
+def load_secrets(inv: Inventory, machine: str, env: str, entry: CatalogEntry) -> dict:
     """The service's secrets from ``secrets/{machine}-{env}.env`` beside the inventory."""
     if not entry.secrets:
         return {}
-    path = secrets_path(inv, smep)
-    values = dotenv_values(path) if path.is_file() else {}
+    path = secrets_path(inv, machine, env)
+    values = read_secrets(path)
     missing = [k for k in entry.secrets if not values.get(k)]
     if missing:
         raise InputError(f"service {entry.name} needs {', '.join(missing)} in {path} "
-                         f"(KEY=value lines; keep the file private, mode 0600)")
+                         f"(KEY=value lines; {envfile.PRIVATE_HINT})")
+    for k in entry.secrets:
+        envfile.quote(k, values[k])  # a value no .env can carry is refused here, first
     return {k: values[k] for k in entry.secrets}
+
+
+def check_secrets(inv: Inventory, machine: str, env: str, service: str) -> None:
+    """Everything about a service's secrets that can be checked before any host is contacted."""
+    load_secrets(inv, machine, env, service_entry(inv, machine, service))
+
+
+def secret_lines(secrets: dict) -> str:
+    """The secrets as ``.env`` lines, each value quoted for bash and compose alike."""
+    return "".join(envfile.line(k, v) + "\n" for k, v in secrets.items())
 
 
 def service_dir(smep: Smep, service: str) -> str:
@@ -97,14 +124,6 @@ class Rendered:
     context_files: tuple = ()
     context_digest: str = ""
     build: bool = False
-
-
-def env_line(key: str, value: str) -> str:
-    """``KEY='value'`` as both bash ``source`` and compose read it, literally."""
-    if "'" in value or "\n" in value or "\r" in value:
-        raise InputError(f"the value of {key} holds a quote or a line break, which an env file "
-                         "cannot carry safely; change the value")
-    return f"{key}='{value}'"
 
 
 def port_lines(smep: Smep, ports: dict) -> str:
@@ -139,7 +158,8 @@ def _render_folder(entry: CatalogEntry, smep: Smep, ctx: dict) -> Rendered:
     env = (f"# {entry.name} for {smep.label}, written by tinsnip from {folder}\n"
            + port_lines(smep, ctx["ports"]) + own
            + ("" if own.endswith("\n") or not own else "\n")
-           + "".join(env_line(k, v) + "\n" for k, v in ctx["secrets"].items()))
+           + secret_lines(ctx["secrets"]))
+    envfile.check_text(env, str(folder / "service.env"))
     names = context.context_files(folder)
     return Rendered(compose, env, folder, tuple(names), context.digest(folder, names),
                     _builds(compose, str(folder / "docker-compose.yml")))
@@ -165,12 +185,14 @@ def render_service(inv: Inventory, smep: Smep, service: str) -> Rendered:
         raise InputError(f"{inv.path}: machines.{smep.machine}.services.{service} must map the "
                          f"port names {', '.join(missing)} to TIN_PORT indexes 0..9")
     ctx = {"smep": smep, "ports": ports, "image": entry.image,
-           "secrets": load_secrets(inv, smep, entry)}
+           "secrets": load_secrets(inv, smep.machine, smep.env, entry)}
     if entry.folder is not None:
         return _render_folder(entry, smep, ctx)
     base = f"services/{service}"
+    env = render(f"{base}/service.env.j2", ctx)
+    env += ("" if env.endswith("\n") or not env else "\n") + secret_lines(ctx["secrets"])
     return Rendered(render(f"{base}/docker-compose.yml.j2", ctx),
-                    render(f"{base}/service.env.j2", ctx))
+                    envfile.check_text(env, f"{base}/service.env.j2"))
 
 
 @step("service.files", needs=("machine.mount",))
@@ -193,8 +215,9 @@ def upload(t: Target) -> list:
     smep, service, rendered = t.smep, t.service, t.rendered
     if rendered.folder is None:
         return []
-    data = context.tarball(rendered.folder, list(rendered.context_files))
-    return [ContextTree(smep.user, service_dir(smep, service), rendered.context_digest, data)]
+    folder, names = rendered.folder, list(rendered.context_files)
+    return [ContextTree(smep.user, service_dir(smep, service), rendered.context_digest,
+                        lambda: context.tarball(folder, names))]
 
 
 @step("service.image", needs=("machine.docker",))

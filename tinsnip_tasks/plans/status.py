@@ -3,7 +3,8 @@ host, :func:`evaluate` (pure) turns them into pass/fail lines."""
 from __future__ import annotations
 
 from ..core.smep import Smep
-from ..ops.base import q
+from ..ops.base import MARK, Host, q, split_facts
+from ..ops.forward import LIST_COMMAND, parse_rules
 from ..ops.docker import compose_pattern, docker_host
 from .machine import home
 
@@ -119,9 +120,11 @@ def evaluate(facts: dict, smep: Smep) -> list[tuple[str, bool, str]]:
     out.append(("daemon", up, f"server {detail}" if up else detail))
     want = [str(smep.uid), str(smep.ports[0])]
     missing = [n for n, vals in facts["env"] if vals != want]
-    out.append(("environment", bool(facts["env"]) and not missing,
+    # no containers is a failure only where services are deployed
+    out.append(("environment", (bool(facts["env"]) or not facts["compose"]) and not missing,
                 f"missing or wrong in {', '.join(missing)}" if missing
-                else (f"{len(facts['env'])} container(s)" if facts["env"] else "no containers")))
+                else (f"{len(facts['env'])} container(s)" if facts["env"] else
+                      "no containers" + ("" if facts["compose"] else ", no services deployed"))))
     failed = [w for w, ok in facts["write"] if not ok]
     out.append(("writable", bool(facts["write"]) and not failed,
                 f"not writable: {', '.join(failed)}" if failed else f"{len(facts['write'])} paths"))
@@ -188,3 +191,26 @@ def _host_items(facts: dict, smep: Smep) -> list[tuple[str, bool, str]]:
                    if stray else "")
                 or (f"dockerd in {daemons[0][1]}" if daemons else "no dockerd process to check")))
     return out
+
+
+def check(h: Host, targets: list) -> None:
+    """The Testing Checklist of every machine-environment in ``targets`` on host ``h``, and the
+    host's port forwards, in one command; one result per item."""
+    if h.failed or h.conn is None:
+        for t in targets:
+            h.note("status", "skipped" if h.failed else "unchecked", t.scope)
+        return
+    parts = [script(t.smep) for t in targets] + [LIST_COMMAND]
+    text = "\n".join(f"echo {MARK}{i}\n{part}" for i, part in enumerate(parts))
+    with h.guard("machine.status"):
+        out = h.execute(text, step="machine.status",
+                        show="checklist of " + ", ".join(t.scope for t in targets)).stdout
+        chunks = split_facts(out, len(parts))
+        titles = dict(ITEMS)
+        for t, chunk in zip(targets, chunks):
+            for item, passed, detail in evaluate(parse(chunk), t.smep):
+                h.note(f"status.{item}", "ok" if passed else "failed", f"{titles[item]}: {detail}",
+                       label=t.scope)
+        rules = [r for r in parse_rules(chunks[-1]) if r["chain"] == "PREROUTING"]
+        h.note("status.forwards", "ok", "standard ports forwarded on this host: " + (", ".join(
+            f"{r['port']} -> {r['to']} ({r['owner']})" for r in rules) or "none"))

@@ -1,0 +1,110 @@
+"""The whole homelab at once: every sheet's station, the NAS trees and exports, then every
+machine host in parallel (one connection each), each host's steps in the seed's order.
+
+``--limit`` selects parts of the inventory the way Ansible's does (see README). A host that
+fails or cannot be reached does not stop the others; every host gets its recap line and the
+exit code says whether any failed.
+"""
+from __future__ import annotations
+
+from invoke import Collection, task
+
+from ..core import registry as reg
+from ..core.smep import make_smep
+from ..plans import Target
+from ..plans import service as service_plan
+from ..plans import site as plan
+from ..plans import status as checks
+from ..run import Run, parallel
+from . import _args
+
+LIMIT = ("only these parts of the inventory: comma-separated host, machine, machine:env or "
+         "service names, globs (gazette:*), !PATTERN to exclude, &PATTERN to intersect")
+HELP = {"limit": LIMIT, "dry": _args.DRY, **_args.OUTPUT}
+
+
+def check_services(inv, sel) -> None:
+    """Render every selected service once with provisional numbers, so a missing secret or a
+    broken template is refused before any host is touched."""
+    for (machine, env), services in sel.services.items():
+        m = inv.machine(machine)
+        number = m.number if m.number is not None else (reg.lookup(machine, None) or reg.FIRST_FREE)
+        smep = make_smep(inv.sheet_of(machine).name, machine, env, number,
+                         pinned_sheet_no=inv.sheet_of(machine).number)
+        for service in services:
+            service_plan.render_service(inv, smep, service)
+
+
+def targets(run: Run, sel, *, assign: bool) -> dict:
+    """The numbers of every selected machine-environment: each NAS reads its registries in one
+    command; with ``assign`` a machine without a number gets one under the registry's lock."""
+    inv = run.inv
+    by_nas: dict[str, list] = {}
+    for machine, env in sel.envs:
+        by_nas.setdefault(inv.nas_of(machine).host, []).append((machine, env))
+    out = {}
+    for nas_target, envs in by_nas.items():
+        nas = run.hosts[nas_target]
+        if not nas.unreachable:
+            run.numbers.prefetch(nas, [inv.registry_path(inv.sheet_of(m).name, e) for m, e in envs])
+        for machine, env in envs:
+            if nas.failed:
+                break
+            out[(machine, env)] = Target(inv, run.numbers.smep(nas, machine, env, assign=assign))
+    return out
+
+
+def skip_without(run: Run, sel, found: dict, reason: str):
+    """Machine hosts whose machine-environments have no numbers (their NAS failed) are noted."""
+    for machine, env in sel.envs:
+        if (machine, env) not in found:
+            h = run.hosts[run.inv.machine(machine).host]
+            h.note("site", "skipped", f"{machine}-{env}: {reason}")
+
+
+@task(help=HELP)
+def up(c, limit="", dry=False, json=False, verbose=False):
+    """Converge the inventory: NAS work first, then every machine host at once."""
+    title = "site.up" + (f" --limit {limit}" if limit else "")
+    with Run(c, dry=dry, title=title, json=json, verbose=verbose) as run:
+        inv = run.inv
+        sel = plan.select(inv, limit)
+        check_services(inv, sel)
+        nas_hosts = list(dict.fromkeys(inv.nas_of(m).host for m, _ in sel.envs))
+        machine_hosts = list(dict.fromkeys(inv.machine(m).host for m, _ in sel.envs))
+        run.connect(nas_hosts + machine_hosts)
+        found = targets(run, sel, assign=True)
+        skip_without(run, sel, found, "its NAS failed or could not be reached")
+        done = plan.Selection([k for k in sel.envs if k in found],
+                              {k: v for k, v in sel.services.items() if k in found})
+        for host, steps in plan.nas_steps(inv, done, found).items():
+            run.hosts[host].converge(steps)
+        failed_nas = {h for h in nas_hosts if run.hosts[h].failed}
+        work = plan.machine_steps(inv, done, found)
+        for machine, env in done.envs:
+            if inv.nas_of(machine).host in failed_nas:
+                host = inv.machine(machine).host
+                run.hosts[host].note("site", "skipped", f"{machine}-{env}: its NAS failed")
+                work[host] = [s for s in work.get(host, []) if s.scope != f"{machine}-{env}"]
+        parallel(lambda host: run.hosts[host].converge(work[host]), list(work))
+
+
+@task(help={"limit": LIMIT, **_args.OUTPUT})
+def status(c, limit="", json=False, verbose=False):
+    """Run the Testing Checklist on every selected machine-environment at once."""
+    title = "site.status" + (f" --limit {limit}" if limit else "")
+    with Run(c, title=title, json=json, verbose=verbose) as run:
+        inv = run.inv
+        sel = plan.select(inv, limit)
+        nas_hosts = list(dict.fromkeys(inv.nas_of(m).host for m, _ in sel.envs))
+        machine_hosts = list(dict.fromkeys(inv.machine(m).host for m, _ in sel.envs))
+        run.connect(nas_hosts + machine_hosts)
+        found = targets(run, sel, assign=False)
+        skip_without(run, sel, found, "its NAS failed or could not be reached")
+        by_host: dict[str, list] = {}
+        for (machine, _), t in found.items():
+            by_host.setdefault(inv.machine(machine).host, []).append(t)
+        parallel(lambda host: checks.check(run.hosts[host], by_host[host]), list(by_host))
+
+
+ns = Collection("site", up, status)
