@@ -13,11 +13,29 @@ from tinsnip_lab.settings import (
     SYSTEMD_HOSTS,
     known_hosts_path,
     lab_dir,
+    lab_mode,
     ssh_config_path,
+    tinsnip_settings,
 )
 from tinsnip_lab.lifecycle import down, is_up, reboot, status, up
 
 __all__ = [
     "LAB_HOSTS", "NAS_HOST", "SYSTEMD_HOSTS", "lab_dir", "ssh_config_path", "known_hosts_path",
-    "is_up", "up", "down", "status", "reboot",
+    "is_up", "up", "down", "status", "reboot", "lab_mode", "tinsnip_settings", "ssh_profile",
+    "configure",
 ]
+
+
+def ssh_profile():
+    """The SSH profile (:class:`tinsnip_tasks.connect.SshProfile`) that reaches the lab."""
+    from tinsnip_tasks.connect import SshProfile
+
+    s = tinsnip_settings()
+    return SshProfile(ssh_config=s["ssh_config"], allowed_hosts=frozenset(s["allowed_hosts"]))
+
+
+def configure(ns):
+    """Point ``ns``'s tinsnip settings at the lab when ``TINSNIP_LAB=1``; return ``ns``."""
+    if lab_mode():
+        ns.configure({"tinsnip": tinsnip_settings()})
+    return ns

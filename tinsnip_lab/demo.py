@@ -19,7 +19,8 @@ from tinsnip_tasks.core.inventory import load_inventory
 def demo(c, machine="gazette", env="prod", service="hello", keep=True):
     """Bring up the lab, set up NAS, machine and service, check them, and run it all again."""
     os.environ["TINSNIP_LAB"] = "1"
-    inv = load_inventory()
+    c.config.tinsnip.update(lab.tinsnip_settings())  # every task below reaches the lab only
+    inv = load_inventory(c.config.tinsnip.inventory)
     if not lab.is_up():
         print("== lab.up (the first time builds a Debian root filesystem: about a minute)")
         lab.up()

@@ -109,6 +109,20 @@ def known_hosts_path():
     return lab_dir() / "known_hosts"
 
 
+def lab_mode():
+    """True when ``TINSNIP_LAB`` is set (and not 0): the checkout's tasks reach the lab."""
+    return os.environ.get("TINSNIP_LAB", "") not in ("", "0")
+
+
+def tinsnip_settings():
+    """The ``tinsnip`` settings that reach the lab and nothing else: its SSH config (which
+    names its known_hosts file) and its hosts' addresses as the only allowed hosts."""
+    return {
+        "ssh_config": str(ssh_config_path()),
+        "allowed_hosts": sorted(LAB_HOSTS.values()),
+    }
+
+
 def netns_name(host):
     """Return the network namespace name of ``host``."""
     return PREFIX + host

@@ -72,9 +72,10 @@ ns = Collection("lab", up, down, status, reboot)
 
 
 def with_lab(product: Collection) -> Collection:
-    """``product`` (tinsnip's own collections) plus ``lab`` and ``demo``, for a checkout."""
+    """``product`` (tinsnip's own collections) plus ``lab`` and ``demo``, for a checkout; with
+    ``TINSNIP_LAB=1`` its tasks reach the lab's hosts and no others."""
     from tinsnip_lab.demo import demo
 
     product.add_collection(ns)
     product.add_task(demo)
-    return product
+    return _lab.configure(product)

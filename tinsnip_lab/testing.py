@@ -32,7 +32,7 @@ class LabHosts:
             raise KeyError(f"unknown lab host {host!r}")
         conn = self._connections.get(host)
         if conn is None or not conn.is_connected:
-            conn = connect(host, lab=True)
+            conn = connect(host, lab_api.ssh_profile())
             self._connections[host] = conn
         return conn
 

@@ -1,93 +1,151 @@
-"""SSH connections: host keys checked against known_hosts, fast round trips, lab or real hosts.
+"""SSH connections: host keys checked against known_hosts on every hop, fast round trips.
 
-With ``TINSNIP_LAB=1`` every connection goes through the lab's ``.lab/ssh_config`` and
-``.lab/known_hosts`` and only to lab hosts; without it the lab is never used and the user's own
-SSH configuration and ``~/.ssh/known_hosts`` apply. Either way an unknown host key is refused.
+:func:`connect` reaches a target the way an :class:`SshProfile` says: which OpenSSH client
+config, which known_hosts files, which hosts may be reached at all, and (under ``fab``) the
+Fabric configuration that carries ``-i``, ``-S`` and ``fabric.yaml``. An unknown or changed
+host key is refused on the target and on every ProxyJump hop before it. Fabric and paramiko
+are imported on first use, so listing tasks stays fast.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import socket
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-import paramiko
-from fabric import Config, Connection
-from fabric.runners import Remote
-
-from .core.target import address_of, split_target as _split_target  # noqa: F401
 from .errors import InputError, UnreachableError
 
 
-# paramiko reports connection failures through logging as well as by raising; the raised error
-# is what we show, so its log records are not printed twice.
-_paramiko_log = logging.getLogger("paramiko")
-_paramiko_log.addHandler(logging.NullHandler())
-_paramiko_log.propagate = False
+@functools.cache
+def _quiet_paramiko():
+    # paramiko reports connection failures through logging as well as by raising; the raised
+    # error is what we show, so its log records are not printed twice.
+    log = logging.getLogger("paramiko")
+    log.addHandler(logging.NullHandler())
+    log.propagate = False
 
 
-class QuickRemote(Remote):
+@functools.cache
+def quick_remote():
     """Fabric's remote runner with a shorter pause in its stdin loop (default 10 ms a turn)."""
+    from fabric.runners import Remote
 
-    input_sleep = 0.001
+    class QuickRemote(Remote):
+        input_sleep = 0.001
 
-
-def lab_mode() -> bool:
-    return os.environ.get("TINSNIP_LAB", "") not in ("", "0")
-
-
-def make_config(lab: bool) -> Config:
-    overrides = {"runners": {"remote": QuickRemote}, "timeouts": {"connect": 10}}
-    if lab:
-        import tinsnip_lab as lab
-
-        return Config(overrides=overrides, runtime_ssh_path=str(lab.ssh_config_path()))
-    return Config(overrides=overrides)
+    return QuickRemote
 
 
-def known_hosts_files(conn: Connection, lab: bool) -> list[Path]:
-    if lab:
-        import tinsnip_lab as lab
+@dataclass(frozen=True)
+class SshProfile:
+    """How to reach hosts over SSH.
 
-        return [lab.known_hosts_path()]
-    listed = conn.ssh_config.get("userknownhostsfile", "")
-    files = [Path(os.path.expanduser(p)) for p in listed.split()] if listed else []
-    return files or [Path.home() / ".ssh" / "known_hosts"]
-
-
-def connect(target: str, *, lab: bool | None = None) -> Connection:
-    """Open an SSH connection to ``target`` with strict host key checking and TCP_NODELAY.
-
-    ``lab`` defaults to :func:`lab_mode` (the ``TINSNIP_LAB`` environment variable).
-
-    :raises InputError: lab mode is on and ``target`` is not a lab host.
-    :raises UnreachableError: the host cannot be reached or its key is unknown or wrong.
+    :param ssh_config: OpenSSH client config file; None: ``~/.ssh/config`` and
+        ``/etc/ssh/ssh_config`` (or what ``base`` already loaded: ``fab -S``).
+    :param known_hosts: known_hosts files; empty: each host's ``UserKnownHostsFile`` from the
+        SSH config, else ``~/.ssh/known_hosts``.
+    :param allowed_hosts: the only addresses or names that may be connected to (after the SSH
+        config's ``HostName``); None: any.
+    :param base: a Fabric ``Config`` to start from (the one ``fab`` built from its flags and
+        files); None: a fresh one.
     """
-    user, host, port = _split_target(target)
-    lab = lab_mode() if lab is None else lab
-    if lab:
-        import tinsnip_lab as lab
 
-        if host not in lab.LAB_HOSTS:
-            raise InputError(f"TINSNIP_LAB is set, so only lab hosts are reached "
-                             f"({', '.join(lab.LAB_HOSTS)}); {host!r} is not one")
-        if not lab.ssh_config_path().exists():
-            raise UnreachableError(host, "the lab is not up; run `inv lab.up` first")
-    conn = Connection(host, user=user, port=port, config=make_config(lab))
+    ssh_config: str | None = None
+    known_hosts: tuple[str, ...] = ()
+    allowed_hosts: frozenset[str] | None = None
+    base: Any = None
+
+    @classmethod
+    def from_settings(cls, settings, config=None) -> "SshProfile":
+        """The profile of :class:`tinsnip_tasks.config.Settings`; ``config`` is the task's
+        configuration, used as ``base`` when it is Fabric's (tasks run by ``fab``)."""
+        base = config if hasattr(config, "base_ssh_config") else None
+        return cls(settings.ssh_config, settings.known_hosts, settings.allowed_hosts, base)
+
+    def fabric_config(self):
+        """The Fabric ``Config`` connections of this profile are made with."""
+        from fabric import Config
+        from paramiko import SSHConfig
+
+        if self.base is None:
+            cfg = Config(runtime_ssh_path=self.ssh_config)
+        else:
+            cfg = self.base.clone()
+            if self.ssh_config and not cfg._runtime_ssh_path:  # -S / ssh_config_path win
+                cfg._set(base_ssh_config=SSHConfig.from_path(self.ssh_config))
+        cfg.runners.remote = quick_remote()
+        cfg.run.dry = False  # tinsnip reads facts in a dry run and plans its own changes
+        if cfg.timeouts.connect is None:
+            cfg.timeouts.connect = 10
+        return cfg
+
+    def known_hosts_files(self, conn) -> list[Path]:
+        """The known_hosts files checked for ``conn``'s host key."""
+        if self.known_hosts:
+            return [Path(p) for p in self.known_hosts]
+        listed = conn.ssh_config.get("userknownhostsfile", "")
+        files = [Path(os.path.expanduser(p)) for p in listed.split()] if listed else []
+        return files or [Path.home() / ".ssh" / "known_hosts"]
+
+    def check_allowed(self, conn) -> None:
+        """:raises InputError: ``conn`` would reach a host the profile does not allow."""
+        if self.allowed_hosts is None or conn.host in self.allowed_hosts:
+            return
+        shown = conn.original_host + (f" ({conn.host})" if conn.host != conn.original_host else "")
+        raise InputError(f"{shown} is not one of the hosts tinsnip may reach "
+                         f"(tinsnip.allowed_hosts: {', '.join(sorted(self.allowed_hosts))})")
+
+
+def _hops(conn) -> list:
+    """``conn`` and every Fabric Connection it is reached through (ProxyJump), target first."""
+    from fabric import Connection
+
+    chain = [conn]
+    while isinstance(chain[-1].gateway, Connection):
+        chain.append(chain[-1].gateway)
+    return chain
+
+
+def _check_keys(conn, profile: SshProfile) -> None:
+    """Refuse unknown host keys on ``conn`` (Fabric's default accepts any)."""
+    import paramiko
+
     conn.client.set_missing_host_key_policy(paramiko.RejectPolicy())
-    for f in known_hosts_files(conn, lab):
+    for f in profile.known_hosts_files(conn):
         if f.exists():
             conn.client.load_host_keys(str(f))
+
+
+def connect(target: str, profile: SshProfile = SshProfile(), **kwargs):
+    """Open an SSH connection to ``target`` (``[user@]host[:port]`` or an SSH config alias)
+    with strict host key checking on it and on every ProxyJump hop, and TCP_NODELAY.
+
+    :param kwargs: more arguments for Fabric's ``Connection`` (``user``, ``port``).
+    :raises InputError: the target or a hop is not among the profile's allowed hosts.
+    :raises UnreachableError: the host cannot be reached or its key is unknown or wrong.
+    """
+    import paramiko
+    from fabric import Connection
+
+    _quiet_paramiko()
+    conn = Connection(target, config=profile.fabric_config(), **kwargs)
+    name = conn.original_host
+    for hop in _hops(conn):
+        profile.check_allowed(hop)
+        _check_keys(hop, profile)
     try:
         conn.open()
     except paramiko.BadHostKeyException as e:
-        raise UnreachableError(host, f"its host key does not match known_hosts ({e}); if the "
+        raise UnreachableError(name, f"its host key does not match known_hosts ({e}); if the "
                                      "host was rebuilt, check the new key and replace the entry") from e
     except paramiko.SSHException as e:
         hint = (" (check its key, then add it to known_hosts)" if "known_hosts" in str(e) else "")
-        raise UnreachableError(host, f"{e}{hint}") from e
+        raise UnreachableError(name, f"{e}{hint}") from e
     except (OSError, socket.timeout) as e:
-        raise UnreachableError(host, str(e) or type(e).__name__) from e
+        raise UnreachableError(name, str(e) or type(e).__name__) from e
     sock = conn.transport.sock
     if isinstance(sock, socket.socket):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -95,14 +153,22 @@ def connect(target: str, *, lab: bool | None = None) -> Connection:
 
 
 class Connections:
-    """Connections reused across the steps of one run, opened on first use, closed at the end."""
+    """Connections reused across the steps of one run, opened on first use, closed at the end.
 
-    def __init__(self):
-        self._open: dict[str, Connection] = {}
+    ``fixed`` maps a target name to the Connection arguments it stands for (``fab -H`` gives
+    host, user and port apart).
+    """
 
-    def get(self, target: str) -> Connection:
+    def __init__(self, profile: SshProfile = SshProfile(), fixed: dict | None = None):
+        self.profile = profile
+        self.fixed = dict(fixed or {})
+        self._open: dict[str, Any] = {}
+
+    def get(self, target: str):
         if target not in self._open:
-            self._open[target] = connect(target)
+            kwargs = self.fixed.get(target, {"host": target})
+            self._open[target] = connect(profile=self.profile, target=kwargs["host"],
+                                         **{k: v for k, v in kwargs.items() if k != "host"})
         return self._open[target]
 
     def close(self):

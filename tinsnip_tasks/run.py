@@ -13,7 +13,8 @@ from pathlib import Path
 
 from invoke.exceptions import Exit
 
-from .connect import Connections
+from . import config as settings_mod
+from .connect import Connections, SshProfile
 from .core.inventory import Inventory, load_inventory
 from .core.render import catalog
 from .core.target import check_target
@@ -24,9 +25,18 @@ from .plans.numbers import Numbers
 from .results import EXIT_INPUT, GroupResult
 
 
-def override_target(c) -> str | None:
-    """The host given with ``fab -H`` (a Fabric Connection as context), else None."""
-    return getattr(c, "original_host", None) or None
+def override_target(c) -> tuple[str, dict] | tuple[None, None]:
+    """The host given with ``fab -H`` (a Fabric Connection as context) as (the name shown for
+    it, its Connection arguments: host, user, port), else (None, None)."""
+    host = getattr(c, "original_host", None)
+    if not host:
+        return None, None
+    default_user = c.ssh_config.get("user", c.config.user)
+    default_port = int(c.ssh_config.get("port", c.config.port))
+    name = host if ":" not in host or c.port == default_port else f"[{host}]"
+    name = (f"{c.user}@" if c.user != default_user else "") + name
+    name += f":{c.port}" if c.port != default_port else ""
+    return name, {"host": host, "user": c.user, "port": c.port}
 
 
 def parallel(fn, items: list) -> list:
@@ -69,7 +79,9 @@ class Run:
     """Context manager for one task run. ``with Run(c, dry=...) as run: ...``
 
     ``json`` and ``verbose`` are also on when the config's ``tinsnip.json`` or ``tinsnip.verbose`` are;
-    ``tinsnip.recap_file`` names a file the JSON recap is also written to.
+    ``tinsnip.recap_file`` names a file the JSON recap is also written to. The ``tinsnip``
+    section (:mod:`tinsnip_tasks.config`) also gives the inventory, the SSH profile and sudo;
+    Invoke's ``run.dry`` makes it a dry run as ``dry`` does.
     """
 
     def __init__(self, c, *, dry: bool = False, title: str = "", json: bool | None = None,
@@ -79,10 +91,11 @@ class Run:
         self.output = Output(json=bool(json or setting(c, "json")),
                              verbose=bool(verbose or setting(c, "verbose")))
         self.recap_file = setting(c, "recap_file") or ""
-        self.override = override_target(c)
+        self.c, self.settings = c, None
+        self.override, fixed = override_target(c)
         # Invoke's own setting for how long a command may run (`inv -T N`, timeouts.command)
         self.timeout = c.config.timeouts.command or DEFAULT_TIMEOUT
-        self.conns = Connections()
+        self.conns = Connections(fixed={self.override: fixed} if self.override else None)
         self.hosts: dict[str, Host] = {}
         self.results = GroupResult(dry=dry, title=title)
         self.inv: Inventory | None = None
@@ -90,7 +103,10 @@ class Run:
 
     def __enter__(self):
         try:
-            self.inv = load_inventory(catalog=catalog())
+            self.settings = settings_mod.read(self.c, dry=self.dry)
+            self.dry = self.results.dry = self.settings.dry
+            self.conns.profile = SshProfile.from_settings(self.settings, self.c.config)
+            self.inv = load_inventory(self.settings.inventory, catalog=catalog())
             if self.override:
                 check_target(self.override)
         except TinsnipError as e:
@@ -154,7 +170,7 @@ class Run:
             else:
                 unreachable = str(problem)
         user = getattr(conn, "user", "root") if conn else "root"
-        h = Host(target, conn, dry=self.dry, output=self.output, sudo=user != "root",
+        h = Host(target, conn, dry=self.dry, output=self.output, sudo=self.settings.use_sudo(user),
                  timeout=self.timeout, unreachable=unreachable)
         if unreachable:
             self.output.error(f"error: {unreachable}")
@@ -188,9 +204,35 @@ class Run:
         nas = self.hosts[self.nas_target(machine)] if needs else None
         return self.numbers.smep(nas, machine, env, assign=assign)
 
-    def target(self, machine: str, env: str, *, assign: bool = False, service: str = ""):
-        """The :class:`~tinsnip_tasks.plans.Target` of a machine-environment (and service)."""
-        from .plans import Target
+    def target(self, machine: str, env: str, *, assign: bool = False, service: str = "",
+               steps=()):
+        """The :class:`~tinsnip_tasks.plans.Target` of a machine-environment (and service).
 
-        return Target(self.inv, self.smep(machine, env, assign=assign, connect_machine=True),
-                      service)
+        The NAS (its registry decides the numbers) and the machine host are reached at the same
+        time: while the registry is read, the facts of ``steps`` (step functions) are read on
+        the machine host with the numbers the registry will most likely give. When it gives
+        those, the steps use these facts; otherwise they read their own."""
+        from .plans import Target, build
+
+        self.inv.check_env(machine, env)
+        guess = self.numbers.guess(machine, env)
+        machine_target, nas_target = self.machine_target(machine), self.nas_target(machine)
+        if not (guess and steps) or machine_target == nas_target:
+            return Target(self.inv, self.smep(machine, env, assign=assign, connect_machine=True),
+                          service)
+
+        def facts_ahead():
+            self.connect([machine_target])
+            h = self.hosts[machine_target]
+            if h.conn is not None and not h.failed:
+                try:
+                    t = Target(self.inv, guess, service)
+                    h.read_ahead([r for fn in steps for r in build(fn, t).resources])
+                except TinsnipError:
+                    pass  # read (and reported) again by the steps themselves
+
+        def numbers():
+            return self.smep(machine, env, assign=assign)
+
+        _, smep = parallel(lambda fn: fn(), [facts_ahead, numbers])
+        return Target(self.inv, smep, service)

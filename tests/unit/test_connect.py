@@ -1,27 +1,63 @@
-"""Connections: lab mode reaches only lab hosts; unknown host keys are refused."""
+"""Connections follow an SSH profile: allowed hosts, known_hosts files, the SSH config."""
 import pytest
 
+import tinsnip_lab
 from tinsnip_tasks import connect as cx
 from tinsnip_tasks.errors import InputError
 
 
-def test_lab_mode_refuses_a_host_that_is_not_in_the_lab(monkeypatch):
-    monkeypatch.setenv("TINSNIP_LAB", "1")
-    with pytest.raises(InputError, match="only lab hosts are reached"):
-        cx.connect("nas.example.org")
+def test_a_host_outside_the_allowed_ones_is_refused_before_connecting():
+    with pytest.raises(InputError, match="nas.example.org is not one of the hosts"):
+        cx.connect("nas.example.org", cx.SshProfile(allowed_hosts=frozenset({"homelab1"})))
 
 
-def test_lab_mode_follows_the_environment(monkeypatch):
-    monkeypatch.delenv("TINSNIP_LAB", raising=False)
-    assert not cx.lab_mode()
-    monkeypatch.setenv("TINSNIP_LAB", "1")
-    assert cx.lab_mode()
+def test_allowed_hosts_apply_to_the_address_an_alias_resolves_to(tmp_path):
+    config = tmp_path / "ssh_config"
+    config.write_text("Host homelab1\n    HostName evil.example.org\n")
+    profile = cx.SshProfile(ssh_config=str(config), allowed_hosts=frozenset({"homelab1"}))
+    with pytest.raises(InputError, match=r"homelab1 \(evil.example.org\) is not one"):
+        cx.connect("homelab1", profile)
 
 
-def test_outside_lab_mode_the_users_known_hosts_are_used(monkeypatch, tmp_path):
-    monkeypatch.delenv("TINSNIP_LAB", raising=False)
+def test_every_proxyjump_hop_must_be_allowed(tmp_path):
+    config = tmp_path / "ssh_config"
+    config.write_text("Host homelab1\n    ProxyJump jump.example.org\n")
+    profile = cx.SshProfile(ssh_config=str(config), allowed_hosts=frozenset({"homelab1"}))
+    with pytest.raises(InputError, match="jump.example.org is not one"):
+        cx.connect("homelab1", profile)
+
+
+def test_the_lab_profile_allows_only_lab_hosts():
+    profile = tinsnip_lab.ssh_profile()
+    assert profile.allowed_hosts == frozenset(tinsnip_lab.LAB_HOSTS.values())
+    with pytest.raises(InputError, match="is not one of the hosts"):
+        cx.connect("nas.example.org", profile)
+
+
+def test_without_a_profile_the_users_known_hosts_are_used(monkeypatch, tmp_path):
+    from fabric import Connection
+
     monkeypatch.setenv("HOME", str(tmp_path))
-    conn = cx.Connection("somehost", config=cx.make_config(False))
-    assert cx.known_hosts_files(conn, False) == [tmp_path / ".ssh" / "known_hosts"]
+    profile = cx.SshProfile()
+    conn = Connection("somehost", config=profile.fabric_config())
+    assert profile.known_hosts_files(conn) == [tmp_path / ".ssh" / "known_hosts"]
 
 
+def test_known_hosts_of_the_ssh_config_then_of_the_profile(tmp_path):
+    from fabric import Connection
+
+    config = tmp_path / "ssh_config"
+    config.write_text(f"Host box\n    UserKnownHostsFile {tmp_path}/a {tmp_path}/b\n")
+    profile = cx.SshProfile(ssh_config=str(config))
+    conn = Connection("box", config=profile.fabric_config())
+    assert profile.known_hosts_files(conn) == [tmp_path / "a", tmp_path / "b"]
+    given = cx.SshProfile(ssh_config=str(config), known_hosts=(str(tmp_path / "c"),))
+    assert given.known_hosts_files(conn) == [tmp_path / "c"]
+
+
+def test_connections_never_inherit_invokes_dry_run():
+    from fabric import Config
+
+    base = Config(overrides={"run": {"dry": True}})
+    cfg = cx.SshProfile(base=base).fabric_config()
+    assert cfg.run.dry is False and cfg.runners.remote.input_sleep == 0.001

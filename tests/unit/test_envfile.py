@@ -155,3 +155,26 @@ def test_deploy_refuses_a_readable_secrets_file_before_connecting(lldap_inv):
     assert "homelab2" not in p.stdout + p.stderr  # no host was contacted, none in the recap
     for value in LLDAP.values():
         assert value not in p.stdout + p.stderr
+
+
+def test_output_that_may_hold_secrets_is_never_traced():
+    """-v shows remote output; not that of docker compose config, which holds the env_file."""
+    from types import SimpleNamespace
+
+    from tinsnip_tasks.ops.base import Host
+    from tinsnip_tasks.output import Output
+
+    class Conn:
+        def run(self, *_, **__):
+            return SimpleNamespace(ok=True, exited=0, stdout='{"LLDAP_JWT_SECRET": "s3cr3t-x"}\n',
+                                   stderr="")
+
+    lines = []
+    out = Output(verbose=True)
+    out._write = lambda stream, text: lines.append(text)
+    h = Host("homelab2", Conn(), output=out)
+    h.execute("docker compose config", step="service.check", show="docker compose config",
+              secret=True)
+    h.execute("echo", step="x", show="echo")
+    assert "s3cr3t-x" not in "\n".join(lines[:2]) and "may hold secrets" in lines[1]
+    assert "s3cr3t-x" in lines[-1]  # the same output of an ordinary command is traced

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import yaml
+from invoke import Context
 
 from tinsnip_tasks.collections import smep as smep_tasks
 from tinsnip_tasks.core import envfile
@@ -124,7 +125,7 @@ def fuzz_smep_task(ps, t: Tally, rng):
         args = rng.choice([(p, "gazette", "prod"), ("dynamicalsystem", p, "prod"),
                            ("dynamicalsystem", "gazette", p)])
         try:
-            s = smep_tasks._smep(*args)
+            s = smep_tasks._smep(Context(), *args)
         except TinsnipError:
             t.refuse()
             continue

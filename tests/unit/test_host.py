@@ -137,3 +137,15 @@ def test_exit_codes_tell_what_went_wrong():
     assert g.exit_code() == EXIT_INPUT
     g.interrupted = True
     assert g.exit_code() == EXIT_INTERRUPTED
+
+
+def test_facts_read_ahead_are_used_once_and_only_for_the_same_resources(tmp_path):
+    host().converge(steps(tmp_path))
+    h = host()
+    h.read_ahead([r for s in steps(tmp_path) for r in s.resources])
+    h.converge(steps(tmp_path))
+    assert h.commands == 1 and h.result.ok == 3
+    other = [Step("x", (Directory(f"{tmp_path}/elsewhere"),))]
+    h.read_ahead([r for s in steps(tmp_path) for r in s.resources])
+    h.converge(other)  # not what was read ahead: read for itself
+    assert h.commands == 4 and (tmp_path / "elsewhere").is_dir()

@@ -14,7 +14,7 @@ from . import _args
 def converge(c, title, machine, env, steps, *, dry, json, verbose, assign=False):
     """Run ``steps`` (step functions) for one machine-environment on its machine host."""
     with Run(c, dry=dry, title=f"{title} {machine} {env}", json=json, verbose=verbose) as run:
-        t = run.target(machine, env, assign=assign)
+        t = run.target(machine, env, assign=assign, steps=steps)
         run.machine_host(machine).converge([build(fn, t) for fn in steps])
 
 

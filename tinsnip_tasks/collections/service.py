@@ -8,6 +8,7 @@ from pathlib import Path
 from invoke import Collection, task
 from invoke.exceptions import Exit
 
+from .. import config
 from ..core.inventory import load_inventory
 from ..core.render import catalog, render
 from ..errors import TinsnipError
@@ -28,7 +29,7 @@ def deploy(c, machine, env, service, dry=False, json=False, verbose=False):
              verbose=verbose) as run:
         plan.check_service(run.inv, machine, service)  # bad input fails here, first
         plan.check_secrets(run.inv, machine, env, service)
-        t = run.target(machine, env, service=service)
+        t = run.target(machine, env, service=service, steps=plan.DEPLOY)
         run.machine_host(machine).converge([build(fn, t) for fn in plan.DEPLOY])
 
 
@@ -96,7 +97,7 @@ def logs(c, machine, env, service, tail=100, dry=False, json=False, verbose=Fals
 def makefile(c, machine, env, service, output=""):
     """Write the service Makefile (setup, deploy, setup-xdg-links, status targets)."""
     try:
-        inv = load_inventory(catalog=catalog())
+        inv = load_inventory(config.read(c).inventory, catalog=catalog())
         inv.check_env(machine, env)
         plan.check_service(inv, machine, service)
     except TinsnipError as e:

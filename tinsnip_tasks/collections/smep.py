@@ -2,15 +2,17 @@
 
 The machine number comes from the inventory's pin or the built-in defaults (station 00,
 gazette 01, lldap 02, gateway 03); the station registry on the NAS is read by the tasks that
-touch hosts.
+touch hosts. Without an inventory file the answers use the defaults; an inventory that does
+not load is an error, as for every task.
 """
 import os
 
 from invoke import Collection, task
 from invoke.exceptions import Exit
 
+from .. import config
 from ..core import registry as reg
-from ..core.inventory import DEFAULT_PATH, ENV_VAR, load_inventory
+from ..core.inventory import load_inventory
 from ..core.render import catalog
 from ..core.smep import ENVIRONMENTS, env_number, make_smep, sheet_number, validate_name
 from ..errors import TinsnipError
@@ -27,20 +29,21 @@ def _number(inv, sheet, machine):
     return reg.lookup(machine, None)
 
 
-def _inventory():
-    """The inventory when there is one; an invalid one is refused like by every other task."""
-    path = os.environ.get(ENV_VAR) or DEFAULT_PATH
-    if not os.environ.get(ENV_VAR) and not os.path.exists(path):
+def _inventory(c, *, required=False):
+    """The inventory the settings name; an invalid one is refused like by every other task.
+    None when there is no file at the default path and ``required`` is false."""
+    path = config.read(c).inventory
+    if not required and path == config.DEFAULTS["inventory"] and not os.path.exists(path):
         return None  # no inventory here: the numbers need none
     return load_inventory(path, catalog=catalog())
 
 
-def _smep(sheet, machine, env):
+def _smep(c, sheet, machine, env):
     """Numbers for a machine-environment, honouring the inventory's pins when it knows them."""
     validate_name("sheet", sheet)
     validate_name("machine", machine)
     env_number(env)
-    inv = _inventory()
+    inv = _inventory(c)
     pinned_sheet = inv.sheets[sheet].number if inv and sheet in inv.sheets else None
     number = _number(inv, sheet, machine)
     if number is None:
@@ -60,13 +63,13 @@ def _answer(fn):
 @task(help=HELP)
 def uid(c, sheet, machine, env):
     """Print the UID of a machine-environment (e.g. 10110 for dynamicalsystem/gazette/test)."""
-    print(_answer(lambda: _smep(sheet, machine, env)).uid)
+    print(_answer(lambda: _smep(c, sheet, machine, env)).uid)
 
 
 @task(help=HELP)
 def ports(c, sheet, machine, env):
     """Print the ten TCP ports of a machine-environment, space-separated."""
-    print(" ".join(str(p) for p in _answer(lambda: _smep(sheet, machine, env)).ports))
+    print(" ".join(str(p) for p in _answer(lambda: _smep(c, sheet, machine, env)).ports))
 
 
 @task(help={"sheet": _args.SHEET})
@@ -74,7 +77,7 @@ def table(c, sheet):
     """Print the Port Allocation Table of a sheet for the machines the inventory knows."""
     def rows():
         validate_name("sheet", sheet)
-        inv = load_inventory(catalog=catalog())
+        inv = _inventory(c, required=True)
         if sheet not in inv.sheets:
             raise TinsnipError(f"sheet {sheet!r} is not in {inv.path}; known: {', '.join(inv.sheets)}")
         pin = inv.sheets[sheet].number

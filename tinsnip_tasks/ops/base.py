@@ -189,6 +189,7 @@ class Host:
 
     def __post_init__(self):
         self.result = HostResult(self.name, unreachable=self.unreachable)
+        self._ahead: dict[str, str] = {}  # facts read ahead: script -> output
 
     # -- running ---------------------------------------------------------------------------
     def run(self, command: str, *, step: str, show: str = ""):
@@ -227,14 +228,18 @@ class Host:
             self.seconds += time.monotonic() - started
         return path
 
-    def execute(self, command: str, *, step: str, show: str = ""):
-        """:meth:`run`, traced with -v, counted in :attr:`result`."""
+    def execute(self, command: str, *, step: str, show: str = "", secret: bool = False):
+        """:meth:`run`, traced with -v, counted in :attr:`result`. The output of a ``secret``
+        command (one that may print a secret, like ``docker compose config``) is never traced."""
         self._trace(f"$ {show}")
         try:
             result = self.run(command, step=step, show=show)
         finally:
             self.result.commands, self.result.seconds = self.commands, self.seconds
-        self._trace(_without_marks(result.stdout) + _without_marks(result.stderr))
+        if secret:
+            self._trace(f"(output of {len(result.stdout)} characters not shown: it may hold secrets)")
+        else:
+            self._trace(_without_marks(result.stdout) + _without_marks(result.stderr))
         return result
 
     def _trace(self, text: str):
@@ -242,8 +247,17 @@ class Host:
             self.output.trace(self.name, text)
 
     def read(self, resources: Sequence[Resource], *, step: str) -> list[str]:
-        out = self.execute(facts_script(resources), step=step, show="read facts").stdout
+        script = facts_script(resources)
+        out = self._ahead.pop(script, None)
+        if out is None:
+            out = self.execute(script, step=step, show="read facts").stdout
         return split_facts(out, len(resources))
+
+    def read_ahead(self, resources: Sequence[Resource]) -> None:
+        """Read the facts of ``resources`` now; a later :meth:`read` of exactly the same
+        resources uses them instead of asking again (once)."""
+        script = facts_script(resources)
+        self._ahead[script] = self.execute(script, step="facts", show="read facts").stdout
 
     @property
     def failed(self) -> bool:

@@ -72,6 +72,16 @@ class Numbers:
             nas.fail(STEP, e)
             raise _failed(nas, e)
 
+    def guess(self, machine: str, env: str) -> Smep | None:
+        """The numbers the registry will most likely give (the pin, else the built-in default),
+        for reading a machine host's facts while the registry is read; None without either.
+        Only a guess: the registry's answer decides, and facts read with another number are
+        read again."""
+        try:
+            return self.inv.smep(machine, env, None)
+        except TinsnipError:
+            return None
+
     def needs_registry(self, machine: str) -> bool:
         """Always: a pin is checked against the registry too (and written into it by setups)."""
         self.inv.machine(machine)

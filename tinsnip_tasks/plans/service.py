@@ -253,7 +253,8 @@ def check(h: Host, target: Target) -> None:
         h.note("service.check", "unchecked", f"{d} not written yet; checked at deploy")
         return
     facts = preflight.parse(h.execute(preflight.script(smep.user, smep.mount_point, d),
-                                      step="service.check", show="docker compose config").stdout)
+                                      step="service.check", show="docker compose config",
+                                      secret=True).stdout)
     missing = set()
     paths = preflight.bind_paths_to_check(facts, smep, home(smep)) if facts["config"] else []
     if paths:

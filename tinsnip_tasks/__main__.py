@@ -1,0 +1,4 @@
+"""``python -m tinsnip_tasks`` is the ``tinsnip`` command."""
+from .main import program
+
+program.run()
