@@ -46,6 +46,20 @@ class RemoteError(TinsnipError):
         )
 
 
+class FactError(TinsnipError):
+    """A host's answer to a fact read is not what its parser understands (odd output, bytes
+    that are not text, a thing that vanished while it was being read)."""
+
+    def __init__(self, what, problem):
+        self.what, self.problem = what, problem
+        super().__init__(what)
+
+    def __str__(self):
+        where = f"{self.host}: step '{self.step}' failed: " if self.host else ""
+        return (f"{where}cannot read the state of {self.what}: "
+                f"{type(self.problem).__name__}: {self.problem}")
+
+
 class ConflictError(TinsnipError):
     """A host holds something tinsnip would have to overwrite or take over (a user with another
     UID, a file where a folder belongs, another mount on the mount point); it refuses to."""

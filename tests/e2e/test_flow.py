@@ -127,7 +127,10 @@ def test_dry_run_on_a_set_up_machine_shows_ok_and_changes_nothing(lab, cli, firs
     try:
         p = cli.inv("machine.setup", *GP, "--dry")
         assert "machine.env          would change" in p.stdout
-        assert "would run: chmod 640 /mnt/gazette-prod/.machine/machine.env" in p.stdout
+        # a fresh copy written by the machine user, never a chmod through the name
+        assert ("would run: as UID 10100: write" in p.stdout
+                and "/mnt/gazette-prod/.machine/machine.env through a new temporary file (secret)"
+                in p.stdout)
         assert lab.run("homelab1", "stat -c %a /mnt/gazette-prod/.machine/machine.env").stdout.strip() == "600"
     finally:
         cli.inv("machine.env", *GP)
@@ -144,8 +147,8 @@ def test_dry_run_diffs_files_with_secret_values_masked_and_verbose_shows_command
     assert lab.run("homelab1", f"grep -c hidden-value {env}").stdout.strip() == "1"
     p = cli.inv("machine.env", *GP, "-v")
     assert "homelab1| $ read facts" in p.stderr, p.stderr
-    assert "-TIN_EXTRA=***" in p.stdout and f"ran: mv -f /mnt/gazette-prod/.machine/" \
-        f".machine.env.tinsnip-new {env}" in p.stdout, p.stdout
+    assert "-TIN_EXTRA=***" in p.stdout and "ran: as UID 10100: write " in p.stdout \
+        and f"to {env} through a new temporary file (secret)" in p.stdout, p.stdout
     assert "hidden-value" not in p.stdout + p.stderr
     assert lab.run("homelab1", f"cmp {env} /tmp/env.keep").ok
 

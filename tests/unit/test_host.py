@@ -60,7 +60,7 @@ def test_two_edits_of_one_file_never_share_a_script(tmp_path):
             for n in ("p", "q")]
     h = host()
     h.converge(edit)
-    assert f.read_text() == "p 1\nq 1\n"
+    assert f.read_text() == "# tinsnip: p\np 1\n# tinsnip: q\nq 1\n"
     assert h.commands == 4 and h.result.changed == 2
 
 
@@ -103,7 +103,7 @@ def test_dry_run_changes_nothing_and_shows_commands_and_diff(tmp_path):
     assert [st for _, st in statuses(h)] == ["would change"] * 4
     assert f.read_text() == "keep 1\n" and not (tmp_path / "a").exists()
     first = h.result.steps[0]
-    assert "+new 2" in first.diff and any("mv -f" in c for c in first.commands)
+    assert "+new 2" in first.diff and any("through a new temporary file" in c for c in first.commands)
 
 
 def test_unreachable_in_a_dry_run_lists_steps_unchecked(tmp_path):

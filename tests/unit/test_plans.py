@@ -10,7 +10,7 @@ from tinsnip_tasks.core.inventory import load_inventory
 from tinsnip_tasks.core.render import catalog
 from tinsnip_tasks.core.smep import make_smep
 from tinsnip_tasks.errors import InputError
-from tinsnip_tasks.ops.docker import ComposeUp, DockerImage, RootlessDocker, compose_pattern
+from tinsnip_tasks.ops.docker import ComposeUp, DockerImage, RootlessDocker, compose_pattern, unit_text
 from tinsnip_tasks.plans import Target, machine, nas, service, status
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,9 +30,10 @@ def texts(cmds):
 def test_export_line_matches_design(inv):
     [e] = nas.export(Target(inv, GP))
     new = e.edit("")
-    assert new == ("/volume1/dynamicalsystem/gazette/prod homelab1(rw,sync,all_squash,"
+    assert new == ("# tinsnip: /volume1/dynamicalsystem/gazette/prod\n"
+                   "/volume1/dynamicalsystem/gazette/prod homelab1(rw,sync,all_squash,"
                    "anonuid=10100,anongid=10100,no_subtree_check)\n")
-    assert e.after == ("exportfs -ra",) and e.rollback
+    assert e.after == ("exportfs -ra",) and e.rollback and e.applied
 
 
 def test_nas_tree_is_owned_by_the_uid(inv):
@@ -121,7 +122,9 @@ def test_compose_up_only_when_needed(fact, needs_up):
     cmds = up.plan(fact)
     assert bool(cmds) is needs_up
     if needs_up:
-        assert texts(cmds)[-1] == "echo abc > /m/service/s/.tinsnip-deployed"
+        # the stamp is written by the machine user, through a fresh temporary file
+        assert texts(cmds)[-1].startswith("setpriv --reuid=1 --regid=1 --clear-groups sh -c ")
+        assert str(cmds[-1]) == "as UID 1: record abc in /m/service/s/.tinsnip-deployed"
 
 
 def test_stamp_follows_every_file_the_service_starts_from(inv):
@@ -136,9 +139,13 @@ def test_rootless_docker_without_systemd_starts_detached():
     t = texts(r.plan(fact))
     assert t[0] == "install -d -m 700 -o 10100 -g 10100 /run/user/10100"
     assert t[2].startswith("setsid -f env -i HOME=/home/gazette-prod")
-    assert "setpriv --reuid=10100 --regid=10100 --init-groups " \
-           "/usr/share/docker.io/contrib/dockerd-rootless.sh >>" in t[2]
+    # the log is opened by the user's shell, never by root (the user could link it anywhere)
+    assert ("setpriv --reuid=10100 --regid=10100 --init-groups sh -c 'exec \"$0\" >> \"$1\" "
+            "2>&1 < /dev/null' /usr/share/docker.io/contrib/dockerd-rootless.sh "
+            "/home/gazette-prod/.local/state/tinsnip/dockerd.log > /dev/null") in t[2]
+    assert t[1].startswith("setpriv --reuid=10100 ") and "mkdir -p" in t[1]
     assert "XDG_RUNTIME_DIR=/run/user/10100" in t[2] and t[2].endswith("< /dev/null")
+    assert "setpriv --reuid=10100 --regid=10100 --clear-groups sh -c 'cd / && tail -n 5" in t[3]
     assert r.plan(fact + "server=20.10.24\n") == []
 
 
@@ -148,7 +155,7 @@ SD_FACT = "init=systemd\nscript=/usr/bin/dockerd-rootless.sh\nrootlesskit=yes\nu
 def _unit_sha(script="/usr/bin/dockerd-rootless.sh"):
     import hashlib
     from tinsnip_tasks.ops.docker import unit_text
-    return hashlib.sha256(unit_text("gazette-prod", 10100, script).encode()).hexdigest()
+    return hashlib.sha256(unit_text(10100, script).encode()).hexdigest()
 
 
 def test_rootless_docker_with_systemd_is_a_lingering_user_unit():
@@ -158,16 +165,16 @@ def test_rootless_docker_with_systemd_is_a_lingering_user_unit():
     assert "systemctl start user@10100.service" in t
     assert "systemctl --user -M gazette-prod@ daemon-reload" in t
     assert "systemctl --user -M gazette-prod@ enable --now docker.service" in t
-    assert any(x.endswith("/home/gazette-prod/.config/systemd/user/docker.service") for x in t)
+    assert any("cd -P -- /home/gazette-prod/.config/systemd/user " in x and
+               "docker.service" in x for x in t)
     assert "loginctl enable-linger gazette-prod" not in texts(r.plan(SD_FACT + "linger=yes\n"))
 
 
 def test_systemd_unit_starts_the_script_the_host_has():
     r = RootlessDocker("gazette-prod", 10100, "/home/gazette-prod")
-    write = next(c for c in r.plan(SD_FACT) if "base64 -d" in c.text)
-    import base64
-    import re
-    unit = base64.b64decode(re.search(r"printf %s (\S+)", write.text).group(1)).decode()
+    unit = [c for c in r.plan(SD_FACT) if "docker.service through" in str(c)]
+    assert str(unit[0]).startswith("as UID 10100: write ")
+    unit = unit_text(10100, "/usr/bin/dockerd-rootless.sh")
     assert "ExecStart=/usr/bin/dockerd-rootless.sh\n" in unit
     assert "UnsetEnvironment=XDG_DATA_HOME XDG_CONFIG_HOME XDG_STATE_HOME" in unit
 
@@ -220,7 +227,7 @@ def test_compose_pattern_sources_then_unsets():
 
 def test_status_evaluation():
     facts = status.parse("\n".join([
-        "@daemon 0 20.10.24", "@compose hello 0 ", "@write user:data 0",
+        "@daemon 0 20.10.24", "@compose\thello\t0\t", "@write user:data 0",
         "@container /hello-hello-1 running 0", "@env /hello-hello-1 10100 10100",
         "@port /hello-hello-1 10100", "@write hello-hello-1:/data 0", "@listen 10100", "@listen 22",
         "@init sshd", "@mount ds412plus:/volume1/d/gazette/prod fuse.nfs",
@@ -231,7 +238,7 @@ def test_status_evaluation():
     assert [item for item, _, _ in result] == [i for i, _ in status.ITEMS
                                                if i not in status.SYSTEMD_ONLY]
     bad = status.parse("\n".join([
-        "@daemon 1 Cannot connect", "@compose hello 0 WARN The \"TIN_PORT_0\" variable is not set.",
+        "@daemon 1 Cannot connect", "@compose\thello\t0\tWARN The \"TIN_PORT_0\" variable is not set.",
         "@write user:data 1", "@container /h restarting 3", "@env /h 10100",
         "@port /h 20000", "@init sshd", "@dockerd 5 /", "@daemonenv 5 XDG_STATE_HOME=/mnt/x"]))
     result = {item: ok for item, ok, _ in status.evaluate(bad, GP)}
@@ -281,8 +288,22 @@ def test_station_plan_exports_read_only_to_every_machine_host(inv):
     assert registry.edit("") == "gazette=01\nlldap=02\ngateway=03\n"
     assert registry.edit("x=05\n") == "x=05\n"
     assert export.edit("") == (
+        "# tinsnip: /volume1/dynamicalsystem/station/prod\n"
         "/volume1/dynamicalsystem/station/prod homelab1(ro,sync,all_squash,anonuid=10000,"
         "anongid=10000,no_subtree_check) homelab2(ro,sync,all_squash,"
         "anonuid=10000,anongid=10000,no_subtree_check) homelab3(ro,sync,all_squash,"
         "anonuid=10000,anongid=10000,no_subtree_check)\n")
     assert st.registry == "/volume1/dynamicalsystem/station/prod/machine-registry"
+
+
+def test_status_reads_a_service_folder_with_a_space_and_a_vanished_container(tmp_path):
+    """The script's own output for a folder `my app`, and for a container gone mid-check."""
+    svc = tmp_path / "service" / "my app"
+    svc.mkdir(parents=True)
+    (svc / "docker-compose.yml").write_text("services: {}\n")
+    line = subprocess.run(["sh", "-c", 'for dir in "$1"/service/*/; do rc=3; err="bad\nthing"; '
+                           + next(l for l in status.script(GP).split("\n") if "@compose" in l) + "; done", "_", str(tmp_path)],
+                          capture_output=True, text=True).stdout
+    facts = status.parse(line + "@env \n@container \n")
+    assert facts["compose"] == [("my app", 3, "bad thing")]
+    assert facts["env"] == [] and facts["container"] == []

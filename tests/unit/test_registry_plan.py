@@ -70,7 +70,7 @@ def test_seeding_and_assigning_share_one_lock(tmp_path):
     seeding = plan.station_registry(path)
     assigning = plan.entry(path, "web")[-1]
     # both lock the same file: what Edited locks is a function of the path alone
-    lock = lambda r: r._lock_and_check(None).text.split()[1]  # noqa: E731
+    lock = lambda r: r._lock_and_check(None).text.split("exec ")[1].split()[0]  # noqa: E731
     assert lock(seeding) == lock(assigning) == f"8>>{path}.tinsnip-lock"
     assert seeding.edit("") == "gazette=01\nlldap=02\ngateway=03\n"
 

@@ -102,5 +102,5 @@ def test_status_without_services_needs_no_containers():
     facts = status.parse("@daemon 0 20.10\n@write user:data 0\n@listen 22")
     result = {item: ok for item, ok, _ in status.evaluate(facts, smep)}
     assert result["environment"]
-    deployed = status.parse("@daemon 0 20.10\n@compose hello 0 \n@write user:data 0")
+    deployed = status.parse("@daemon 0 20.10\n@compose\thello\t0\t\n@write user:data 0")
     assert not {item: ok for item, ok, _ in status.evaluate(deployed, smep)}["environment"]

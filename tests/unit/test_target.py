@@ -81,9 +81,10 @@ def test_ipv6_is_written_as_exports_and_fstab_want_it(tmp_path):
                                    machine_host="admin@[fd00::21]"))
     t = Target(inv, inv.smep("gazette", "prod"))
     export = nas.export(t)[0].edit("")
-    assert export.startswith("/volume1/dynamicalsystem/gazette/prod fd00::21(rw,")
+    assert export.startswith("# tinsnip: /volume1/dynamicalsystem/gazette/prod\n"
+                             "/volume1/dynamicalsystem/gazette/prod fd00::21(rw,")
     fstab = machine.mount(t)[1].edit("")
-    assert fstab == ("[fd00::10]:/volume1/dynamicalsystem/gazette/prod /mnt/gazette-prod nfs "
+    assert fstab == ("# tinsnip: /mnt/gazette-prod\n[fd00::10]:/volume1/dynamicalsystem/gazette/prod /mnt/gazette-prod nfs "
                      f"{machine.MOUNT_OPTIONS} 0 0\n")
     assert machine.mount(t)[2].source == "[fd00::10]:/volume1/dynamicalsystem/gazette/prod"
     assert nfs_server("nas.lan") == "nas.lan"

@@ -83,3 +83,13 @@ def test_a_long_script_goes_over_in_one_piece():
     started = time.monotonic()
     out = host().run("cat >/dev/null <<'EOF'\n" + "x" * 100_000 + "\nEOF\necho done", step="s")
     assert out.stdout == "done\n" and time.monotonic() - started < 5
+
+
+def test_the_time_limit_is_invokes_timeouts_command():
+    from invoke import Config
+
+    from tinsnip_tasks.ops.base import DEFAULT_TIMEOUT
+    from tinsnip_tasks.run import Run
+
+    assert Run(Context()).timeout == DEFAULT_TIMEOUT == 300
+    assert Run(Context(config=Config(overrides={"timeouts": {"command": 7}}))).timeout == 7

@@ -56,8 +56,9 @@ def forward(c, machine, env, port, to="", service="", remove=False, dry=False, j
     """Forward a standard port on the machine host to one of the environment's ten ports."""
     with Run(c, dry=dry, title=f"service.forward {machine} {env} {port}", json=json,
              verbose=verbose) as run:
-        t = run.target(machine, env)
+        port = plan.forward_port(port, to, remove=remove)  # bad input fails here, first
         service = service or plan.service_with_port(run.inv, machine, to)
+        t = run.target(machine, env)
         want = plan.forward_to(run.inv, t.smep, service, port, to, remove=remove)
         run.machine_host(machine).converge([Step("service.forward", (want,), t.scope, t.scope)])
 
@@ -73,11 +74,12 @@ def remove(c, machine, env, service, dry=False, json=False, verbose=False):
 
 
 @task(help={**HELP, "tail": "number of lines from the end of each container's log (default 100)"})
-def logs(c, machine, env, service, tail=100, dry=False, json=False, verbose=False):
+def logs(c, machine, env, service, tail="100", dry=False, json=False, verbose=False):
     """Print the service's compose logs, read as the machine user."""
     with Run(c, dry=dry, title=f"service.logs {machine} {env} {service}", json=json,
              verbose=verbose) as run:
         plan.check_runs(run.inv, None, service)
+        tail = plan.positive("--tail", tail)
         t = run.target(machine, env, service=service)
         smep, h = t.smep, run.machine_host(machine)
         command = compose_as(smep.user, smep.mount_point, plan.service_dir(smep, service),

@@ -14,8 +14,8 @@ and step and records it in its :class:`~tinsnip_tasks.results.HostResult`.
 """
 from __future__ import annotations
 
-import base64
 import io
+import random
 import secrets
 import shlex
 import time
@@ -24,7 +24,7 @@ from typing import Any, Callable, Sequence
 
 from invoke.exceptions import CommandTimedOut
 
-from ..errors import RemoteError, TinsnipError
+from ..errors import FactError, RemoteError, TinsnipError
 from ..results import HostResult, StepResult
 
 q = shlex.quote
@@ -32,6 +32,13 @@ MARK = "@@tinsnip-fact:"
 STEP_MARK = "@@tinsnip-step:"
 RETRY_EXIT = 75  # a command's way of saying "the state moved under me: read the facts again"
 DEFAULT_TIMEOUT = 300.0  # seconds a remote command may take (Invoke's timeouts.command, `inv -T`)
+sleep = time.sleep
+
+
+def backoff(attempt: int, *, base: float = 0.1, cap: float = 3.0) -> float:
+    """Seconds to wait after failed try ``attempt`` (0, 1, ...): doubling from ``base`` up to
+    ``cap``, with jitter, so runs that collided on a file do not collide again in step."""
+    return min(cap, base * 2 ** attempt) * random.uniform(0.5, 1.0)
 
 
 @dataclass(frozen=True)
@@ -120,12 +127,6 @@ def split_facts(out: str, count: int) -> list[str]:
     if missing:
         raise ValueError(f"facts output lacks entries {missing}")
     return ["\n".join(chunks[i]) for i in range(count)]
-
-
-def b64(data: bytes | str) -> str:
-    if isinstance(data, str):
-        data = data.encode()
-    return base64.b64encode(data).decode()
 
 
 def summarize(resources: Sequence[Resource], limit: int = 3) -> str:
@@ -264,7 +265,7 @@ class Host:
         return bool(self.result.error or self.result.unreachable)
 
     # -- converging ------------------------------------------------------------------------
-    def converge(self, steps: Sequence[Step], *, tries: int = 5) -> bool:
+    def converge(self, steps: Sequence[Step], *, tries: int = 8) -> bool:
         """Bring every step to its wanted state, in order; return whether anything changed.
 
         Round after round: read the facts of every pending step in one command, plan each step
@@ -272,7 +273,8 @@ class Host:
         command. A step waits (to be read again next round) when a step it ``needs`` changed in
         this round, or when it edits a shared file another step of this round edits. A resource
         that finds its file edited by someone else between fact and write exits with
-        :data:`RETRY_EXIT`; its step is read again (``tries`` times).
+        :data:`RETRY_EXIT`; its step waits (:func:`backoff`) and is read again (``tries``
+        times).
         """
         pending, changed, attempts = [s for s in steps if s.resources], False, 0
         while pending:
@@ -298,6 +300,7 @@ class Host:
                 changed = changed or applied
                 if retry:
                     attempts += 1
+                    sleep(backoff(attempts - 1))
                     if attempts >= tries:
                         self.fail(retry[0][0], TinsnipError(
                             f"{retry[0][0].name}: its files kept changing under it "
@@ -340,6 +343,8 @@ class Host:
                     s.before(self)
             except TinsnipError as e:
                 return now, later + list(pending[n + 1:]), (s, e)
+            except (ValueError, LookupError, UnicodeError) as e:  # output the parser cannot read
+                return now, later + list(pending[n + 1:]), (s, FactError(r.describe(), e))
             if not todo:
                 self.note(s, "ok", summarize(s.resources))
                 continue

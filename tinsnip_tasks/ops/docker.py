@@ -9,7 +9,7 @@ from typing import Callable
 from ..core.render import render
 from ..errors import ConflictError
 from .base import Cmd, Resource, q, sh
-from .resources import write_file_cmds
+from .resources import as_uid, write_file_cmds
 
 ROOTLESS_SCRIPTS = (
     "/usr/share/docker.io/contrib/dockerd-rootless.sh",
@@ -68,10 +68,12 @@ def unit_path(home: str) -> str:
     return f"{home}/.config/systemd/user/docker.service"
 
 
-def unit_text(user: str, uid: int, script: str) -> str:
-    """The rootless daemon's systemd user unit, starting ``script`` (the one the host has)."""
-    return render("machine/docker.service.j2", {"user": user, "uid": uid,
-                                                "rootless_script": script})
+def unit_text(uid: int, script: str) -> str:
+    """The rootless daemon's systemd user unit, starting ``script`` (one of
+    :data:`ROOTLESS_SCRIPTS`, the one the host has)."""
+    if script not in ROOTLESS_SCRIPTS:
+        raise ValueError(f"not a known dockerd-rootless.sh path: {script!r}")
+    return render("machine/docker.service.j2", {"uid": int(uid), "rootless_script": script})
 
 
 @dataclass(frozen=True)
@@ -134,7 +136,7 @@ class RootlessDocker(Resource):
         return self._detached_commands(fact["script"])
 
     def _systemd_commands(self, fact):
-        unit = unit_text(self.user, self.uid, fact["script"])
+        unit = unit_text(self.uid, fact["script"])
         changed = fact.get("unit") != hashlib.sha256(unit.encode()).hexdigest()
         enabled, active, server = (bool(fact.get(k)) for k in ("enabled", "active", "server"))
         if server and not active and not changed:
@@ -146,10 +148,10 @@ class RootlessDocker(Resource):
         systemctl = user_manager(self.user)
         cmds = []
         if changed:
-            cmds.append(Cmd(f"sudo -u {q(self.user)} mkdir -p "
-                            f"{q(posixpath.dirname(unit_path(self.home)))}"))
-            cmds += write_file_cmds(unit_path(self.home), unit.encode(), self.uid, self.uid,
-                                    0o644, secret=False)
+            cmds.append(Cmd(as_uid(self.uid, sh("mkdir", "-p", "--",
+                                                 posixpath.dirname(unit_path(self.home))))))
+            cmds += write_file_cmds(unit_path(self.home), unit.encode(), mode=0o644,
+                                    owner=self.uid)
         if not fact.get("linger"):
             cmds.append(Cmd(sh("loginctl", "enable-linger", self.user)))
         if changed or not (enabled and active and server):
@@ -170,17 +172,19 @@ class RootlessDocker(Resource):
         logdir = f"{self.home}/.local/state/tinsnip"
         log = f"{logdir}/dockerd.log"
         # setsid -f: a new session, not a child of this SSH session's shell, with every standard
-        # stream on a file, so the command returns at once and the daemon outlives the session.
+        # stream away from it, so the command returns at once and the daemon outlives the
+        # session. The log is opened by the user's own shell: root never opens a file in the
+        # user's home, where the user could have put a link.
         start = sh("setsid", "-f", "env", "-i", f"HOME={self.home}", f"USER={self.user}",
                    f"LOGNAME={self.user}", f"PATH={SAFE_PATH}", f"XDG_RUNTIME_DIR={rt}",
                    "setpriv", f"--reuid={self.uid}", f"--regid={self.uid}", "--init-groups",
-                   script)
+                   "sh", "-c", 'exec "$0" >> "$1" 2>&1 < /dev/null', script, log)
         return [
             Cmd(sh("install", "-d", "-m", "700", "-o", self.uid, "-g", self.uid, rt)),
-            Cmd(f"sudo -u {q(self.user)} mkdir -p {q(logdir)}"),
-            Cmd(f"{start} >> {q(log)} 2>&1 < /dev/null",
+            Cmd(as_uid(self.uid, sh("mkdir", "-p", "--", logdir))),
+            Cmd(f"{start} > /dev/null 2>&1 < /dev/null",
                 f"start {script} for {self.user} in its own session"),
-            self._wait(f"tail -n 5 {q(log)}"),
+            self._wait(as_uid(self.uid, sh("tail", "-n", "5", "--", log))),
         ]
 
     def _wait(self, show_log: str):
@@ -282,7 +286,9 @@ class ComposeUp(Resource):
         action = "up -d --build" if self.build else "up -d"
         return [Cmd(compose_as(self.user, self.mount_point, self.service_dir, action,
                                build=self.build)),
-                Cmd(f"echo {q(self.stamp)} > {q(stamp)}", f"record {self.stamp[:12]} in {stamp}")]
+                *(Cmd(c.text, f"as UID {self.uid}: record {self.stamp[:12]} in {stamp}")
+                  for c in write_file_cmds(stamp, f"{self.stamp}\n".encode(), mode=0o640,
+                                           owner=self.uid))]
 
 
 CONTEXT_STAMP = ".tinsnip-context"

@@ -10,33 +10,54 @@ import difflib
 import hashlib
 import posixpath
 import re
+import secrets
+import stat
 from dataclasses import dataclass
 from typing import Callable, Optional
 
 from ..errors import ConflictError
-from .base import RETRY_EXIT, Cmd, Resource, b64, q, sh
+from .base import RETRY_EXIT, Cmd, Resource, q, sh
 
 MISSING = "missing"
+STAT = "%f:%u:%g"  # raw mode bits in hex, owner, group: numbers only, the same in every locale
+TYPES = {stat.S_IFDIR: "directory", stat.S_IFREG: "regular file", stat.S_IFLNK: "symbolic link",
+         stat.S_IFIFO: "fifo", stat.S_IFSOCK: "socket", stat.S_IFBLK: "block device",
+         stat.S_IFCHR: "character device"}
+
+
+def as_uid(uid: int, script: str) -> str:
+    """``script`` run by user and group ``uid`` with no other groups (``setpriv``, no PAM, no
+    name lookup). Whatever it writes, that user could have written anyway: a link the user
+    planted leads nowhere the user could not already go."""
+    return sh("setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
+              "sh", "-c", "cd / && " + script)
+
+
+def _acting(owner: Optional[int], script: str) -> str:
+    return script if owner is None else as_uid(owner, script)
 
 
 def _stat_cmd(path: str) -> str:
-    return f"stat -c '%F:%u:%g:%a' {q(path)} || echo {MISSING}"
+    return f"stat -c {STAT} -- {q(path)} || echo {MISSING}"
 
 
 def parse_stat(line: str) -> Optional[dict]:
-    """``regular file:10100:10100:640`` -> dict, or None when the path is missing."""
+    """``81a0:10100:10100`` (``stat -c %f:%u:%g``) -> dict, or None when the path is missing."""
     line = line.strip().splitlines()[0] if line.strip() else MISSING
     if line == MISSING:
         return None
-    kind, uid, gid, mode = line.rsplit(":", 3)
-    return {"type": kind, "uid": int(uid), "gid": int(gid), "mode": int(mode, 8)}
+    raw, uid, gid = line.split(":")
+    bits = int(raw, 16)
+    return {"type": TYPES.get(stat.S_IFMT(bits), "special file"), "uid": int(uid),
+            "gid": int(gid), "mode": stat.S_IMODE(bits)}
 
 
 def _stat_and(path: str, body: str) -> str:
-    """Stat line of ``path`` then the output of ``body`` (a command reading ``path``), or
-    ``missing``."""
+    """Stat line of ``path`` (never following a link), then, when it is a regular file, the
+    output of ``body`` reading it; or ``missing``."""
     p = q(path)
-    return f"if [ -f {p} ]; then stat -c '%F:%u:%g:%a' {p}; {body} < {p}; else echo {MISSING}; fi"
+    return (f"if s=$(stat -c {STAT} -- {p}); then echo \"$s\"; "
+            f"if [ -f {p} ] && [ ! -L {p} ]; then {body} < {p}; fi; else echo {MISSING}; fi")
 
 
 def _parse_stat_and(out: str) -> tuple[Optional[dict], list[str]]:
@@ -54,6 +75,12 @@ def masked(keys) -> str:
     return "".join(f"{k}=***\n" for k in keys)
 
 
+def _fails_whole(text: str) -> str:
+    """``text`` (an and-or list) failing stops the script: ``set -e`` alone ignores a failure
+    anywhere but in the last command of such a list."""
+    return f"{{ {text}; }} || exit $?"
+
+
 def unified_diff(path: str, old: str, new: str) -> str:
     """``diff -u`` of a file's old and new text, as a person reads it in a dry run."""
     return "".join(difflib.unified_diff(old.splitlines(keepends=True),
@@ -61,29 +88,59 @@ def unified_diff(path: str, old: str, new: str) -> str:
                                         f"{path} (now)", f"{path} (wanted)"))
 
 
+def _refuse(message: str) -> str:
+    return f"{{ echo {q(message)} >&2; exit 1; }}"
+
+
+def _pin_folder(path: str, *, root_writes: bool = False) -> str:
+    """Enter the folder ``path`` and make sure it is that folder itself, not a link to another
+    (the physical path is checked after ``cd``, so what follows acts on the folder that was
+    checked even if names are swapped meanwhile). With ``root_writes``, the folder must also be
+    writable by its owner only, and its owner must be root or a station UID (machine 00, whose
+    export is read-only): a folder no one but root can change."""
+    parent, name = posixpath.split(path.rstrip("/") or "/")
+    where = (f"[ \"$(pwd -P)\" = \"$(cd -P -- {q(parent or '/')} && pwd -P | sed 's,/$,,')\"/{q(name)} ]"
+             if name else "true")
+    cmd = (f"cd -P -- {q(path)} && {where} || "
+           + _refuse(f"{path} is not a folder of its own (a link?); tinsnip does not follow it"))
+    if root_writes:
+        owner_ok = ("u=$(stat -c %u .) && { [ \"$u\" -eq 0 ] || "
+                    "{ [ \"$u\" -ge 10000 ] && [ $((u / 100 % 100)) -eq 0 ]; }; }")
+        cmd += (f" && [ -n \"$(find . -maxdepth 0 ! -perm /022)\" ] && {owner_ok} || "
+                + _refuse(f"{path} is writable by others than root: root does not write there"))
+    return cmd
+
+
 def _attr_cmds(path: str, fact: Optional[dict], uid, gid, mode, *, link=False) -> list[Cmd]:
     out = []
     if uid is not None and (fact is None or fact["uid"] != uid or fact["gid"] != gid):
         out.append(Cmd(sh("chown", *(["-h"] if link else []), f"{uid}:{gid}", path)))
     if mode is not None and (fact is None or fact["mode"] != mode):
-        out.append(Cmd(sh("chmod", f"{mode:o}", path)))
+        out.append(Cmd(sh("chmod", f"{mode:04o}", path)))
     return out
 
 
 @dataclass(frozen=True)
 class Directory(Resource):
-    """A folder, with owner and mode when they are given."""
+    """A folder, with owner and mode when they are given.
+
+    ``owner`` set: everything (the fact too) is done as that user, for folders in the user's
+    home or on its NFS mount; the folder must then belong to that user. Otherwise root creates
+    the folder (refusing a link in its place) and sets owner and mode in the same command, on
+    the folder it entered and checked, never through a name that could be swapped meanwhile.
+    """
 
     path: str
     uid: Optional[int] = None
     gid: Optional[int] = None
     mode: Optional[int] = None
+    owner: Optional[int] = None
 
     def describe(self):
         return f"folder {self.path}"
 
     def fact_command(self):
-        return _stat_cmd(self.path)
+        return _acting(self.owner, _stat_cmd(self.path))
 
     def parse(self, out):
         return parse_stat(out)
@@ -91,27 +148,70 @@ class Directory(Resource):
     def commands(self, fact):
         if fact is not None and fact["type"] != "directory":
             raise ConflictError(f"{self.path} is a {fact['type']}, not a folder")
-        out = [] if fact else [Cmd(sh("mkdir", "-p", self.path))]
-        return out + _attr_cmds(self.path, fact, self.uid,
-                                self.gid if self.gid is not None else self.uid, self.mode)
+        gid = self.gid if self.gid is not None else self.uid
+        if self.owner is not None:
+            if fact is not None and fact["uid"] != self.owner:
+                raise ConflictError(f"{self.path} belongs to UID {fact['uid']}, not "
+                                               f"{self.owner}; tinsnip works there only as {self.owner}")
+            fix = _attr_cmds(".", fact, None, None, self.mode)
+            if fact and not fix:
+                return []
+            p = q(self.path)
+            script = " && ".join([f"{{ [ -d {p} ] || mkdir -p -- {p}; }}", f"cd -P -- {p}"]
+                                 + [c.text for c in fix])
+            return [Cmd(as_uid(self.owner, script),
+                        f"as UID {self.owner}: make {self.path}"
+                        + (f" mode {self.mode:04o}" if self.mode is not None else ""))]
+        fix = _attr_cmds(".", fact, self.uid, gid, self.mode, link=True)
+        if fact and not fix:
+            return []
+        p = q(self.path)
+        script = _fails_whole(" && ".join(
+            [f"{{ [ ! -L {p} ] || {_refuse(f'{self.path} is a link; tinsnip does not follow it')}; }}",
+             f"{{ [ -e {p} ] || mkdir -p -- {p}; }}", f"( {_pin_folder(self.path)}"]
+            + [c.text for c in fix]) + " )")
+        what = [f"owner {self.uid}:{gid}" if self.uid is not None else "",
+                f"mode {self.mode:04o}" if self.mode is not None else ""]
+        return [Cmd(script, " ".join(["make" if fact is None else "fix", self.path,
+                                      *filter(None, what)]))]
 
 
-def write_file_cmds(path: str, content: bytes, uid, gid, mode, *, secret: bool) -> list[Cmd]:
-    """Write ``content`` to a temporary file beside ``path`` and rename it into place, so a
-    reader never sees half a file and a failure leaves the old file whole."""
-    tmp = posixpath.join(posixpath.dirname(path) or ".", "." + posixpath.basename(path) + ".tinsnip-new")
-    text = f"(umask 077 && printf %s {q(b64(content))} | base64 -d > {q(tmp)})"
-    cmds = [Cmd(text, f"write {len(content)} bytes to {tmp}" + (" (secret)" if secret else ""))]
-    if uid is not None:
-        cmds.append(Cmd(sh("chown", f"{uid}:{gid if gid is not None else uid}", tmp)))
-    cmds.append(Cmd(sh("chmod", f"{(mode if mode is not None else 0o644):o}", tmp)))
-    cmds.append(Cmd(sh("mv", "-f", tmp, path)))
-    return cmds
+def write_file_cmds(path: str, content: bytes, uid=None, gid=None, mode=0o644, *,
+                    secret: bool = False, owner: Optional[int] = None) -> list[Cmd]:
+    """Write ``content`` to a new temporary file beside ``path`` and rename it into place, so a
+    reader never sees half a file and a failure leaves the old file whole.
+
+    The temporary file is made by ``mktemp`` (a fresh name, created exclusively), in the folder
+    entered and checked first (:func:`_pin_folder`); the content comes over the script's stdin
+    (a here-document), never in a command line. ``owner`` set: all of it runs as that user (files
+    in its home or on its mount). Otherwise root writes, only into a folder that no one but root
+    can write to (:func:`_pin_folder`), and sets ``uid``:``gid`` and ``mode`` on its own temporary
+    file before the rename; ``rename`` replaces whatever name is there and follows no link.
+    """
+    folder, name = posixpath.split(path)
+    folder = folder or "."
+    token = "TINSNIP_" + secrets.token_hex(8)  # never in base64's alphabet
+    body = base64.encodebytes(content).decode()
+    attrs = []
+    if owner is None and uid is not None:
+        attrs.append(f"chown -h {int(uid)}:{int(gid if gid is not None else uid)} -- \"$t\"")
+    attrs.append(f"chmod {(mode if mode is not None else 0o644):04o} \"$t\"")
+    steps = " && ".join([f"base64 -d > \"$t\""] + attrs + [f"mv -fT -- \"$t\" {q(name)}"])
+    script = (f"umask 077 && {_pin_folder(folder, root_writes=owner is None)}"
+              f" && t=$(mktemp {q('./.' + name + '.XXXXXXXXXX')})"
+              f" && {{ {steps} || {{ rm -f -- \"$t\"; false; }}; }}")
+    text = f"( {script} )" if owner is None else _acting(owner, script)
+    text += f" <<'{token}' || exit $?\n{body}{token}"
+    who = f"as UID {owner}: " if owner is not None else ""
+    return [Cmd(text, f"{who}write {len(content)} bytes to {path} through a new temporary file"
+                      + (" (secret)" if secret else ""))]
 
 
 @dataclass(frozen=True)
 class File(Resource):
-    """A file with exact content; rewritten atomically only when the content differs."""
+    """A file with exact content; rewritten atomically only when the content differs.
+
+    ``owner`` set: read and written as that user (files in its home or on its mount)."""
 
     path: str
     content: bytes
@@ -119,6 +219,7 @@ class File(Resource):
     gid: Optional[int] = None
     mode: int = 0o644
     secret: bool = False
+    owner: Optional[int] = None
 
     def describe(self):
         return f"file {self.path}"
@@ -128,9 +229,9 @@ class File(Resource):
         # what is there now, for the diff a dry run shows: of a secret file only its keys
         now = (f"sed -n 's/^\\([A-Za-z_][A-Za-z0-9_]*\\)=.*/\\1/p' {p}" if self.secret
                else f"head -c {DIFF_LIMIT} {p} | base64")
-        # something other than a file there is reported as such (and refused below)
-        return f"if [ -e {p} ] && [ ! -f {p} ]; then {_stat_cmd(self.path)}; " \
-               f"else {_stat_and(self.path, 'sha256sum')} && echo {NOW} && {now}; fi"
+        # a link or anything but a regular file is reported by its stat line (and refused)
+        return _acting(self.owner, f"{_stat_and(self.path, 'sha256sum')}; echo {NOW}; "
+                                   f"if [ -f {p} ] && [ ! -L {p} ]; then {now}; fi")
 
     def parse(self, out):
         lines = out.split(NOW + "\n", 1)
@@ -160,19 +261,27 @@ class File(Resource):
         gid = self.gid if self.gid is not None else self.uid
         if fact is not None and fact["type"] != "regular file":
             raise ConflictError(f"{self.path} is a {fact['type']}, not a file")
-        if fact is None or fact["sha256"] != hashlib.sha256(self.content).hexdigest():
-            return write_file_cmds(self.path, self.content, self.uid, gid, self.mode,
-                                   secret=self.secret)
-        return _attr_cmds(self.path, fact, self.uid, gid, self.mode)
+        uid = None if self.owner is not None else self.uid
+        if (fact is None or fact["sha256"] != hashlib.sha256(self.content).hexdigest()
+                or _attr_cmds(self.path, fact, uid, gid, self.mode)):
+            # owner and mode are set on a fresh copy too, never on a name someone could swap
+            return write_file_cmds(self.path, self.content, uid, gid, self.mode,
+                                   secret=self.secret, owner=self.owner)
+        return []
 
 
 @dataclass(frozen=True)
 class Edited(Resource):
     """A small text file changed by a pure function of its current text (a managed line in
-    /etc/fstab or /etc/exports). Written atomically, keeping owner and mode, only on a change.
+    /etc/fstab or /etc/exports). Written atomically, keeping owner and mode exactly, only on a
+    change; a link in its place is refused (tinsnip edits the file itself, never a link's
+    target), and so is a folder around it that anyone but root can write.
 
-    ``after`` commands run only when the file changes; ``rollback`` makes a failed ``after``
-    (say ``exportfs -ra`` refusing the new file) put the old file back before failing.
+    ``after`` commands run when the file changes; ``rollback`` makes a failed ``after``
+    (say ``exportfs -ra`` refusing the new file) put the old file back before failing. With
+    ``applied``, a stamp beside the file records the content ``after`` last succeeded on, and
+    ``after`` runs again on every run until it has succeeded for the current content (a killed
+    or failed ``exportfs -ra`` is retried).
     """
 
     path: str
@@ -180,6 +289,7 @@ class Edited(Resource):
     what: str
     after: tuple = ()
     rollback: bool = False
+    applied: bool = False
 
     def describe(self):
         return f"{self.what} in {self.path}"
@@ -190,101 +300,218 @@ class Edited(Resource):
 
     def diff(self, out):
         fact = self.parse(out)
+        fact = fact["file"] if self.applied else fact
         old = fact["text"] if fact else ""
-        return unified_diff(self.path, old, self.edit(old))
+        try:
+            return unified_diff(self.path, old, self.edit(old))
+        except ForeignLine:
+            return ""
+
+    @property
+    def stamp(self) -> str:
+        folder, name = posixpath.split(self.path)
+        return posixpath.join(folder, f".{name}.tinsnip-applied")
 
     def _lock_and_check(self, fact) -> Cmd:
         """Hold a lock on the file for the rest of the script and make sure it is still what
         the fact saw; another run that edited it meanwhile makes this exit 75 (read again)."""
         p = q(self.path)
         if fact:
-            same = (f"[ \"$(sha256sum < {p} | cut -c1-64)\" = "
+            same = (f"[ ! -L {p} ] && [ \"$(sha256sum < {p} | cut -c1-64)\" = "
                     f"{hashlib.sha256(fact['raw']).hexdigest()} ]")
         else:
-            same = f"[ ! -e {p} ]"
-        return Cmd(f"exec 8>>{q(self.path + '.tinsnip-lock')} && flock -w 60 8 && "
-                   f"{{ {same} || exit {RETRY_EXIT}; }}",
+            same = f"[ ! -e {p} ] && [ ! -L {p} ]"
+        folder = posixpath.dirname(self.path) or "."
+        check = _pin_folder(folder, root_writes=True)
+        return Cmd(_fails_whole(f"( {check} ) && exec 8>>{q(self.path + '.tinsnip-lock')} && "
+                                f"flock -w 60 8 && {{ {same} || exit {RETRY_EXIT}; }}"),
                    f"lock {self.path} and check it is unchanged")
 
     def fact_command(self):
-        return _stat_and(self.path, "base64")
+        cmd = _stat_and(self.path, "base64")
+        if self.applied:
+            cmd = f"{cmd}; echo @@applied; cat {q(self.stamp)}"
+        return cmd
 
     def parse(self, out):
+        out, _, stamp = out.partition("@@applied")
         st, rest = _parse_stat_and(out)
         if st is not None:
-            st["raw"] = base64.b64decode("".join(rest))
-            st["text"] = st["raw"].decode()
-        return st
+            st["raw"] = base64.b64decode("".join(rest)) if st["type"] == "regular file" else b""
+            # bytes that are not UTF-8 pass through the edit unchanged
+            st["text"] = st["raw"].decode("utf-8", "surrogateescape")
+        return st if not self.applied else {"file": st, "applied": stamp.strip()}
 
     def commands(self, fact):
+        applied = fact["applied"] if self.applied else None
+        fact = fact["file"] if self.applied else fact
+        if fact is not None and fact["type"] != "regular file":
+            raise ConflictError(f"{self.path} is a {fact['type']}, not a regular "
+                                           "file; tinsnip edits only the file itself")
         old = fact["text"] if fact else ""
-        new = self.edit(old)
+        try:
+            new = self.edit(old)
+        except ForeignLine as e:
+            raise ConflictError(f"{self.path}: {e}") from None
+        data = new.encode("utf-8", "surrogateescape")
         if new == old:
-            return []
+            if not self.applied or applied == hashlib.sha256(data).hexdigest() or not fact:
+                return []
+            # the file is as wanted but `after` never succeeded on it: run it again
+            return [self._lock_and_check(fact), *self._after_cmds(None),
+                    *self._stamp_cmds(data), Cmd("exec 8>&-", f"unlock {self.path}")]
         uid, gid, mode = (fact["uid"], fact["gid"], fact["mode"]) if fact else (0, 0, 0o644)
         cmds = [self._lock_and_check(fact)]
-        if self.rollback and fact:
-            backup = self.path + ".tinsnip-old"
-            cmds.append(Cmd(sh("cp", "-p", self.path, backup)))
-        cmds += write_file_cmds(self.path, new.encode(), uid, gid, mode, secret=False)
-        for a in self.after:
-            # 8>&-: a daemon that `a` may start must not inherit (and so keep) the lock
-            run_a = f"{a} 8>&-"
-            if self.rollback and fact:
-                restore = f"{{ mv -f {q(backup)} {q(self.path)}; {run_a}; false; }}"
-                cmds.append(Cmd(f"{run_a} || {restore}", f"{a} (on failure: put the old {self.path} back)"))
-            else:
-                cmds.append(Cmd(run_a, a))
+        backup = fact and self.rollback and self.after
+        if backup:
+            folder, name = posixpath.split(self.path)
+            cmds.append(Cmd(_fails_whole(
+                f"b=$(mktemp {q(posixpath.join(folder, '.' + name + '.old.XXXXXXXXXX'))})"
+                f" && cp -p -- {q(self.path)} \"$b\""), f"keep a copy of {self.path}"))
+        cmds += write_file_cmds(self.path, data, uid, gid, mode)
+        cmds += self._after_cmds("$b" if backup else None)
+        if backup:
+            cmds.append(Cmd("rm -f -- \"$b\"", "drop the copy"))
+        cmds += self._stamp_cmds(data)
         cmds.append(Cmd("exec 8>&-", f"unlock {self.path}"))
         return cmds
 
+    def _after_cmds(self, backup: Optional[str]) -> list[Cmd]:
+        out = []
+        for a in self.after:
+            # 8>&-: a daemon that `a` may start must not inherit (and so keep) the lock
+            run_a = f"{a} 8>&-"
+            if backup:
+                restore = f"{{ mv -fT -- \"{backup}\" {q(self.path)}; {run_a}; false; }}"
+                out.append(Cmd(f"{run_a} || {restore}", f"{a} (on failure: put the old {self.path} back)"))
+            else:
+                out.append(Cmd(run_a, a))
+        return out
 
-def set_line(match: Callable[[str], bool], line: str) -> Callable[[str], str]:
-    """An edit that keeps exactly one line matching ``match`` and makes it ``line``."""
+    def _stamp_cmds(self, data: bytes) -> list[Cmd]:
+        if not self.applied:
+            return []
+        digest = hashlib.sha256(data).hexdigest()
+        return [Cmd(c.text, f"record that {' and '.join(self.after)} succeeded on this {self.path}")
+                for c in write_file_cmds(self.stamp, (digest + "\n").encode(), 0, 0, 0o644)]
+
+
+class ForeignLine(ValueError):
+    """A line for the same path that tinsnip did not write."""
+
+
+MARKER = "# tinsnip: "
+
+
+def _entries(text: str) -> list[list[str]]:
+    """The file's raw lines grouped into entries: a line ending in ``\\`` continues on the next."""
+    groups, current = [], []
+    for raw in text.splitlines():
+        current.append(raw)
+        if raw.endswith("\\") and not raw.lstrip().startswith("#"):
+            continue
+        groups.append(current)
+        current = []
+    if current:
+        groups.append(current)
+    return groups
+
+
+def _fields(entry: list[str]) -> list[str]:
+    """Whitespace-separated fields of an entry; ``"..."`` keeps spaces inside one field."""
+    text = " ".join(l[:-1] if l.endswith("\\") else l for l in entry)
+    if text.lstrip().startswith("#"):
+        return []
+    out, cur, quoted, started = [], [], False, False
+    for ch in text:
+        if ch == '"':
+            quoted, started = not quoted, True
+        elif ch.isspace() and not quoted:
+            if started:
+                out.append("".join(cur))
+            cur, started = [], False
+        else:
+            cur.append(ch)
+            started = True
+    if started:
+        out.append("".join(cur))
+    return out
+
+
+def same_path(a: str, b: str) -> bool:
+    """Two spellings of one path: quotes, fstab's octal escapes (``\\040``), a trailing
+    slash or doubled slashes do not make a different path."""
+    def norm(p):
+        p = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), p.strip('"'))
+        return posixpath.normpath(p) if p else p
+    return norm(a) == norm(b)
+
+
+@dataclass(frozen=True)
+class field_is:  # noqa: N801 - reads as a predicate: set_line(field_is(1, "/mnt/x"), line)
+    """Match an entry whose whitespace-separated field ``index`` is the path ``value``."""
+
+    index: int
+    value: str
+
+    def __call__(self, entry) -> bool:
+        fields = _fields([entry] if isinstance(entry, str) else entry)
+        return len(fields) > self.index and same_path(fields[self.index], self.value)
+
+
+def _foreign(entry: list[str], path: str, marker: str) -> ForeignLine:
+    shown = " ".join(x.strip() for x in entry)
+    return ForeignLine(f"the line {shown!r} is for {path} too and tinsnip did not write it; "
+                       f"remove it, or put `{marker}` above it to let tinsnip manage it")
+
+
+def set_line(match: field_is, line: str) -> Callable[[str], str]:
+    """An edit that keeps exactly one entry matching ``match`` and makes it ``line``.
+
+    The line goes below a marker comment (``# tinsnip: PATH``). An entry for the same path is
+    updated in place when tinsnip wrote it (the marker is above it, or it is already exactly
+    ``line``); any other entry for that path raises :class:`ForeignLine` naming it, because
+    replacing it would drop what someone else set up (other clients, other options)."""
+    marker = MARKER + match.value
 
     def edit(text: str) -> str:
-        lines = text.splitlines()
-        kept, placed = [], False
-        for existing in lines:
-            if match(existing):
-                if not placed:
-                    kept.append(line)
-                    placed = True
+        groups = _entries(text)
+        out, placed = [], False
+        for i, g in enumerate(groups):
+            if g == [marker]:
+                continue  # ours; written again with its line below
+            if not match(g):
+                out.append(g)
                 continue
-            kept.append(existing)
+            ours = (i > 0 and groups[i - 1] == [marker]) or g == [line]
+            if not ours:
+                raise _foreign(g, match.value, marker)
+            if not placed:
+                out.append([marker, line])
+                placed = True
         if not placed:
-            kept.append(line)
-        return "\n".join(kept) + "\n"
+            out.append([marker, line])
+        return "\n".join(l for g in out for l in g) + "\n"
 
     return edit
 
 
-def field_is(index: int, value: str) -> Callable[[str], bool]:
-    """Match a non-comment line whose whitespace-separated field ``index`` equals ``value``."""
-
-    def match(line: str) -> bool:
-        fields = line.split()
-        return bool(fields) and not fields[0].startswith("#") and len(fields) > index \
-            and fields[index] == value
-
-    return match
-
-
 @dataclass(frozen=True)
 class Symlink(Resource):
-    """A symbolic link pointing at ``target``."""
+    """A symbolic link pointing at ``target``; with ``owner``, made by that user (in its home)."""
 
     link: str
     target: str
     uid: Optional[int] = None
+    owner: Optional[int] = None
 
     def describe(self):
         return f"link {self.link} -> {self.target}"
 
     def fact_command(self):
         p = q(self.link)
-        return (f"if [ -L {p} ]; then echo link; readlink {p}; "
-                f"elif [ -e {p} ]; then echo other; else echo {MISSING}; fi")
+        return _acting(self.owner, f"if [ -L {p} ]; then echo link; readlink {p}; "
+                                   f"elif [ -e {p} ]; then echo other; else echo {MISSING}; fi")
 
     def parse(self, out):
         lines = out.strip().splitlines() or [MISSING]
@@ -297,9 +524,12 @@ class Symlink(Resource):
             raise ConflictError(f"{self.link} exists and is not a link")
         if isinstance(fact, dict) and fact["target"] == self.target:
             return []
-        cmds = [Cmd(sh("ln", "-sfn", self.target, self.link))]
+        if self.owner is not None:
+            return [Cmd(as_uid(self.owner, sh("ln", "-sfn", "--", self.target, self.link)),
+                        f"as UID {self.owner}: ln -sfn {self.target} {self.link}")]
+        cmds = [Cmd(sh("ln", "-sfn", "--", self.target, self.link))]
         if self.uid is not None:
-            cmds.append(Cmd(sh("chown", "-h", f"{self.uid}:{self.uid}", self.link)))
+            cmds.append(Cmd(sh("chown", "-h", f"{self.uid}:{self.uid}", "--", self.link)))
         return cmds
 
 
@@ -383,12 +613,14 @@ class Mounted(Resource):
         return []
 
 
-def drop_lines(match: Callable[[str], bool]) -> Callable[[str], str]:
-    """An edit that removes every line matching ``match``."""
+def drop_lines(match: field_is) -> Callable[[str], str]:
+    """An edit that removes every entry for ``match``'s path (spelled any way :func:`same_path`
+    knows), with tinsnip's marker above it: what removing a mount point or an export asks."""
+    marker = MARKER + match.value
 
     def edit(text: str) -> str:
-        kept = [line for line in text.splitlines() if not match(line)]
-        return "\n".join(kept) + "\n" if kept else ""
+        kept = [g for g in _entries(text) if g != [marker] and not match(g)]
+        return "\n".join(l for g in kept for l in g) + "\n" if kept else ""
 
     return edit
 

@@ -1,6 +1,7 @@
 """The machine side: user, NFS mount, XDG links, rootless Docker, machine.env."""
 from __future__ import annotations
 
+from ..core import envfile
 from ..core.render import render
 from ..core.smep import Smep
 from ..core.target import nfs_server
@@ -54,20 +55,21 @@ def mount(t: Target) -> list:
 
 @step("xdg.link", needs=("machine.user",))
 def xdg_links(t: Target) -> list:
-    """``@machine`` under each XDG base folder's sheet folder, pointing into the mount."""
+    """``@machine`` under each XDG base folder's sheet folder, pointing into the mount; made by
+    the machine user in its own home."""
     smep = t.smep
     h, uid = home(smep), smep.uid
     out = []
     for name, base in XDG:
         parts = base.split("/")
         for i in range(1, len(parts) + 1):
-            d = Directory(f"{h}/{'/'.join(parts[:i])}", uid, uid, None)
+            d = Directory(f"{h}/{'/'.join(parts[:i])}", owner=uid)
             if d not in out:
                 out.append(d)
-        out.append(Directory(f"{h}/{base}/{smep.sheet}", uid, uid, 0o755))
+        out.append(Directory(f"{h}/{base}/{smep.sheet}", mode=0o755, owner=uid))
     for name, base in XDG:
         out.append(Symlink(f"{h}/{base}/{smep.sheet}/@{smep.machine}",
-                           f"{smep.mount_point}/{name}", uid))
+                           f"{smep.mount_point}/{name}", owner=uid))
     return out
 
 
@@ -79,18 +81,21 @@ def docker(t: Target) -> list:
 
 
 def machine_env_text(smep: Smep) -> str:
-    return render("machine/machine.env.j2", {"smep": smep, "home": home(smep),
+    """machine.env, which bash sources and compose reads: literal words only (core/envfile.py)."""
+    text = render("machine/machine.env.j2", {"smep": smep, "home": home(smep),
                                              "docker_host": docker_host(smep.uid)})
+    return envfile.check_text(text, "machine/machine.env.j2")
 
 
 @step("machine.env", needs=("machine.mount",))
 def machine_env(t: Target) -> list:
-    """machine.env on the NFS mount; files there belong to the export's anonymous UID."""
+    """machine.env on the NFS mount, written by the machine user: on the mount every local user
+    acts as the export's anonymous UID (all_squash), so root never writes there."""
     smep = t.smep
     d = f"{smep.mount_point}/.machine"
-    return [Directory(d, None, None, 0o750),
-            File(f"{d}/machine.env", machine_env_text(smep).encode(), None, None, 0o640,
-                 secret=True)]
+    return [Directory(d, mode=0o750, owner=smep.uid),
+            File(f"{d}/machine.env", machine_env_text(smep).encode(), mode=0o640,
+                 secret=True, owner=smep.uid)]
 
 
 #: machine.setup: the seed's order.

@@ -33,7 +33,8 @@ def export(t: Target) -> list[Edited]:
     client = t.inv.export_client(smep.machine)
     line = export_line(export_dir, [client], EXPORT_OPTIONS.format(uid=smep.uid))
     return [Edited("/etc/exports", set_line(field_is(0, export_dir), line),
-                   f"export {export_dir} to {client}", after=("exportfs -ra",), rollback=True)]
+                   f"export {export_dir} to {client}", after=("exportfs -ra",), rollback=True,
+                   applied=True)]
 
 
 @step("nas.station")
@@ -51,7 +52,7 @@ def station(t: Target) -> list:
         station_registry(registry_path),
         Edited("/etc/exports", set_line(field_is(0, station_dir), line),
                f"read-only export {station_dir} to {', '.join(clients)}",
-               after=("exportfs -ra",), rollback=True),
+               after=("exportfs -ra",), rollback=True, applied=True),
     ]
 
 
@@ -65,5 +66,6 @@ def removed(t: Target) -> list:
     refuses), then no folder: its data is deleted."""
     export_dir = t.inv.export_dir(t.smep.machine, t.smep.env)
     return [Edited("/etc/exports", drop_lines(field_is(0, export_dir)),
-                   f"no export of {export_dir}", after=("exportfs -ra",), rollback=True),
+                   f"no export of {export_dir}", after=("exportfs -ra",), rollback=True,
+                   applied=True),
             Absent(export_dir)]

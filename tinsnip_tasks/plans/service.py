@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -197,15 +198,17 @@ def render_service(inv: Inventory, smep: Smep, service: str) -> Rendered:
 
 @step("service.files", needs=("machine.mount",))
 def files(t: Target) -> list:
-    """The service's folders on the mount and its files (rendered by :func:`render_service`)."""
+    """The service's folders on the mount and its files (rendered by :func:`render_service`),
+    all made by the machine user (on the mount root never writes)."""
     smep, service = t.smep, t.service
     compose, env = t.rendered.compose, t.rendered.env
     d = service_dir(smep, service)
-    out = [Directory(d, None, None, 0o750)]
-    out += [Directory(f"{smep.mount_point}/{f}/{service}", None, None, 0o750)
+    u = smep.uid
+    out = [Directory(d, mode=0o750, owner=u)]
+    out += [Directory(f"{smep.mount_point}/{f}/{service}", mode=0o750, owner=u)
             for f in DATA_FOLDERS]
-    out += [File(f"{d}/docker-compose.yml", compose.encode(), None, None, 0o640),
-            File(f"{d}/.env", env.encode(), None, None, 0o600, secret=True)]
+    out += [File(f"{d}/docker-compose.yml", compose.encode(), mode=0o640, owner=u),
+            File(f"{d}/.env", env.encode(), mode=0o600, secret=True, owner=u)]
     return out
 
 
@@ -303,22 +306,32 @@ def _target_port(inv: Inventory, smep: Smep, service: str, to: str) -> int:
                      f"({', '.join(ports) or 'no port names in the inventory'})")
 
 
+def positive(option: str, value) -> int:
+    """A whole number > 0 given on the command line, or an error naming the option."""
+    if not re.fullmatch(r"[0-9]{1,9}", str(value)) or int(value) == 0:
+        raise InputError(f"{option} {value!r} is not a whole number above 0")
+    return int(value)
+
+
+def forward_port(port, to: str, *, remove: bool) -> int:
+    """``--port`` as a number 1..65535, and a ``--to`` unless removing."""
+    port = positive("--port", port)
+    if port > 65535:
+        raise InputError(f"--port {port} is not a port number 1..65535")
+    if not remove and not to:
+        raise InputError("say where the port goes: --to PORTNAME or --to INDEX (0..9)")
+    return port
+
+
 def forward_to(inv: Inventory, smep: Smep, service: str, port, to: str, *,
                remove: bool) -> Forward:
     """The forward ``service.forward`` asks for, checked before any host is touched."""
     validate_name("service", service)
-    try:
-        port = int(port)
-    except (TypeError, ValueError):
-        raise InputError(f"--port {port!r} is not a port number 1..65535") from None
-    if not 1 <= port <= 65535:
-        raise InputError(f"--port {port} is not a port number 1..65535")
+    port = forward_port(port, to, remove=remove)
     if port in smep.ports:
         raise InputError(f"--port {port} is one of {smep.user}'s own ports; forward a standard port")
     if remove:
         return Forward(port, None, owner(smep, service))
-    if not to:
-        raise InputError("say where the port goes: --to PORTNAME or --to INDEX (0..9)")
     return Forward(port, _target_port(inv, smep, service, to), owner(smep, service))
 
 

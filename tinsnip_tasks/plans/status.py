@@ -3,6 +3,7 @@ host, :func:`evaluate` (pure) turns them into pass/fail lines."""
 from __future__ import annotations
 
 from ..core.smep import Smep
+from ..errors import FactError
 from ..ops.base import MARK, Host, q, split_facts
 from ..ops.forward import LIST_COMMAND, parse_rules
 from ..ops.docker import compose_pattern, docker_host
@@ -50,15 +51,17 @@ v=$({d} version --format '{{{{.Server.Version}}}}' 2>&1); echo "@daemon $? $(ech
 for dir in {mp}/service/*/; do
   [ -f "$dir/docker-compose.yml" ] || continue
   err=$(sudo -u {u} bash -c {q(compose)} _ {mp} "${{dir%/}}" 2>&1 >/dev/null); rc=$?
-  echo "@compose $(basename "$dir") $rc $(echo "$err" | tr '\\n' ' ')"
+  printf '@compose\\t%s\\t%s\\t%s\\n' "$(basename "$dir")" "$rc" "$(echo "$err" | tr '\\n\\t' '  ')"
 done
 for f in state data config; do
   if sudo -u {u} sh -c "touch {mp}/$f/.tinsnip-probe && rm -f {mp}/$f/.tinsnip-probe" 2>/dev/null
   then echo "@write user:$f 0"; else echo "@write user:$f 1"; fi
 done
 for c in $({d} ps -aq 2>/dev/null); do
-  echo "@container $({d} inspect -f '{{{{.Name}}}} {{{{.State.Status}}}} {{{{.RestartCount}}}}' $c)"
-  n=$({d} inspect -f '{{{{.Name}}}}' $c)
+  # a container removed meanwhile is skipped, not reported half
+  st=$({d} inspect -f '{{{{.Name}}}} {{{{.State.Status}}}} {{{{.RestartCount}}}}' $c 2>/dev/null) || continue
+  echo "@container $st"
+  n=${{st%% *}}
   e=$({d} exec $c env 2>/dev/null)
   echo "@env $n $(echo "$e" | sed -n 's/^TIN_SERVICE_UID=//p') $(echo "$e" | sed -n 's/^TIN_PORT_0=//p')"
   for p in $({d} port $c 2>/dev/null | sed 's/.*://' | sort -u); do echo "@port $n $p"; done
@@ -74,23 +77,26 @@ true
 
 
 def parse(out: str) -> dict:
+    """The script's lines as data. Raises ValueError on a line it cannot read."""
     facts = {"daemon": None, "compose": [], "write": [], "container": [], "env": [],
              "port": [], "listen": set(), "init": "", "mount": None, "dockerhost": "",
              "linger": None, "enabled": None, "dockerd": [], "daemonenv": {}}
     for line in out.splitlines():
+        if line.startswith("@compose\t"):  # tab-separated: a folder name may hold spaces
+            _, name, rc, err = (line.split("\t", 3) + [""])[:4]
+            facts["compose"].append((name, int(rc), err.strip()))
+            continue
         if not line.startswith("@"):
             continue
         kind, _, rest = line[1:].partition(" ")
         parts = rest.split()
         if kind == "daemon":
             facts["daemon"] = (parts[0] == "0", " ".join(parts[1:]))
-        elif kind == "compose" and len(parts) >= 2:
-            facts["compose"].append((parts[0], int(parts[1]), " ".join(parts[2:])))
         elif kind == "write" and len(parts) == 2:
             facts["write"].append((parts[0], parts[1] == "0"))
         elif kind == "container" and len(parts) == 3:
             facts["container"].append((parts[0].lstrip("/"), parts[1], int(parts[2])))
-        elif kind == "env":
+        elif kind == "env" and parts:
             facts["env"].append((parts[0].lstrip("/"), parts[1:]))
         elif kind == "port" and len(parts) == 2:
             facts["port"].append((parts[0].lstrip("/"), int(parts[1])))
@@ -207,8 +213,12 @@ def check(h: Host, targets: list) -> None:
                         show="checklist of " + ", ".join(t.scope for t in targets)).stdout
         chunks = split_facts(out, len(parts))
         titles = dict(ITEMS)
-        for t, chunk in zip(targets, chunks):
-            for item, passed, detail in evaluate(parse(chunk), t.smep):
+        try:
+            facts = [parse(chunk) for chunk in chunks[:-1]]
+        except ValueError as e:  # output the parser cannot read: a failed step, not a traceback
+            raise FactError("the Testing Checklist", e) from e
+        for t, found in zip(targets, facts):
+            for item, passed, detail in evaluate(found, t.smep):
                 h.note(f"status.{item}", "ok" if passed else "failed", f"{titles[item]}: {detail}",
                        label=t.scope)
         rules = [r for r in parse_rules(chunks[-1]) if r["chain"] == "PREROUTING"]
