@@ -216,6 +216,11 @@ def test_a_forwarded_standard_port_reaches_the_service(lab, site):
     # the inventory's forward: {80: web} came with the deploy; a client on another host uses 80
     page = lab.run("homelab1", f"curl -sS --max-time 10 http://{lab.ip(HOST)}:80/").stdout
     assert page.startswith("pyhello from webapps-prod"), page
+    local = lab.run(HOST, "curl -sS --max-time 10 http://127.0.0.1:80/").stdout
+    assert local.startswith("pyhello from webapps-prod"), local  # a client on the host itself
+    # the host's own connections to port 80 elsewhere are not taken (nothing listens there)
+    assert not lab.run(HOST, f"curl -sS --max-time 5 http://{lab.ip('homelab1')}:80/",
+                       warn=True).ok
     second = cli.inv("service.forward", *WP, "--port", "80", "--to", "web", "--service", "signal",
                      check=False)
     assert second.returncode == 1

@@ -98,7 +98,8 @@ def test_dry_run_plans_the_site_and_changes_nothing(lab, site, first):
         changed = [(h, s["step"], s["label"]) for h, r in p.recap["hosts"].items()
                    for s in r["steps"] if s["status"] == "would change"]
         assert changed == [("homelab2", "machine.env", "mail-test")], p.stdout
-        assert f"would run: chmod 640 {env}" in p.stdout
+        # a fresh copy written by the machine user, never a chmod through the name
+        assert f"to {env} through a new temporary file (secret)" in p.stdout, p.stdout
         assert lab.run("homelab2", f"stat -c %a {env}").stdout.strip() == "600"
     finally:
         site.inv("site.up", "--limit", "mail:test")

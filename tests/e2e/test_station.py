@@ -44,3 +44,23 @@ def test_an_existing_registry_is_kept(lab, cli, station):
         assert "billing=09" in lab.read("ds412plus", path)
     finally:
         lab.run("ds412plus", f"printf %s {__import__('shlex').quote(before)} > {path}")
+
+
+RACE = "/volume1/racesheet/station/prod/machine-registry"
+
+
+def test_a_pin_goes_into_the_registry_and_a_bad_registry_stops_setups(lab, e2e_cli):
+    """crashy is pinned to 07 in the e2e inventory: its setup writes it in, and a registry
+    giving 00 to a machine is refused before anything else happens."""
+    before = lab.run("ds412plus", f"cat {RACE} 2>/dev/null", warn=True).stdout
+    try:
+        lab.run("ds412plus", f"mkdir -p $(dirname {RACE}) && printf 'gazette=01\\r\\nledger = 4' > {RACE}")
+        e2e_cli.inv("nas.setup", "--machine", "crashy", "--env", "prod")
+        assert lab.read("ds412plus", RACE) == "gazette=01\nledger=04\ncrashy=07\n"
+        lab.run("ds412plus", f"echo relay=00 >> {RACE}")
+        bad = e2e_cli.inv("nas.setup", "--machine", "mailer", "--env", "prod", check=False)
+        assert bad.returncode != 0
+        assert "00 belongs to the station, not 'relay'" in bad.stdout + bad.stderr
+        assert "mailer" not in lab.read("ds412plus", RACE)
+    finally:
+        lab.run("ds412plus", f"printf %s {__import__('shlex').quote(before)} > {RACE}")

@@ -6,10 +6,11 @@ from tinsnip_tasks.ops.docker import ComposeDown, ContextTree, DockerStopped, No
 from tinsnip_tasks.ops.forward import Forward, parse_rules
 from tinsnip_tasks.ops.resources import Absent, Unmounted, UserAbsent, drop_lines, field_is
 
-# `iptables -t nat -S` as iptables-nft 1.8.9 prints our rules (captured on a lab host)
+# `iptables -t nat -S` as iptables-nft 1.8.9 prints our rules (captured on a lab host), and a
+# rule of someone else's
 RULES = """\
--A PREROUTING -p tcp -m tcp --dport 389 -m comment --comment "tinsnip-forward 389 lldap-prod:lldap" -j REDIRECT --to-ports 10200
--A OUTPUT -p tcp -m tcp --dport 389 -m comment --comment "tinsnip-forward 389 lldap-prod:lldap" -j REDIRECT --to-ports 10200
+-A PREROUTING -p tcp -m tcp --dport 389 -m addrtype --dst-type LOCAL -m comment --comment "tinsnip-forward 389 lldap-prod:lldap" -j REDIRECT --to-ports 10200
+-A OUTPUT -p tcp -m tcp --dport 389 -m addrtype --dst-type LOCAL -m comment --comment "tinsnip-forward 389 lldap-prod:lldap" -j REDIRECT --to-ports 10200
 -A PREROUTING -p tcp -m tcp --dport 80 -j REDIRECT --to-ports 8080
 """
 
@@ -27,10 +28,10 @@ class TestForward:
     def test_a_new_forward_adds_both_chains(self):
         f = Forward(80, 10100, "gazette-prod:hello")
         assert texts(f.plan(RULES)) == [
-            "iptables -w -t nat -A PREROUTING -p tcp --dport 80 -m comment --comment "
-            "'tinsnip-forward 80 gazette-prod:hello' -j REDIRECT --to-ports 10100",
-            "iptables -w -t nat -A OUTPUT -p tcp --dport 80 -m comment --comment "
-            "'tinsnip-forward 80 gazette-prod:hello' -j REDIRECT --to-ports 10100"]
+            "iptables -w -t nat -A PREROUTING -p tcp --dport 80 -m addrtype --dst-type LOCAL "
+            "-m comment --comment 'tinsnip-forward 80 gazette-prod:hello' -j REDIRECT --to-ports 10100",
+            "iptables -w -t nat -A OUTPUT -p tcp --dport 80 -m addrtype --dst-type LOCAL "
+            "-m comment --comment 'tinsnip-forward 80 gazette-prod:hello' -j REDIRECT --to-ports 10100"]
 
     def test_the_same_forward_again_needs_nothing(self):
         assert Forward(389, 10200, "lldap-prod:lldap").plan(RULES) == []
@@ -54,21 +55,22 @@ class TestForward:
 
 
 class TestContextTree:
-    tree = ContextTree("gazette-prod", "/mnt/gazette-prod/service/app", "d1", lambda: b"tar")
+    tree = ContextTree(10100, "/mnt/gazette-prod/service/app", "d1", lambda: b"tar")
 
     def test_same_digest_needs_nothing_not_even_the_tarball(self):
         def pack():
             raise AssertionError("packed although nothing is uploaded")
-        tree = ContextTree("gazette-prod", "/mnt/gazette-prod/service/app", "d1", pack)
+        tree = ContextTree(10100, "/mnt/gazette-prod/service/app", "d1", pack)
         assert tree.plan("d1\n") == []
 
     def test_the_stamp_is_read_as_the_user(self):
-        assert self.tree.fact_command().startswith("sudo -u gazette-prod sh -c 'cat ")
+        assert self.tree.fact_command().startswith(
+            "setpriv --reuid=10100 --regid=10100 --clear-groups sh -c 'cd / && cat ")
 
     def test_a_new_context_is_unpacked_beside_and_swapped_in_as_the_user(self):
         cmds = self.tree.plan("missing")
         assert [c.data for c in cmds] == [b"tar", None]
-        assert cmds[0].text.startswith("sudo -u gazette-prod sh -c ")
+        assert cmds[0].text.startswith("setpriv --reuid=10100 --regid=10100 --clear-groups sh -c")
         assert "tar -xzf - --no-same-owner -C /mnt/gazette-prod/service/app.tinsnip-new" \
             in cmds[0].text
         swap = cmds[1].text
@@ -106,9 +108,12 @@ class TestRemoval:
         assert cmds[3] == "rm -rf --one-file-system /run/user/10100"
 
     def test_absent_removes_as_the_user_and_only_when_present(self):
-        a = Absent("/mnt/x/service/s", "x-prod")
+        a = Absent("/mnt/x/service/s", 10100)
         assert a.plan("missing") == []
-        assert texts(a.plan("present")) == ["sudo -u x-prod rm -rf --one-file-system /mnt/x/service/s"]
+        assert texts(a.plan("present")) == [
+            "setpriv --reuid=10100 --regid=10100 --clear-groups sh -c "
+            "'cd / && rm -rf --one-file-system /mnt/x/service/s'"]
+        assert texts(Absent("/v/x").plan("present")) == ["rm -rf --one-file-system /v/x"]
 
     def test_unmounted(self):
         u = Unmounted("/mnt/x-prod")

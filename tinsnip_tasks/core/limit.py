@@ -15,7 +15,7 @@ from fnmatch import fnmatchcase
 
 from ..errors import InputError
 
-_PATTERN_RE = re.compile(r"^[A-Za-z0-9_.:@*?\[\]-]+$")
+_PATTERN_RE = re.compile(r"[A-Za-z0-9_.:@*?\[\]-]+")
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,7 @@ def parse_limit(text: str) -> Limit:
         if p[:1] in ("!", "&"):
             kind = exclude if p[0] == "!" else intersect
             p = p[1:]
-        if not p or not _PATTERN_RE.match(p):
+        if not p or not _PATTERN_RE.fullmatch(p):
             raise InputError(f"--limit: {raw.strip()!r} is not a pattern: use host, machine, "
                              "machine:env or service names, globs (* ? [..]), ! to exclude, "
                              "& to intersect, separated by commas")

@@ -296,11 +296,6 @@ CONTEXT_STAMP = ".tinsnip-context"
 KEPT = (".env", "docker-compose.yml", STAMP)
 
 
-def as_user_sh(user: str, script: str) -> str:
-    """``script`` run by ``sh`` as ``user`` (so files on the mount are the user's own)."""
-    return f"sudo -u {q(user)} sh -c {q(script)}"
-
-
 @dataclass(frozen=True)
 class ContextTree(Resource):
     """The service folder holds exactly the build context whose digest is ``digest``.
@@ -310,7 +305,7 @@ class ContextTree(Resource):
     old folder whole. ``pack()`` makes the context as a gzip tar, only when it is uploaded.
     """
 
-    user: str
+    uid: int
     path: str
     digest: str
     pack: Callable[[], bytes]
@@ -320,8 +315,8 @@ class ContextTree(Resource):
 
     def fact_command(self):
         # read as the user: the folder is the user's, and root follows no link it did not make
-        return as_user_sh(self.user, f"cat {q(self.path + '/' + CONTEXT_STAMP)} 2>/dev/null "
-                                     "|| echo missing")
+        return as_uid(self.uid, f"cat {q(self.path + '/' + CONTEXT_STAMP)} 2>/dev/null "
+                                "|| echo missing")
 
     def parse(self, out):
         return out.strip()
@@ -336,12 +331,11 @@ class ContextTree(Resource):
                 f"if [ -d {d} ]; then mv {d} {old}; fi && mv {new} {d} && rm -rf {old}")
         data = self.pack()
         return [
-            Cmd(as_user_sh(self.user, f"rm -rf {new} {old} && mkdir -p {new} && "
-                                      f"tar -xzf - --no-same-owner -C {new}"),
+            Cmd(as_uid(self.uid, f"rm -rf {new} {old} && mkdir -p {new} && "
+                                 f"tar -xzf - --no-same-owner -C {new}"),
                 f"unpack the build context ({len(data)} bytes) into {self.path}.tinsnip-new "
-                f"as {self.user}", data=data),
-            Cmd(as_user_sh(self.user, swap), f"swap it in for {self.path}, keeping "
-                                             f"{', '.join(KEPT)}"),
+                f"as UID {self.uid}", data=data),
+            Cmd(as_uid(self.uid, swap), f"swap it in for {self.path}, keeping {', '.join(KEPT)}"),
         ]
 
 

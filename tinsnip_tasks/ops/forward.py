@@ -1,8 +1,8 @@
 """Standard ports forwarded to a machine-environment's port (the seed's "opinionated clients").
 
 A forward is a pair of iptables ``nat`` rules, in PREROUTING (clients on the network) and OUTPUT
-(clients on the host itself), each ``REDIRECT``-ing TCP to the target port and tagged with a
-comment ``tinsnip-forward PORT OWNER``. One owner per standard port per host: a second owner is
+(clients on the host itself), each ``REDIRECT``-ing TCP for the host's own addresses to the
+target port and tagged with a comment ``tinsnip-forward PORT OWNER``. One owner per standard port per host: a second owner is
 refused, naming the first.
 """
 from __future__ import annotations
@@ -36,7 +36,10 @@ def parse_rules(out: str) -> list[dict]:
 
 def _iptables(action: str, rule: dict) -> Cmd:
     port, owner, to = int(rule["port"]), rule["owner"], int(rule["to"])
-    return Cmd(f"iptables -w -t nat {action} {rule['chain']} -p tcp --dport {port} -m comment "
+    # --dst-type LOCAL: only connections to this host's own addresses; a connection the host
+    # makes to port 80 elsewhere (or routes for others) is left alone
+    return Cmd(f"iptables -w -t nat {action} {rule['chain']} -p tcp --dport {port} "
+               f"-m addrtype --dst-type LOCAL -m comment "
                f"--comment {q(f'{TAG} {port} {owner}')} -j REDIRECT --to-ports {to}",
                f"iptables {action} {rule['chain']} {port} -> {to} ({owner})")
 

@@ -627,18 +627,19 @@ def drop_lines(match: field_is) -> Callable[[str], str]:
 
 @dataclass(frozen=True)
 class Absent(Resource):
-    """Nothing at ``path``. With ``user`` the removal runs as that user (a tree on an NFS mount
-    that belongs to the user); root never follows a link it did not make (``rm`` does not)."""
+    """Nothing at ``path``. With ``owner`` (a UID) the check and the removal run as that user (a
+    tree on an NFS mount that belongs to the user); ``rm`` follows no link either way."""
 
     path: str
-    user: Optional[str] = None
+    owner: Optional[int] = None
 
     def describe(self):
         return f"no {self.path}"
 
     def fact_command(self):
         p = q(self.path)
-        return f"if [ -e {p} ] || [ -L {p} ]; then echo present; else echo {MISSING}; fi"
+        return _acting(self.owner, f"if [ -e {p} ] || [ -L {p} ]; then echo present; "
+                                   f"else echo {MISSING}; fi")
 
     def parse(self, out):
         return out.strip() == "present"
@@ -646,8 +647,8 @@ class Absent(Resource):
     def commands(self, fact):
         if not fact:
             return []
-        rm = sh("rm", "-rf", "--one-file-system", self.path)
-        return [Cmd(f"sudo -u {q(self.user)} {rm}" if self.user else rm)]
+        return [Cmd(_acting(self.owner, sh("rm", "-rf", "--one-file-system", self.path)),
+                    f"rm -rf {self.path}" + (f" as UID {self.owner}" if self.owner else ""))]
 
 
 @dataclass(frozen=True)

@@ -219,7 +219,7 @@ def upload(t: Target) -> list:
     if rendered.folder is None:
         return []
     folder, names = rendered.folder, list(rendered.context_files)
-    return [ContextTree(smep.user, service_dir(smep, service), rendered.context_digest,
+    return [ContextTree(smep.uid, service_dir(smep, service), rendered.context_digest,
                         lambda: context.tarball(folder, names))]
 
 
@@ -357,7 +357,7 @@ def removed(t: Target) -> list:
     """The service's folder on the mount (files and build context) and its forwards; its data,
     state and config folders are NAS data and stay."""
     smep, service = t.smep, t.service
-    return [Absent(service_dir(smep, service), smep.user),
+    return [Absent(service_dir(smep, service), smep.uid),
             Forward(None, None, owner(smep, service))]
 
 
