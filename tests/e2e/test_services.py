@@ -3,8 +3,10 @@ uv example built from source, the preflight, forwarded ports, logs and removal.
 
 The tests run in file order and share one machine-environment (webapps prod on homelab2).
 """
+import os
 import shutil
 import subprocess
+import sys
 import time
 import urllib.request
 from http import client as http_client
@@ -123,7 +125,8 @@ def site(lab, tmp_path_factory):
     """An inventory and service folders outside the repository; webapps prod set up."""
     root = tmp_path_factory.mktemp("homelab")
     if not (EXAMPLE / "vendor" / "uv").is_file():
-        subprocess.run([str(EXAMPLE / "vendor.sh")], check=True)
+        subprocess.run([str(EXAMPLE / "vendor.sh")], check=True,
+                       env={**os.environ, "PYTHON": sys.executable})
     shutil.copytree(EXAMPLE, root / "src" / "pyhello", ignore=shutil.ignore_patterns("__pycache__"))
     with open(root / "src" / "pyhello" / "service.env", "a") as f:
         f.write(f"PYHELLO_BASE_IMAGE={pybase.IMAGE}\n")
