@@ -2,24 +2,26 @@
 
 ``up()`` starts a NAS (``ds412plus``) and two Linux machines (``homelab1``, ``homelab2``),
 each with its own network, mount, UTS and PID namespaces, an overlay over a shared Debian
-root filesystem, and ``sshd``. ``.lab/ssh_config`` reaches them as root with host-key
+root filesystem, and ``sshd``, plus ``homelab3``, a machine booted with systemd as PID 1 in
+``systemd-nspawn``. ``reboot(host)`` restarts one host with its disk kept. ``.lab/ssh_config`` reaches them as root with host-key
 checking on.
 """
 
 from tinsnip_lab.settings import (
     LAB_HOSTS,
     NAS_HOST,
+    SYSTEMD_HOSTS,
     known_hosts_path,
     lab_dir,
     lab_mode,
     ssh_config_path,
     tinsnip_settings,
 )
-from tinsnip_lab.lifecycle import down, is_up, status, up
+from tinsnip_lab.lifecycle import down, is_up, reboot, status, up
 
 __all__ = [
-    "LAB_HOSTS", "NAS_HOST", "lab_dir", "ssh_config_path", "known_hosts_path",
-    "is_up", "up", "down", "status", "lab_mode", "tinsnip_settings", "ssh_profile",
+    "LAB_HOSTS", "NAS_HOST", "SYSTEMD_HOSTS", "lab_dir", "ssh_config_path", "known_hosts_path",
+    "is_up", "up", "down", "status", "reboot", "lab_mode", "tinsnip_settings", "ssh_profile",
     "configure",
 ]
 

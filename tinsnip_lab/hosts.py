@@ -1,11 +1,16 @@
 """Start and stop the lab's hosts.
 
 A host is one process tree: ``ip netns exec tslab-<host> unshare -m -u -i -p -f --kill-child``
-runs a short shell script (``_INIT``) that mounts an overlay (shared rootfs below, tmpfs
-above), ``/proc``, ``/sys``, a small ``/dev``, ``/run``, ``/tmp`` and ``/home``, copies the
-host's own files (hostname, hosts, SSH keys) into the overlay, sets the hostname, pivots
-into the new root and becomes ``sshd -D -e``. Every mount lives in the host's own mount
-namespace, so it disappears with the host's processes.
+runs a short shell script (``_INIT``) that mounts an overlay (shared rootfs below, the host's
+disk folder above), ``/proc``, ``/sys``, a small ``/dev``, ``/run``, ``/tmp`` and ``/home``
+(bound from the disk folder), copies the host's own files (hostname, hosts, SSH keys) into the
+overlay, sets the hostname, pivots into the new root and becomes ``sshd -D -e``. Every mount
+lives in the host's own mount namespace, so it disappears with the host's processes.
+
+The disk folder (``disk/`` under the host's working directory, on this machine's filesystem)
+outlives the host's processes: `start` with ``fresh=False`` is a reboot that keeps what was
+written to ``/`` and ``/home``, while ``/run``, ``/tmp``, mounts and processes start empty,
+as on a real machine whose init starts nothing but sshd.
 """
 
 import os
@@ -26,9 +31,8 @@ _INIT = r"""
 set -eu
 host=$1 lower=$2 dir=$3 r=$3/root
 mount --make-rprivate /
-mount -t tmpfs -o mode=0755 "tslab-$host-rw" "$dir/rw"
-mkdir "$dir/rw/upper" "$dir/rw/work"
-mount -t overlay -o "lowerdir=$lower,upperdir=$dir/rw/upper,workdir=$dir/rw/work" \
+mkdir -p "$dir/disk/upper" "$dir/disk/work" "$dir/disk/home"
+mount -t overlay -o "lowerdir=$lower,upperdir=$dir/disk/upper,workdir=$dir/disk/work" \
     "tslab-$host" "$r"
 cp -a "$dir/seed/." "$r/"
 mount -t proc -o nosuid,nodev,noexec proc "$r/proc"
@@ -57,9 +61,10 @@ ln -s /proc/self/fd/2 "$d/stderr"
 mount -t tmpfs -o mode=0755,nosuid,nodev run "$r/run"
 mkdir -m 755 "$r/run/sshd" "$r/run/user" "$r/run/lock"
 mount -t tmpfs -o mode=1777,nosuid,nodev tmp "$r/tmp"
-# Homes on their own tmpfs, not on the overlay: rootless Docker keeps its data under
+# Homes on the disk folder itself, not on the overlay: rootless Docker keeps its data under
 # ~/.local/share/docker and can use overlay2 there (an overlay upper cannot be overlayfs).
-mount -t tmpfs -o mode=0755,nosuid,nodev home "$r/home"
+chmod 0755 "$dir/disk/home"
+mount --bind "$dir/disk/home" "$r/home"
 hostname "$host"
 cd "$r"
 mkdir -p .oldroot
@@ -97,7 +102,7 @@ def prepare(host):
     base = host_dir(host)
     if base.exists():
         shutil.rmtree(base)
-    for sub in ("rw", "root"):
+    for sub in ("disk", "root"):
         (base / sub).mkdir(parents=True)
     base.chmod(0o700)
     seed = base / "seed"
@@ -116,22 +121,34 @@ def prepare(host):
 _DETACH = 'echo $$ > "$1"; shift; exec "$@"'
 
 
-def start(host, lower):
+def start(host, lower, *, fresh=True):
     """Start ``host`` in the background and return the pid of its ``unshare`` process.
 
     The host is detached (``setsid -f``): its parent is PID 1, not the process that started
     it, so whichever process takes the lab down later sees its processes reaped.
     The network namespace must exist. Returns at once; see `wait_for_ssh`.
+
+    :param bool fresh: a new, empty disk (``lab.up``); False starts on the disk it had.
     """
-    prepare(host)
+    if fresh:
+        prepare(host)
+    elif not (host_dir(host) / "disk").is_dir():
+        raise LabError(f"{host} has no disk to start from; lab.up first")
+    return spawn_detached(host, ["ip", "netns", "exec", settings.netns_name(host),
+                                 "unshare", "-m", "-u", "-i", "-p", "-f", "--kill-child",
+                                 "/bin/sh", "-c", _INIT, "tslab-init", host, str(lower),
+                                 str(host_dir(host))])
+
+
+def spawn_detached(host, argv):
+    """Run ``argv`` detached from this process (its parent is PID 1), output to the host's
+    console log; return its pid (``argv`` must exec, never fork, into the host's PID 1)."""
     pid_file = host_dir(host) / "pid"
+    pid_file.unlink(missing_ok=True)
     console = open(host_dir(host) / "console.log", "ab")
     try:
         subprocess.run(
-            ["setsid", "-f", "/bin/sh", "-c", _DETACH, "tslab-detach", str(pid_file),
-             "ip", "netns", "exec", settings.netns_name(host),
-             "unshare", "-m", "-u", "-i", "-p", "-f", "--kill-child",
-             "/bin/sh", "-c", _INIT, "tslab-init", host, str(lower), str(host_dir(host))],
+            ["setsid", "-f", "/bin/sh", "-c", _DETACH, "tslab-detach", str(pid_file), *argv],
             stdin=subprocess.DEVNULL, stdout=console, stderr=console, close_fds=True,
             check=True)
     finally:
@@ -190,6 +207,16 @@ def running(host, pid):
         return False
 
 
+def pids_of(host):
+    """Return the live pids inside ``host``'s network namespace."""
+    return [p for p in network.pids_in_netns(settings.netns_name(host)) if _alive(p)]
+
+
+def wait_gone(host, timeout=30.0):
+    """SIGKILL every process of ``host`` and wait until they are gone (a power cut)."""
+    _kill_until_gone(lambda: pids_of(host), timeout)
+
+
 def kill_all(log=print, timeout=30.0):
     """SIGKILL every process inside any lab namespace and wait until they are gone.
 
@@ -197,11 +224,15 @@ def kill_all(log=print, timeout=30.0):
     A killed process stays in the process table as a zombie until its parent reaps it (this
     process, for hosts it started; else PID 1): return only when every one has left it.
     """
+    _kill_until_gone(lambda: [p for ns in network.lab_namespaces()
+                              for p in network.pids_in_netns(ns) if _alive(p)], timeout)
+
+
+def _kill_until_gone(find, timeout):
     deadline = time.monotonic() + timeout
     seen = set()
     while True:
-        alive = [p for ns in network.lab_namespaces() for p in network.pids_in_netns(ns)
-                 if _alive(p)]
+        alive = find()
         seen.update(alive)
         for pid in alive:
             try:

@@ -7,7 +7,7 @@ import os
 import time
 
 from tinsnip_lab.errors import LabError
-from tinsnip_lab import hosts, network, rootfs, settings, sshkeys
+from tinsnip_lab import hosts, network, nspawn, rootfs, sdrootfs, settings, sshkeys
 
 
 def _state_path():
@@ -51,13 +51,15 @@ def status():
         pid = pids.get(host)
         alive = hosts.running(host, pid)
         report[host] = {"ip": ip, "pid": pid, "running": alive,
-                        "ssh": alive and hosts.ssh_answers(ip)}
+                        "ssh": alive and hosts.ssh_answers(ip),
+                        "init": "systemd" if host in settings.SYSTEMD_HOSTS else "sshd"}
     namespaces = network.lab_namespaces()
     links = network.lab_links()
     up = (all(h["ssh"] for h in report.values()) and settings.BRIDGE_NETNS in namespaces
           and settings.OUTER_LINK in links and settings.ssh_config_path().exists())
     return {"up": up, "rootfs": state.get("rootfs"), "current_rootfs": rootfs.rootfs_key(),
-            "hosts": report, "namespaces": namespaces, "links": links}
+            "sdrootfs": state.get("sdrootfs"), "hosts": report, "namespaces": namespaces,
+            "links": links, "cgroups": nspawn.leftover_cgroups()}
 
 
 def is_up():
@@ -74,7 +76,8 @@ def lab_mounts():
 
 
 def _leftovers():
-    return bool(network.lab_namespaces() or network.lab_links() or hosts.HOSTS_DIR.exists())
+    return bool(network.lab_namespaces() or network.lab_links() or hosts.HOSTS_DIR.exists()
+                or nspawn.leftover_cgroups())
 
 
 def down(log=print):
@@ -94,31 +97,41 @@ def _down(log):
         _state_path().unlink(missing_ok=True)
         return False
     hosts.kill_all(log)
+    for host in settings.SYSTEMD_HOSTS:
+        nspawn.remove_cgroups(host)
     network.remove(log)
     hosts.clear_dirs()
     _state_path().unlink(missing_ok=True)
     mounts = lab_mounts()
     if mounts:
         raise LabError(f"mounts of the lab left behind: {', '.join(mounts)}")
-    log("lab: down (no lab process, namespace or link left)")
+    log("lab: down (no lab process, namespace, link, cgroup or mount left)")
     return True
 
 
-def up(rebuild=False, log=print):
+def up(rebuild=False, log=print, extra_hosts=None):
     """Bring the lab up; do nothing when it is already up (unless ``rebuild``).
 
-    Builds the root filesystem the first time (debootstrap, cached under
-    ``/var/cache/tinsnip-lab``), then starts ``ds412plus``, ``homelab1`` and ``homelab2``,
-    writes ``.lab/ssh_config`` and ``.lab/known_hosts`` and waits for every sshd. Leftovers
+    Builds the root filesystems the first time (debootstrap, cached under
+    ``/var/cache/tinsnip-lab``: the shared one, and the systemd hosts' own), then starts
+    ``ds412plus``, ``homelab1``, ``homelab2`` and the systemd host ``homelab3``, writes
+    ``.lab/ssh_config`` and ``.lab/known_hosts`` and waits for every sshd (and for
+    homelab3's boot to finish). Leftovers
     of a lab whose processes died are removed first.
 
     :param bool rebuild: rebuild the rootfs (the debootstrap cache is kept) and restart.
+    :param int extra_hosts: this many extra machine hosts (``extra01`` ..), for benchmarks;
+        None keeps the number the lab has. A lab that is up with another number restarts.
     :returns: True if something was started, False if the lab was already up.
     :raises LabError: a step failed; the message says which.
     """
     if os.geteuid() != 0:
         raise LabError("the lab needs root (namespaces, mounts, veth links)")
     with _exclusive():
+        if extra_hosts is not None and extra_hosts != settings.extra_hosts():
+            if _leftovers():
+                _down(log)
+            settings.set_extra_hosts(extra_hosts)
         return _up(rebuild, log)
 
 
@@ -131,17 +144,22 @@ def _up(rebuild, log):
         log("lab: removing what a previous lab left behind")
         _down(log=lambda msg: None)
     lower, key = rootfs.ensure_rootfs(rebuild=rebuild, log=log)
-    rootfs.prune_unpacked(key, in_use=bool(network.any_lab_namespaces()))
+    in_use = bool(network.any_lab_namespaces())
+    rootfs.prune_unpacked(key, in_use=in_use)
+    sdlower = sdrootfs.ensure(log) if settings.SYSTEMD_HOSTS else None
+    if sdlower is not None:
+        sdrootfs.prune_unpacked(sdlower, in_use=in_use)
     made = sshkeys.ensure_keys()
     if made:
         log(f"lab: generated SSH keys: {', '.join(made)}")
     sshkeys.write_client_files()
     try:
         network.create(log)
-        pids = {host: hosts.start(host, lower) for host in settings.LAB_HOSTS}
-        _write_state({"pids": pids, "rootfs": key})
+        pids = {host: _start(host, lower, sdlower) for host in settings.LAB_HOSTS}
+        _write_state({"pids": pids, "rootfs": key,
+                      "sdrootfs": sdlower.name.split("-", 1)[1] if sdlower else None})
         for host, pid in pids.items():
-            hosts.wait_for_ssh(host, pid)
+            _wait_ready(host, pid)
         extra = _start_nas_services(log)
     except Exception:
         _down(log=lambda msg: None)
@@ -160,3 +178,58 @@ def _start_nas_services(log):
     from tinsnip_lab import remote
     remote.run_root(settings.NAS_HOST, nfs.NAS_START_COMMAND)
     return "; NFS server started on " + settings.NAS_HOST
+
+
+def _start(host, lower, sdlower, fresh=True):
+    if host in settings.SYSTEMD_HOSTS:
+        return nspawn.start(host, sdlower, fresh=fresh)
+    return hosts.start(host, lower, fresh=fresh)
+
+
+def _wait_ready(host, pid):
+    """Wait for sshd; on a systemd host also for the boot to finish (every start-up unit)."""
+    if host not in settings.SYSTEMD_HOSTS:
+        hosts.wait_for_ssh(host, pid)
+        return
+    hosts.wait_for_ssh(host, pid, timeout=60.0)
+    from tinsnip_lab import remote
+    state = remote.run_root(host, "systemctl is-system-running --wait; true", timeout=120).strip()
+    if state not in ("running", "degraded"):
+        raise LabError(f"{host}: systemd did not finish booting (state {state!r})")
+
+
+def reboot(host, log=print):
+    """Stop ``host`` and start it again on the disk it had, as a real reboot does.
+
+    A systemd host powers off from inside (``systemctl poweroff``) and boots again: its
+    units, linger, fstab mounts and enabled user units come back as systemd starts them. A
+    host whose PID 1 is sshd loses its processes (a power cut) and starts sshd again on the
+    same disk: files stay, and nothing else starts (no mounts, no daemons).
+
+    :returns: ``{"host", "down", "up"}``, seconds to stop and to answer SSH again.
+    :raises LabError: the lab is not up, or the host did not come back.
+    """
+    if host not in settings.LAB_HOSTS:
+        raise LabError(f"unknown lab host {host!r}; known: {', '.join(settings.LAB_HOSTS)}")
+    with _exclusive():
+        state = _read_state()
+        pid = state.get("pids", {}).get(host)
+        if not hosts.running(host, pid):
+            raise LabError(f"{host} is not running; lab.up first")
+        started = time.monotonic()
+        if host in settings.SYSTEMD_HOSTS:
+            nspawn.poweroff(host, pid)
+            nspawn.remove_cgroups(host)
+            lower = sdrootfs.tree(state.get("sdrootfs"))
+        else:
+            hosts.wait_gone(host)
+            lower = rootfs.rootfs_dir(state.get("rootfs"))
+        stopped = time.monotonic()
+        new_pid = _start(host, lower, lower, fresh=False)
+        state.setdefault("pids", {})[host] = new_pid
+        _write_state(state)
+        _wait_ready(host, new_pid)
+        times = {"host": host, "down": round(stopped - started, 2),
+                 "up": round(time.monotonic() - stopped, 2)}
+    log(f"lab: {host} rebooted: down in {times['down']}s, ssh again {times['up']}s later")
+    return times

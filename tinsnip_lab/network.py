@@ -101,6 +101,8 @@ def create(log=print):
             "type", "veth", "peer", "name", "eth0", "address", settings.mac_for(ip),
             "netns", ns, netns=br)
         _ip("link", "set", port, "master", settings.BRIDGE, "up", netns=br)
+        if host in settings.SYSTEMD_HOSTS:
+            continue  # its own systemd-networkd configures eth0 at boot
         _ip("addr", "add", f"{ip}/{settings.PREFIX_LEN}", "dev", "eth0", netns=ns)
         _ip("link", "set", "eth0", "up", netns=ns)
     log(f"lab: network up: bridge {settings.BRIDGE} in netns {br}, "

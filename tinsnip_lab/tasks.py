@@ -14,11 +14,13 @@ from tinsnip_lab.errors import LabError
 
 @task(help={
     "rebuild": "Rebuild the root filesystem (reusing the debootstrap cache) and restart the hosts.",
+    "extra_hosts": "also start this many cheap machine hosts extra01.. (for benchmarks; 0: none; "
+                   "default: as many as the lab has)",
 })
-def up(c, rebuild=False):
+def up(c, rebuild=False, extra_hosts=-1):
     """Start the lab hosts (building the root filesystem the first time)."""
     try:
-        _lab.up(rebuild=rebuild)
+        _lab.up(rebuild=rebuild, extra_hosts=None if extra_hosts < 0 else extra_hosts)
     except LabError as e:
         raise Exit(f"lab.up failed: {e}", code=1)
 
@@ -41,10 +43,11 @@ def status(c, quiet=False):
               + (f" (rootfs {report['rootfs']})" if report["rootfs"] else ""))
         for host, h in report["hosts"].items():
             state = "ssh ok" if h["ssh"] else ("running" if h["running"] else "stopped")
-            print(f"  {host:<10} {h['ip']:<12} pid {h['pid'] or '-':<8} {state}")
+            print(f"  {host:<10} {h['ip']:<12} pid {h['pid'] or '-':<8} {state:<8} "
+                  f"PID 1: {h['init']}")
         if report["rootfs"] and report["rootfs"] != report["current_rootfs"]:
             print("  the root filesystem has changed since start: lab.down, then lab.up")
-        leftovers = report["namespaces"] + report["links"]
+        leftovers = report["namespaces"] + report["links"] + report["cgroups"]
         if leftovers and not report["up"]:
             print(f"  left behind: {', '.join(leftovers)} (lab.up or lab.down cleans up)")
         if report["up"]:
@@ -53,7 +56,21 @@ def status(c, quiet=False):
         raise Exit(code=1)
 
 
-ns = Collection("lab", up, down, status)
+@task(help={"host": "The lab host to reboot (homelab3 boots systemd; the others restart sshd)."})
+def reboot(c, host):
+    """Stop a lab host and start it again with its disk kept, as a real reboot does.
+
+    homelab3 powers off from inside and boots again: systemd brings back its fstab mounts,
+    lingering users' units and their containers. A host whose PID 1 is sshd keeps its files
+    only: mounts, daemons and containers stay down until something starts them again.
+    """
+    try:
+        _lab.reboot(host)
+    except LabError as e:
+        raise Exit(f"lab.reboot failed: {e}", code=1)
+
+
+ns = Collection("lab", up, down, status, reboot)
 
 
 def with_lab(product: Collection) -> Collection:

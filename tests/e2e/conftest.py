@@ -4,6 +4,9 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
+import urllib.request
+from http import client as http_client
 from pathlib import Path
 
 import pytest
@@ -60,3 +63,16 @@ def cli():
 @pytest.fixture(scope="session")
 def e2e_cli():
     return Cli(E2E_INVENTORY)
+
+
+def http(lab, host, port, path="/", wait=60):
+    """The page, once the service answers (a container that just started may not listen yet)."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            return urllib.request.urlopen(f"http://{lab.ip(host)}:{port}{path}",
+                                          timeout=20).read().decode()
+        except (OSError, http_client.HTTPException):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)

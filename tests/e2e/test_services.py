@@ -3,8 +3,10 @@ uv example built from source, the preflight, forwarded ports, logs and removal.
 
 The tests run in file order and share one machine-environment (webapps prod on homelab2).
 """
+import os
 import shutil
 import subprocess
+import sys
 import time
 import urllib.request
 from http import client as http_client
@@ -13,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .conftest import ROOT, Cli
+from .conftest import ROOT, Cli, http
 from tinsnip_lab import pybase
 
 WP = ("--machine", "webapps", "--env", "prod")
@@ -90,19 +92,6 @@ def folder(root: Path, name: str, compose: str, env: str = "", meta: str = BUSYB
     return d
 
 
-def http(lab, host, port, path="/", wait=60):
-    """The page, once the service answers (a container that just started may not listen yet)."""
-    deadline = time.monotonic() + wait
-    while True:
-        try:
-            return urllib.request.urlopen(f"http://{lab.ip(host)}:{port}{path}",
-                                          timeout=20).read().decode()
-        except (OSError, http_client.HTTPException):
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
-
-
 def docker(lab, args):
     return lab.run(HOST, f"sudo -u {USER} env DOCKER_HOST=unix:///run/user/{UID}/docker.sock "
                          f"docker {args}", warn=True)
@@ -136,7 +125,8 @@ def site(lab, tmp_path_factory):
     """An inventory and service folders outside the repository; webapps prod set up."""
     root = tmp_path_factory.mktemp("homelab")
     if not (EXAMPLE / "vendor" / "uv").is_file():
-        subprocess.run([str(EXAMPLE / "vendor.sh")], check=True)
+        subprocess.run([str(EXAMPLE / "vendor.sh")], check=True,
+                       env={**os.environ, "PYTHON": sys.executable})
     shutil.copytree(EXAMPLE, root / "src" / "pyhello", ignore=shutil.ignore_patterns("__pycache__"))
     with open(root / "src" / "pyhello" / "service.env", "a") as f:
         f.write(f"PYHELLO_BASE_IMAGE={pybase.IMAGE}\n")

@@ -19,11 +19,12 @@ def test_station_folder_registry_and_export(lab, station):
     registry = reg.parse_registry(lab.read("ds412plus", f"{STATION}/machine-registry"))
     assert registry["gazette"] == 1 and registry["lldap"] == 2
     assert (f"{STATION} homelab1(ro,sync,all_squash,anonuid=10000,anongid=10000,no_subtree_check) "
-            f"homelab2(ro,sync,all_squash,anonuid=10000,anongid=10000,no_subtree_check)"
+            f"homelab2(ro,sync,all_squash,anonuid=10000,anongid=10000,no_subtree_check) "
+            f"homelab3(ro,sync,all_squash,anonuid=10000,anongid=10000,no_subtree_check)"
             ) in lab.read("ds412plus", "/etc/exports").splitlines()
 
 
-@pytest.mark.parametrize("host", ["homelab1", "homelab2"])
+@pytest.mark.parametrize("host", ["homelab1", "homelab2", "homelab3"])
 def test_every_machine_host_reads_the_registry_and_cannot_write(lab, station, host):
     lab.run(host, "mkdir -p /tmp/station")
     lab.run(host, f"mount -t nfs ds412plus:{STATION} /tmp/station")

@@ -31,8 +31,22 @@ def test_each_host_answers_with_its_own_name_and_address(lab, host):
 
 
 @pytest.mark.parametrize("host", HOSTS)
-def test_sshd_is_pid_1_of_its_own_pid_namespace(lab, host):
-    assert lab.run(host, "cat /proc/1/comm").stdout.strip() == "sshd"
+def test_sshd_or_systemd_is_pid_1_of_its_own_pid_namespace(lab, host):
+    init = "systemd" if host in lab_api.SYSTEMD_HOSTS else "sshd"
+    assert lab.run(host, "cat /proc/1/comm").stdout.strip() == init
+
+
+def test_systemd_host_boots_in_a_cgroup_of_its_own(lab):
+    from tinsnip_lab import nspawn
+    assert lab.run("homelab3", "systemctl is-system-running --wait").stdout.strip() == "running"
+    pid = lab_api.status()["hosts"]["homelab3"]["pid"]
+    cgroups = Path(f"/proc/{pid}/cgroup").read_text()
+    assert f":name=systemd:/{nspawn.cgroup_path('homelab3')}" in cgroups
+    for name in nspawn.CGROUP_HIERARCHIES:
+        assert not (nspawn.CGROUP_ROOT / name / "payload").exists()
+        assert not (nspawn.CGROUP_ROOT / name / "supervisor").exists()
+    # networkd inside gives eth0 its address; the NFS client's device is there
+    assert "configured" in lab.run("homelab3", "networkctl status eth0").stdout
 
 
 def test_system_ssh_client_logs_in_with_the_lab_config(lab):
@@ -91,8 +105,9 @@ def test_a_file_written_on_one_host_stays_on_that_host(lab):
         lab.run("homelab1", f"rm -f {marker}")
 
 
-def test_dev_has_what_rootless_docker_and_fuse_need(lab):
-    out = lab.run("homelab1", "stat -c '%n %a %F' /dev/null /dev/net/tun /dev/fuse").stdout
+@pytest.mark.parametrize("host", ["homelab1", "homelab3"])
+def test_dev_has_what_rootless_docker_and_fuse_need(lab, host):
+    out = lab.run(host, "stat -c '%n %a %F' /dev/null /dev/net/tun /dev/fuse").stdout
     for line in out.splitlines():
         name, mode, kind = line.split(" ", 2)
         assert mode == "666" and kind == "character special file", line

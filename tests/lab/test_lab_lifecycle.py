@@ -1,4 +1,5 @@
-"""`lab.down` returns only when every process, namespace, link and mount of the lab is gone."""
+"""`lab.down` returns only when every process, namespace, link, cgroup and mount of the lab is
+gone."""
 
 import os
 import subprocess
@@ -8,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import tinsnip_lab as lab_api
-from tinsnip_lab import lifecycle, network
+from tinsnip_lab import lifecycle, network, nspawn
 
 pytestmark = pytest.mark.lab
 
@@ -26,6 +27,8 @@ def test_down_leaves_nothing_behind_when_it_returns(lab):
         assert [p for p in pids if os.path.exists(f"/proc/{p}")] == []
         assert network.lab_namespaces() == [] and network.lab_links() == []
         assert lifecycle.lab_mounts() == []
+        assert nspawn.leftover_cgroups() == []
+        assert not Path("/run/systemd/nspawn/propagate/homelab3").exists()
         assert not lab_api.is_up()
     finally:
         lab_api.up(log=lambda msg: None)

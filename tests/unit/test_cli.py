@@ -73,7 +73,7 @@ def test_smep_answers_on_the_last_line(args, answer):
     (("smep.uid", "--sheet", "mycompany", "--machine", "gazette", "--env", "prod"), "number: N"),
     (("smep.uid", "--sheet", "dynamicalsystem", "--machine", "gazette", "--env", "prd"), "prod, test, dev"),
     (("smep.uid", "--sheet", "Bad_Sheet", "--machine", "gazette", "--env", "prod"), "lowercase"),
-    (("machine.setup", "--machine", "nope", "--env", "prod"), "known machines: gazette, lldap"),
+    (("machine.setup", "--machine", "nope", "--env", "prod"), "known machines: gateway, gazette, lldap"),
     (("service.deploy", "--machine", "gazette", "--env", "prod", "--service", "lldap", "--dry"),
      "does not run 'lldap'"),
 ], ids=["sheet-overflow", "bad-env", "bad-name", "unknown-machine", "service-not-on-machine"])

@@ -27,6 +27,12 @@ BASE = {
             "environments": ["prod"],
             "services": {"lldap": {"ldap": 0, "web": 1}},
         },
+        "gateway": {
+            "sheet": "dynamicalsystem",
+            "host": "homelab3",
+            "environments": ["prod"],
+            "services": {"hello": {"http": 0}},
+        },
     },
 }
 
@@ -110,7 +116,7 @@ def test_lookups(inv):
 
 
 def test_unknown_machine_lists_known(inv):
-    with pytest.raises(InputError, match="known machines: gazette, lldap"):
+    with pytest.raises(InputError, match="known machines: gateway, gazette, lldap"):
         inv.machine("web")
 
 

@@ -10,7 +10,7 @@ from tinsnip_tasks.core.inventory import load_inventory
 from tinsnip_tasks.core.render import catalog
 from tinsnip_tasks.core.smep import make_smep
 from tinsnip_tasks.errors import InputError
-from tinsnip_tasks.ops.docker import ComposeUp, DockerImage, RootlessDocker, compose_pattern
+from tinsnip_tasks.ops.docker import ComposeUp, DockerImage, RootlessDocker, compose_pattern, unit_text
 from tinsnip_tasks.plans import Target, machine, nas, service, status
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -149,16 +149,64 @@ def test_rootless_docker_without_systemd_starts_detached():
     assert r.plan(fact + "server=20.10.24\n") == []
 
 
+SD_FACT = "init=systemd\nscript=/usr/bin/dockerd-rootless.sh\nrootlesskit=yes\nuidmap=yes\n"
+
+
+def _unit_sha(script="/usr/bin/dockerd-rootless.sh"):
+    import hashlib
+    from tinsnip_tasks.ops.docker import unit_text
+    return hashlib.sha256(unit_text(10100, script).encode()).hexdigest()
+
+
 def test_rootless_docker_with_systemd_is_a_lingering_user_unit():
-    r = RootlessDocker("gazette-prod", 10100, "/home/gazette-prod", unit="[Unit]\n")
-    fact = "init=systemd\nscript=/usr/bin/dockerd-rootless.sh\nrootlesskit=yes\nuidmap=yes\n"
-    t = texts(r.plan(fact))
+    r = RootlessDocker("gazette-prod", 10100, "/home/gazette-prod")
+    t = texts(r.plan(SD_FACT))
     assert "loginctl enable-linger gazette-prod" in t
+    assert "systemctl start user@10100.service" in t
+    assert "systemctl --user -M gazette-prod@ daemon-reload" in t
     assert "systemctl --user -M gazette-prod@ enable --now docker.service" in t
-    unit = [c for c in r.plan(fact) if "docker.service through" in str(c)]
-    assert str(unit[0]).startswith("as UID 10100: write 7 bytes to "
-                                   "/home/gazette-prod/.config/systemd/user/docker.service")
-    assert "loginctl enable-linger gazette-prod" not in texts(r.plan(fact + "linger=yes\n"))
+    assert any("cd -P -- /home/gazette-prod/.config/systemd/user " in x and
+               "docker.service" in x for x in t)
+    assert "loginctl enable-linger gazette-prod" not in texts(r.plan(SD_FACT + "linger=yes\n"))
+
+
+def test_systemd_unit_starts_the_script_the_host_has():
+    r = RootlessDocker("gazette-prod", 10100, "/home/gazette-prod")
+    unit = [c for c in r.plan(SD_FACT) if "docker.service through" in str(c)]
+    assert str(unit[0]).startswith("as UID 10100: write ")
+    unit = unit_text(10100, "/usr/bin/dockerd-rootless.sh")
+    assert "ExecStart=/usr/bin/dockerd-rootless.sh\n" in unit
+    assert "UnsetEnvironment=XDG_DATA_HOME XDG_CONFIG_HOME XDG_STATE_HOME" in unit
+
+
+def test_systemd_daemon_in_place_is_left_alone():
+    r = RootlessDocker("gazette-prod", 10100, "/home/gazette-prod")
+    good = SD_FACT + f"linger=yes\nunit={_unit_sha()}\nenabled=yes\nactive=yes\nserver=20.10\n"
+    assert r.plan(good) == []
+
+
+@pytest.mark.parametrize("drop, want, unwanted", [
+    (("enabled=",), "enable --now docker.service", "daemon-reload"),
+    (("active=", "server="), "enable --now docker.service", "daemon-reload"),
+    (("server=",), "restart docker.service", "daemon-reload"),
+    (("unit=",), "restart docker.service", "enable --now"),
+])
+def test_systemd_repairs_only_what_is_wrong(drop, want, unwanted):
+    r = RootlessDocker("gazette-prod", 10100, "/home/gazette-prod")
+    good = SD_FACT + f"linger=yes\nunit={_unit_sha()}\nenabled=yes\nactive=yes\nserver=20.10\n"
+    fact = "\n".join(l for l in good.splitlines() if not l.startswith(drop)) + "\n"
+    t = " ; ".join(texts(r.plan(fact)))
+    assert want in t and unwanted not in t
+    assert "enable-linger" not in t
+    if drop == ("unit=",):
+        assert "daemon-reload" in texts(r.plan(fact))[-3]
+
+
+def test_systemd_daemon_from_a_login_session_is_refused_with_the_fix():
+    r = RootlessDocker("gazette-prod", 10100, "/home/gazette-prod")
+    fact = SD_FACT + f"linger=yes\nunit={_unit_sha()}\nenabled=yes\nserver=20.10\n"
+    with pytest.raises(Exception, match="started outside the unit.*pkill -u gazette-prod"):
+        r.plan(fact)
 
 
 def test_rootless_docker_names_missing_packages():
@@ -181,14 +229,56 @@ def test_status_evaluation():
     facts = status.parse("\n".join([
         "@daemon 0 20.10.24", "@compose\thello\t0\t", "@write user:data 0",
         "@container /hello-hello-1 running 0", "@env /hello-hello-1 10100 10100",
-        "@port /hello-hello-1 10100", "@write hello-hello-1:/data 0", "@listen 10100", "@listen 22"]))
-    assert all(ok for _, ok, _ in status.evaluate(facts, GP))
+        "@port /hello-hello-1 10100", "@write hello-hello-1:/data 0", "@listen 10100", "@listen 22",
+        "@init sshd", "@mount ds412plus:/volume1/d/gazette/prod fuse.nfs",
+        "@dockerhost unix:///run/user/10100/docker.sock", "@dockerd 77 /",
+        "@daemonenv 77 "]))
+    result = status.evaluate(facts, GP)
+    assert all(ok for _, ok, _ in result), result
+    assert [item for item, _, _ in result] == [i for i, _ in status.ITEMS
+                                               if i not in status.SYSTEMD_ONLY]
     bad = status.parse("\n".join([
         "@daemon 1 Cannot connect", "@compose\thello\t0\tWARN The \"TIN_PORT_0\" variable is not set.",
         "@write user:data 1", "@container /h restarting 3", "@env /h 10100",
-        "@port /h 20000"]))
+        "@port /h 20000", "@init sshd", "@dockerd 5 /", "@daemonenv 5 XDG_STATE_HOME=/mnt/x"]))
     result = {item: ok for item, ok, _ in status.evaluate(bad, GP)}
     assert not any(result.values()), result
+
+
+SD_GOOD = ["@init systemd", "@mount ds412plus:/volume1/d/gazette/prod fuse.nfs",
+           "@dockerhost unix:///run/user/10100/docker.sock", "@linger 1", "@enabled 1",
+           "@dockerd 77 /user.slice/user-10100.slice/user@10100.service/app.slice/docker.service",
+           "@daemonenv 77 "]
+
+
+def _host_items(lines):
+    return {item: (ok, detail) for item, ok, detail in status._host_items(status.parse("\n".join(lines)), GP)}
+
+
+def test_status_on_systemd_checks_the_user_unit():
+    items = _host_items(SD_GOOD)
+    assert set(items) == {"mount", "docker_host", "xdg", "linger", "unit", "session"}
+    assert all(ok for ok, _ in items.values()), items
+
+
+@pytest.mark.parametrize("change, item, fix", [
+    (("@linger 1", "@linger 0"), "linger", "loginctl enable-linger gazette-prod"),
+    (("@enabled 1", "@enabled 0"), "unit",
+     "systemctl --user -M gazette-prod@ enable --now docker.service"),
+    (("@daemonenv 77 ", "@daemonenv 77 XDG_DATA_HOME=/mnt/gazette-prod/data"), "xdg",
+     "inv machine.docker --machine gazette --env prod"),
+    (("@dockerhost unix:///run/user/10100/docker.sock", "@dockerhost unix:///var/run/docker.sock"),
+     "docker_host", "inv machine.env --machine gazette --env prod"),
+    (("@dockerd 77 /user.slice/user-10100.slice/user@10100.service/app.slice/docker.service",
+      "@dockerd 77 /user.slice/user-10100.slice/session-4.scope"), "session",
+     "pkill -u gazette-prod -x rootlesskit"),
+    (("@mount ds412plus:/volume1/d/gazette/prod fuse.nfs", "@mount "), "mount",
+     "inv machine.mount --machine gazette --env prod"),
+])
+def test_each_failure_mode_fails_its_item_with_the_fix(change, item, fix):
+    items = _host_items([change[1] if line == change[0] else line for line in SD_GOOD])
+    assert [i for i, (ok, _) in items.items() if not ok] == [item]
+    assert fix in items[item][1]
 
 
 def test_station_plan_exports_read_only_to_every_machine_host(inv):
@@ -201,6 +291,7 @@ def test_station_plan_exports_read_only_to_every_machine_host(inv):
         "# tinsnip: /volume1/dynamicalsystem/station/prod\n"
         "/volume1/dynamicalsystem/station/prod homelab1(ro,sync,all_squash,anonuid=10000,"
         "anongid=10000,no_subtree_check) homelab2(ro,sync,all_squash,"
+        "anonuid=10000,anongid=10000,no_subtree_check) homelab3(ro,sync,all_squash,"
         "anonuid=10000,anongid=10000,no_subtree_check)\n")
     assert st.registry == "/volume1/dynamicalsystem/station/prod/machine-registry"
 
@@ -211,7 +302,7 @@ def test_status_reads_a_service_folder_with_a_space_and_a_vanished_container(tmp
     svc.mkdir(parents=True)
     (svc / "docker-compose.yml").write_text("services: {}\n")
     line = subprocess.run(["sh", "-c", 'for dir in "$1"/service/*/; do rc=3; err="bad\nthing"; '
-                           + status.script(GP).split("\n")[5] + "; done", "_", str(tmp_path)],
+                           + next(l for l in status.script(GP).split("\n") if "@compose" in l) + "; done", "_", str(tmp_path)],
                           capture_output=True, text=True).stdout
     facts = status.parse(line + "@env \n@container \n")
     assert facts["compose"] == [("my app", 3, "bad thing")]

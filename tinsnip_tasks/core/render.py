@@ -1,16 +1,19 @@
-"""Render templates locally with Jinja2: a missing variable is an error naming it."""
+"""Render templates locally with Jinja2: a missing variable is an error naming it.
+
+Jinja2 is imported on first render, so listing tasks does not pay for it.
+"""
 from __future__ import annotations
 
 from pathlib import Path
-
-import jinja2
 
 from ..errors import TemplateError
 
 TEMPLATE_DIR = Path(__file__).resolve().parents[1] / "templates"
 
 
-def _env(root: Path) -> jinja2.Environment:
+def _env(root: Path):
+    import jinja2
+
     return jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(root)),
         undefined=jinja2.StrictUndefined,
@@ -25,6 +28,8 @@ def render(name: str, context: dict, *, root: Path | None = None) -> str:
     :raises TemplateError: the template is missing, malformed, or uses a variable that
         ``context`` does not give; the message names the template and the variable.
     """
+    import jinja2
+
     root = root or TEMPLATE_DIR
     try:
         return _env(root).get_template(name).render(**context)

@@ -1,9 +1,12 @@
 """Rootless Docker for a machine user, its images, and Compose projects started the seed's way."""
 from __future__ import annotations
 
+import hashlib
+import posixpath
 from dataclasses import dataclass
 from typing import Callable
 
+from ..core.render import render
 from ..errors import ConflictError
 from .base import Cmd, Resource, q, sh
 from .resources import as_uid, write_file_cmds
@@ -56,18 +59,37 @@ def compose_as(user: str, mount_point: str, service_dir: str, action: str, *,
     return f"sudo -u {q(user)} bash -c {q(script)}"
 
 
+def user_manager(user: str) -> str:
+    """``systemctl`` for ``user``'s own systemd instance, reached from root."""
+    return f"systemctl --user -M {q(user + '@')}"
+
+
+def unit_path(home: str) -> str:
+    return f"{home}/.config/systemd/user/docker.service"
+
+
+def unit_text(uid: int, script: str) -> str:
+    """The rootless daemon's systemd user unit, starting ``script`` (one of
+    :data:`ROOTLESS_SCRIPTS`, the one the host has)."""
+    if script not in ROOTLESS_SCRIPTS:
+        raise ValueError(f"not a known dockerd-rootless.sh path: {script!r}")
+    return render("machine/docker.service.j2", {"uid": int(uid), "rootless_script": script})
+
+
 @dataclass(frozen=True)
 class RootlessDocker(Resource):
     """A rootless Docker daemon for ``user`` that keeps running after the SSH session ends.
 
-    On a host whose PID 1 is systemd it is a user unit with linger; elsewhere tinsnip starts
-    ``dockerd-rootless.sh`` itself, detached, with its log in ``~/.local/state/tinsnip/``.
+    On a host whose PID 1 is systemd it is the user unit ``docker.service`` (written from the
+    template with the ``dockerd-rootless.sh`` the host has), enabled and started in the user's
+    own systemd instance, with linger so that instance runs without a login and starts at
+    boot. Elsewhere tinsnip starts ``dockerd-rootless.sh`` itself, detached, with its log in
+    ``~/.local/state/tinsnip/``.
     """
 
     user: str
     uid: int
     home: str
-    unit: str = ""  # rendered systemd user unit (used only where systemd runs)
     wait_seconds: int = 30
 
     def describe(self):
@@ -76,11 +98,17 @@ class RootlessDocker(Resource):
     def fact_command(self):
         u = q(self.user)
         scripts = " ".join(q(s) for s in ROOTLESS_SCRIPTS)
-        return (f"echo init=$(cat /proc/1/comm); "
+        unit = unit_path(self.home)
+        wants = f"{self.home}/.config/systemd/user/default.target.wants/docker.service"
+        return (f"init=$(cat /proc/1/comm); echo init=$init; "
                 f"for s in {scripts}; do [ -x \"$s\" ] && echo script=$s && break; done; "
                 f"command -v rootlesskit >/dev/null && echo rootlesskit=yes; "
                 f"command -v newuidmap >/dev/null && echo uidmap=yes; "
                 f"[ -e /var/lib/systemd/linger/{u} ] && echo linger=yes; "
+                f"[ -f {q(unit)} ] && echo unit=$(sha256sum < {q(unit)} | cut -c1-64); "
+                f"[ -L {q(wants)} ] && echo enabled=yes; "
+                f"[ \"$init\" = systemd ] && {user_manager(self.user)} is-active --quiet "
+                f"docker.service && echo active=yes; "
                 f"[ -S {q(runtime_dir(self.uid) + '/docker.sock')} ] && "
                 f"{as_user(self.user, self.uid, 'docker version --format {{.Server.Version}}')} "
                 f"2>/dev/null | sed 's/^/server=/'")
@@ -94,8 +122,6 @@ class RootlessDocker(Resource):
         return fact
 
     def commands(self, fact):
-        if fact.get("server"):
-            return []
         missing = [n for n, k in (("docker.io (dockerd-rootless.sh)", "script"),
                                   ("rootlesskit", "rootlesskit"), ("uidmap", "uidmap"))
                    if not fact.get(k)]
@@ -105,23 +131,46 @@ class RootlessDocker(Resource):
                                   "slirp4netns uidmap)")
         if fact.get("init") == "systemd":
             return self._systemd_commands(fact)
+        if fact.get("server"):
+            return []
         return self._detached_commands(fact["script"])
 
     def _systemd_commands(self, fact):
-        unit_dir = f"{self.home}/.config/systemd/user"
-        cmds = [Cmd(as_uid(self.uid, sh("mkdir", "-p", "--", unit_dir)))]
-        cmds += write_file_cmds(f"{unit_dir}/docker.service", self.unit.encode(), mode=0o644,
-                                owner=self.uid)
+        unit = unit_text(self.uid, fact["script"])
+        changed = fact.get("unit") != hashlib.sha256(unit.encode()).hexdigest()
+        enabled, active, server = (bool(fact.get(k)) for k in ("enabled", "active", "server"))
+        if server and not active and not changed:
+            raise ConflictError((
+                f"a rootless Docker daemon answers for {self.user} but its docker.service "
+                f"is not active: it was started outside the unit (from a login session?). "
+                f"Stop it (pkill -u {self.user} -x dockerd; pkill -u {self.user} -x "
+                f"rootlesskit) and run machine.docker again"))
+        systemctl = user_manager(self.user)
+        cmds = []
+        if changed:
+            cmds.append(Cmd(as_uid(self.uid, sh("mkdir", "-p", "--",
+                                                 posixpath.dirname(unit_path(self.home))))))
+            cmds += write_file_cmds(unit_path(self.home), unit.encode(), mode=0o644,
+                                    owner=self.uid)
         if not fact.get("linger"):
             cmds.append(Cmd(sh("loginctl", "enable-linger", self.user)))
-        cmds.append(Cmd(f"systemctl --user -M {q(self.user + '@')} daemon-reload"))
-        cmds.append(Cmd(f"systemctl --user -M {q(self.user + '@')} enable --now docker.service"))
-        cmds.append(self._wait())
+        if changed or not (enabled and active and server):
+            # the user's systemd instance (linger starts it, but not before this returns)
+            cmds.append(Cmd(sh("systemctl", "start", f"user@{self.uid}.service")))
+        if changed:
+            cmds.append(Cmd(f"{systemctl} daemon-reload"))
+        if not (enabled and active):
+            cmds.append(Cmd(f"{systemctl} enable --now docker.service"))
+        elif changed or not server:
+            cmds.append(Cmd(f"{systemctl} restart docker.service"))
+        if cmds:
+            cmds.append(self._wait(f"{systemctl} status docker.service"))
         return cmds
 
     def _detached_commands(self, script):
         rt = runtime_dir(self.uid)
         logdir = f"{self.home}/.local/state/tinsnip"
+        log = f"{logdir}/dockerd.log"
         # setsid -f: a new session, not a child of this SSH session's shell, with every standard
         # stream away from it, so the command returns at once and the daemon outlives the
         # session. The log is opened by the user's own shell: root never opens a file in the
@@ -129,21 +178,22 @@ class RootlessDocker(Resource):
         start = sh("setsid", "-f", "env", "-i", f"HOME={self.home}", f"USER={self.user}",
                    f"LOGNAME={self.user}", f"PATH={SAFE_PATH}", f"XDG_RUNTIME_DIR={rt}",
                    "setpriv", f"--reuid={self.uid}", f"--regid={self.uid}", "--init-groups",
-                   "sh", "-c", 'exec "$0" >> "$1" 2>&1 < /dev/null', script, f"{logdir}/dockerd.log")
+                   "sh", "-c", 'exec "$0" >> "$1" 2>&1 < /dev/null', script, log)
         return [
             Cmd(sh("install", "-d", "-m", "700", "-o", self.uid, "-g", self.uid, rt)),
             Cmd(as_uid(self.uid, sh("mkdir", "-p", "--", logdir))),
             Cmd(f"{start} > /dev/null 2>&1 < /dev/null",
                 f"start {script} for {self.user} in its own session"),
-            self._wait(),
+            self._wait(as_uid(self.uid, sh("tail", "-n", "5", "--", log))),
         ]
 
-    def _wait(self):
+    def _wait(self, show_log: str):
+        """Wait for the daemon to answer; on a time-out print the end of its log and fail."""
         check = as_user(self.user, self.uid, "docker version >/dev/null 2>&1")
         n = self.wait_seconds * 5
         return Cmd(f"i=0; until {check}; do i=$((i+1)); [ $i -ge {n} ] && "
-                   f"{{ echo {q(f'rootless docker for {self.user} did not answer within ' + f'{self.wait_seconds}s; see {self.home}/.local/state/tinsnip/dockerd.log')} >&2; "
-                   f"{as_uid(self.uid, sh('tail', '-n', '5', '--', self.home + '/.local/state/tinsnip/dockerd.log'))} >&2; exit 1; }}; "
+                   f"{{ echo {q(f'rootless docker for {self.user} did not answer within {self.wait_seconds}s:')} >&2; "
+                   f"{show_log} >&2; exit 1; }}; "
                    f"sleep 0.2; done",
                    f"wait for the daemon of {self.user} to answer")
 

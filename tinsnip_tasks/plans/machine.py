@@ -5,7 +5,7 @@ from ..core import envfile
 from ..core.render import render
 from ..core.smep import Smep
 from ..core.target import nfs_server
-from ..ops.docker import ROOTLESS_SCRIPTS, DockerStopped, NoContainers, RootlessDocker, docker_host
+from ..ops.docker import DockerStopped, NoContainers, RootlessDocker, docker_host
 from ..ops.forward import Forward
 from ..ops.resources import (Directory, Edited, File, Mounted, Symlink, Unmounted, User, UserAbsent,
                              drop_lines, field_is, set_line)
@@ -73,13 +73,13 @@ def xdg_links(t: Target) -> list:
     return out
 
 
-@step("machine.docker", needs=("machine.user",))
+@step("machine.docker", needs=("machine.user", "machine.mount"))
 def docker(t: Target) -> list:
-    """A rootless Docker daemon for the machine user."""
+    """A rootless Docker daemon for the machine user (its unit follows the host's script). It
+    starts after the mount: rootlesskit gives the daemon a copy of the mounts there are when it
+    starts, and containers bind paths on the mount."""
     smep = t.smep
-    unit = render("machine/docker.service.j2", {"user": smep.user, "uid": smep.uid,
-                                                "rootless_script": ROOTLESS_SCRIPTS[0]})
-    return [RootlessDocker(smep.user, smep.uid, home(smep), unit)]
+    return [RootlessDocker(smep.user, smep.uid, home(smep))]
 
 
 def machine_env_text(smep: Smep) -> str:

@@ -7,6 +7,7 @@ from ..errors import FactError
 from ..ops.base import MARK, Host, q, split_facts
 from ..ops.forward import LIST_COMMAND, parse_rules
 from ..ops.docker import compose_pattern, docker_host
+from .machine import home
 
 ITEMS = (
     ("interpolation", "compose interpolation gives no empty values"),
@@ -15,7 +16,16 @@ ITEMS = (
     ("writable", "NFS-backed paths are writable (by the user and inside containers)"),
     ("ports", "published ports are bound and within the allocated ten"),
     ("restarting", "no container is restarting or crash-looping"),
+    ("mount", "the NFS export is mounted"),
+    ("docker_host", "DOCKER_HOST in machine.env names the user's own socket"),
+    ("xdg", "no XDG_DATA/CONFIG/STATE_HOME in the daemon's environment"),
+    # only where PID 1 is systemd: the seed's history of the rootless daemon as a user unit
+    ("linger", "linger is on (the user's systemd, and so the daemon, starts at boot)"),
+    ("unit", "the docker.service user unit is enabled"),
+    ("session", "the daemon runs from its user unit, not from a login session"),
 )
+SYSTEMD_ONLY = ("linger", "unit", "session")
+XDG_KEPT_AWAY = ("XDG_DATA_HOME", "XDG_CONFIG_HOME", "XDG_STATE_HOME")
 
 
 def script(smep: Smep) -> str:
@@ -23,7 +33,20 @@ def script(smep: Smep) -> str:
     u, mp = q(smep.user), q(smep.mount_point)
     d = f"sudo -u {u} env DOCKER_HOST={q(docker_host(smep.uid))} docker"
     compose = compose_pattern('"$1"', '"$2"', "config -q", words=True)
+    wants = q(f"{home(smep)}/.config/systemd/user/default.target.wants/docker.service")
+    xdg = "|".join(XDG_KEPT_AWAY)
     return f"""
+init=$(cat /proc/1/comm); echo "@init $init"
+echo "@mount $(awk -v m={mp} '$2 == m {{print $1, $3}}' /proc/mounts | tail -n 1)"
+echo "@dockerhost $(sed -n 's/^DOCKER_HOST=//p' {mp}/.machine/machine.env 2>/dev/null | tail -n 1)"
+if [ "$init" = systemd ]; then
+  [ -e /var/lib/systemd/linger/{u} ] && echo "@linger 1" || echo "@linger 0"
+  [ -L {wants} ] && echo "@enabled 1" || echo "@enabled 0"
+fi
+for pid in $(pgrep -u {smep.uid} -x dockerd); do
+  echo "@dockerd $pid $(sed -n 's/^[0-9]*:name=systemd://p; s/^0:://p' /proc/$pid/cgroup | head -n 1)"
+  echo "@daemonenv $pid $(tr '\\0' '\\n' < /proc/$pid/environ | grep -E '^({xdg})=' | tr '\\n' ' ')"
+done
 v=$({d} version --format '{{{{.Server.Version}}}}' 2>&1); echo "@daemon $? $(echo $v | tr '\\n' ' ')"
 for dir in {mp}/service/*/; do
   [ -f "$dir/docker-compose.yml" ] || continue
@@ -56,7 +79,8 @@ true
 def parse(out: str) -> dict:
     """The script's lines as data. Raises ValueError on a line it cannot read."""
     facts = {"daemon": None, "compose": [], "write": [], "container": [], "env": [],
-             "port": [], "listen": set()}
+             "port": [], "listen": set(), "init": "", "mount": None, "dockerhost": "",
+             "linger": None, "enabled": None, "dockerd": [], "daemonenv": {}}
     for line in out.splitlines():
         if line.startswith("@compose\t"):  # tab-separated: a folder name may hold spaces
             _, name, rc, err = (line.split("\t", 3) + [""])[:4]
@@ -78,6 +102,16 @@ def parse(out: str) -> dict:
             facts["port"].append((parts[0].lstrip("/"), int(parts[1])))
         elif kind == "listen" and parts:
             facts["listen"].add(int(parts[0]))
+        elif kind in ("init", "dockerhost"):
+            facts[kind] = rest.strip()
+        elif kind == "mount":
+            facts["mount"] = tuple(parts) if len(parts) == 2 else None
+        elif kind in ("linger", "enabled") and parts:
+            facts[kind] = parts[0] == "1"
+        elif kind == "dockerd" and parts:
+            facts["dockerd"].append((int(parts[0]), parts[1] if len(parts) > 1 else ""))
+        elif kind == "daemonenv" and parts:
+            facts["daemonenv"][int(parts[0])] = parts[1:]
     return facts
 
 
@@ -111,6 +145,57 @@ def evaluate(facts: dict, smep: Smep) -> list[tuple[str, bool, str]]:
                if s == "restarting" or r > 0]
     out.append(("restarting", not looping, ", ".join(looping) or
                 f"{len(facts['container'])} container(s) steady"))
+    out += _host_items(facts, smep)
+    return out
+
+
+def _host_items(facts: dict, smep: Smep) -> list[tuple[str, bool, str]]:
+    """The machine host's side: mount, DOCKER_HOST, the daemon's environment, and where PID 1
+    is systemd the user unit with linger. Each failure says how to fix it."""
+    m, e, u = smep.machine, smep.env, smep.user
+    task = f"--machine {m} --env {e}"
+    systemctl = f"systemctl --user -M {u}@"
+    out = []
+    mount = facts["mount"]
+    fs_ok = bool(mount) and mount[1] in ("nfs", "nfs4", "fuse.nfs")
+    out.append(("mount", fs_ok,
+                f"{mount[0]} ({mount[1]}) on {smep.mount_point}" if fs_ok else
+                (f"{smep.mount_point} has {mount[0]} ({mount[1]}), not the NFS export" if mount
+                 else f"nothing is mounted on {smep.mount_point}")
+                + ("" if fs_ok else f": run `inv machine.mount {task}` (or `mount {smep.mount_point}`)")))
+    want = docker_host(smep.uid)
+    got = facts["dockerhost"]
+    out.append(("docker_host", got == want,
+                f"DOCKER_HOST={got}" if got == want else
+                (f"machine.env sets DOCKER_HOST={got or '(nothing)'}, not {want}, the socket of "
+                 f"{u}'s own daemon: run `inv machine.env {task}`")))
+    daemons = facts["dockerd"]
+    leaks = {pid: env for pid, env in facts["daemonenv"].items() if env}
+    out.append(("xdg", not leaks,
+                "; ".join(f"dockerd (pid {pid}) has {' '.join(env)}" for pid, env in leaks.items())
+                + (f": the daemon then keeps its data on the NFS mount; unset them where it is "
+                   f"started (`inv machine.docker {task}` rewrites the unit, which unsets them) "
+                   f"and restart it" if leaks else "")
+                or (f"{len(daemons)} dockerd process(es) clean" if daemons
+                    else "no dockerd process to check")))
+    if facts["init"] != "systemd":
+        return out
+    out.append(("linger", bool(facts["linger"]),
+                "on" if facts["linger"] else
+                f"linger is off for {u}: its daemon stops with its last session and does not "
+                f"start at boot: run `loginctl enable-linger {u}` (or `inv machine.docker {task}`)"))
+    out.append(("unit", bool(facts["enabled"]),
+                "enabled (default.target)" if facts["enabled"] else
+                f"docker.service is not enabled for {u}, so it does not start at boot: run "
+                f"`{systemctl} enable --now docker.service` (or `inv machine.docker {task}`)"))
+    stray = [(pid, cg) for pid, cg in daemons if not cg.endswith("/docker.service")]
+    out.append(("session", not stray,
+                "; ".join(f"dockerd (pid {pid}) runs in {cg or 'no cgroup'}" for pid, cg in stray)
+                + (f", not in {u}'s docker.service: it was started from a login session and ends "
+                   f"with it; stop it (`pkill -u {u} -x rootlesskit`) and run "
+                   f"`{systemctl} enable --now docker.service` (or `inv machine.docker {task}`)"
+                   if stray else "")
+                or (f"dockerd in {daemons[0][1]}" if daemons else "no dockerd process to check")))
     return out
 
 
