@@ -109,7 +109,7 @@ def _down(log):
     return True
 
 
-def up(rebuild=False, log=print):
+def up(rebuild=False, log=print, extra_hosts=None):
     """Bring the lab up; do nothing when it is already up (unless ``rebuild``).
 
     Builds the root filesystems the first time (debootstrap, cached under
@@ -120,12 +120,18 @@ def up(rebuild=False, log=print):
     of a lab whose processes died are removed first.
 
     :param bool rebuild: rebuild the rootfs (the debootstrap cache is kept) and restart.
+    :param int extra_hosts: this many extra machine hosts (``extra01`` ..), for benchmarks;
+        None keeps the number the lab has. A lab that is up with another number restarts.
     :returns: True if something was started, False if the lab was already up.
     :raises LabError: a step failed; the message says which.
     """
     if os.geteuid() != 0:
         raise LabError("the lab needs root (namespaces, mounts, veth links)")
     with _exclusive():
+        if extra_hosts is not None and extra_hosts != settings.extra_hosts():
+            if _leftovers():
+                _down(log)
+            settings.set_extra_hosts(extra_hosts)
         return _up(rebuild, log)
 
 

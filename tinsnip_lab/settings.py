@@ -137,3 +137,40 @@ def mac_for(ip, kind=0x02):
     """
     octets = [int(part) for part in ip.split(".")]
     return ":".join(f"{b:02x}" for b in [kind, 0x54] + octets)
+
+
+#: Extra cheap machine hosts for benchmarks (``lab.up --extra-hosts N``): ``extra01`` .. at
+#: ``.101`` .., kept in ``<lab dir>/extra-hosts`` so that later commands (status, down) know them.
+EXTRA_MAX = 99
+
+
+def extra_hosts_path():
+    return lab_dir() / "extra-hosts"
+
+
+def extra_host_names(count):
+    return {f"extra{i:02d}": f"{_NET}.{100 + i}" for i in range(1, count + 1)}
+
+
+def extra_hosts():
+    """The number of extra hosts this lab has (0 when none were asked for)."""
+    path = extra_hosts_path()
+    return int(path.read_text().strip() or 0) if path.exists() else 0
+
+
+def set_extra_hosts(count):
+    """Make the lab ``count`` extra hosts bigger (0: none); LAB_HOSTS changes in place."""
+    if not 0 <= count <= EXTRA_MAX:
+        raise ValueError(f"--extra-hosts must be 0..{EXTRA_MAX}, not {count}")
+    for name in [h for h in LAB_HOSTS if h.startswith("extra")]:
+        del LAB_HOSTS[name]
+    LAB_HOSTS.update(extra_host_names(count))
+    path = extra_hosts_path()
+    if count:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"{count}\n")
+    else:
+        path.unlink(missing_ok=True)
+
+
+LAB_HOSTS.update(extra_host_names(extra_hosts()))

@@ -14,11 +14,13 @@ from tinsnip_lab.errors import LabError
 
 @task(help={
     "rebuild": "Rebuild the root filesystem (reusing the debootstrap cache) and restart the hosts.",
+    "extra_hosts": "also start this many cheap machine hosts extra01.. (for benchmarks; 0: none; "
+                   "default: as many as the lab has)",
 })
-def up(c, rebuild=False):
+def up(c, rebuild=False, extra_hosts=-1):
     """Start the lab hosts (building the root filesystem the first time)."""
     try:
-        _lab.up(rebuild=rebuild)
+        _lab.up(rebuild=rebuild, extra_hosts=None if extra_hosts < 0 else extra_hosts)
     except LabError as e:
         raise Exit(f"lab.up failed: {e}", code=1)
 

@@ -14,7 +14,6 @@ from pathlib import Path
 from invoke.exceptions import Exit
 
 from . import config as settings_mod
-from .connect import Connections, SshProfile
 from .core.inventory import Inventory, load_inventory
 from .core.render import catalog
 from .core.target import check_target
@@ -95,6 +94,8 @@ class Run:
         self.override, fixed = override_target(c)
         # Invoke's own setting for how long a command may run (`inv -T N`, timeouts.command)
         self.timeout = c.config.timeouts.command or DEFAULT_TIMEOUT
+        from .connect import Connections  # SSH (paramiko) only for runs that connect
+
         self.conns = Connections(fixed={self.override: fixed} if self.override else None)
         self.hosts: dict[str, Host] = {}
         self.results = GroupResult(dry=dry, title=title)
@@ -102,6 +103,8 @@ class Run:
         self.numbers: Numbers | None = None
 
     def __enter__(self):
+        from .connect import SshProfile
+
         try:
             self.settings = settings_mod.read(self.c, dry=self.dry)
             self.dry = self.results.dry = self.settings.dry
@@ -221,8 +224,9 @@ class Run:
             return Target(self.inv, self.smep(machine, env, assign=assign, connect_machine=True),
                           service)
 
+        self.connect([nas_target, machine_target])  # at once; the NAS first in the recap
+
         def facts_ahead():
-            self.connect([machine_target])
             h = self.hosts[machine_target]
             if h.conn is not None and not h.failed:
                 try:

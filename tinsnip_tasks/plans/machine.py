@@ -73,9 +73,11 @@ def xdg_links(t: Target) -> list:
     return out
 
 
-@step("machine.docker", needs=("machine.user",))
+@step("machine.docker", needs=("machine.user", "machine.mount"))
 def docker(t: Target) -> list:
-    """A rootless Docker daemon for the machine user (its unit follows the host's script)."""
+    """A rootless Docker daemon for the machine user (its unit follows the host's script). It
+    starts after the mount: rootlesskit gives the daemon a copy of the mounts there are when it
+    starts, and containers bind paths on the mount."""
     smep = t.smep
     return [RootlessDocker(smep.user, smep.uid, home(smep))]
 
