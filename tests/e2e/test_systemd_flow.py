@@ -188,3 +188,23 @@ def test_unit_uses_the_rootless_script_the_host_has(lab, e2e_cli, healthy):
         lab.run(HOST, f"mv {moved} {SCRIPT}")
     assert e2e_cli.inv("machine.docker", *GW).summaries[HOST]["changed"] == 1
     assert f"ExecStart={SCRIPT}\n" in lab.read(HOST, UNIT)
+
+
+def test_teardown_on_systemd_disables_the_unit_and_linger_and_ends_every_process(lab, e2e_cli):
+    """machine.teardown of gateway test on homelab3: the unit stopped, linger off, no process
+    of the user left, user and home gone; the NAS keeps its data; a second run changes nothing."""
+    gt, uid = ("--machine", "gateway", "--env", "test"), 10310
+    for task in ("nas.setup", "machine.setup"):
+        e2e_cli.inv(task, *gt)
+    e2e_cli.inv("service.deploy", *gt, "--service", "hello")
+    assert "hello from gateway-test" in http(lab, HOST, uid)
+    p = e2e_cli.inv("machine.teardown", *gt)
+    assert p.summaries[HOST]["changed"] > 0, p.stdout
+    assert not lab.run(HOST, "test -e /var/lib/systemd/linger/gateway-test", warn=True).ok
+    assert not lab.run(HOST, f"pgrep -u {uid}", warn=True).ok
+    assert not lab.run(HOST, "id gateway-test", warn=True).ok
+    assert not lab.run(HOST, "test -e /home/gateway-test", warn=True).ok
+    assert lab.run(HOST, "grep -c ' /mnt/gateway-test ' /proc/mounts", warn=True).stdout.strip() == "0"
+    assert lab.run("ds412plus", "test -d /volume1/dynamicalsystem/gateway/test/data/hello",
+                   warn=True).ok
+    assert e2e_cli.inv("machine.teardown", *gt).summaries[HOST]["changed"] == 0

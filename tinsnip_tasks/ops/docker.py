@@ -235,7 +235,7 @@ class ComposeUp(Resource):
     """The Compose project in ``service_dir`` runs with its current files.
 
     ``stamp`` is a digest of every file the project is started from (compose file, .env,
-    machine.env). After a successful ``docker compose up -d`` (the seed's exact pattern) it is
+    machine.env, and the build context of a service from its own folder). After a successful ``docker compose up -d`` (the seed's exact pattern) it is
     written beside the compose file; the project is up to date when the stamp matches and every
     service has a running container. ``up -d`` itself recreates only what changed.
     """
