@@ -68,8 +68,9 @@ class Bench:
 
     def env(self, inventory_path: Path, recap: Path | None = None) -> dict:
         env = {**os.environ, "TINSNIP_LAB": "1", "TINSNIP_INVENTORY": str(inventory_path)}
-        if self.lab_dir:
+        if self.lab_dir:  # through the delay proxy on this machine
             env["TINSNIP_LAB_DIR"] = str(self.lab_dir)
+            env["TINSNIP_ALLOWED_HOSTS"] = "127.0.0.1"
         if recap:
             env["INVOKE_TINSNIP_RECAP_FILE"] = str(recap)
         return env
@@ -153,6 +154,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=5, help="runs per figure (median)")
     ap.add_argument("--no-growth", action="store_true", help="leave out the growth curve")
+    ap.add_argument("--first-runs", type=int, default=None,
+                    help="runs of the first-run figure (default: --runs)")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="tinsnip-bench-"))
     bench = Bench(args.runs, work)
@@ -167,7 +170,7 @@ def main():
 
     # first-run site.up over 3 hosts: a fresh lab each run
     firsts = []
-    for _ in range(args.runs):
+    for _ in range(args.first_runs or args.runs):
         restart_lab(extra=1)
         t, data = bench.inv(site_inv, "site.up")
         firsts.append(t)
