@@ -138,7 +138,9 @@ def test_ctrl_c_exits_130_with_a_recap(tmp_path):
     threading.Thread(target=lambda: held.append(server.accept()), daemon=True).start()
     port = server.getsockname()[1]
     p = tmp_path / "inventory.yaml"
-    p.write_text(UNREACHABLE.replace("box1.invalid", f"127.0.0.1:{port}"))
+    # the NAS and the machine host both accept TCP and never speak, whichever is reached first
+    p.write_text(UNREACHABLE.replace("box1.invalid", f"127.0.0.1:{port}")
+                 .replace("nas1.invalid", f"127.0.0.1:{port}"))
     proc = subprocess.Popen([sys.executable, "-m", "invoke", "machine.user", "--machine",
                              "gazette", "--env", "prod"], cwd=ROOT, env=env(p),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
