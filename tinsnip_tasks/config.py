@@ -19,12 +19,14 @@ from dataclasses import dataclass
 
 from invoke.config import Config
 
-from .errors import InputError
+from .errors import InputError, TinsnipError
 
 #: The ``tinsnip`` section's keys and defaults.
 DEFAULTS = {
     # the inventory file, relative to the current folder
     "inventory": "inventory.yaml",
+    # the environment of tasks run without --env (None: --env is required)
+    "env": None,
     # the OpenSSH client config file (None: ~/.ssh/config and /etc/ssh/ssh_config)
     "ssh_config": None,
     # known_hosts files (None: the SSH config's UserKnownHostsFile, else ~/.ssh/known_hosts)
@@ -42,7 +44,7 @@ DEFAULTS = {
 }
 SUDO_MODES = ("auto", "always", "never")
 #: Keys that ``TINSNIP_<KEY>`` sets, as a shortcut for the program's own prefixed variable.
-SHORTCUTS = ("inventory", "ssh_config", "known_hosts", "allowed_hosts", "sudo",
+SHORTCUTS = ("inventory", "env", "ssh_config", "known_hosts", "allowed_hosts", "sudo",
              "recap_file")
 SHORTCUT_PREFIX = "TINSNIP_"
 
@@ -144,3 +146,30 @@ def read(c, *, dry: bool = False) -> Settings:
         sudo=sudo,
         dry=bool(dry) or run_dry,
     )
+
+
+def default_env(c, env: str) -> str:
+    """The environment a task works on: ``env`` as given (``--env``), else the config's
+    ``tinsnip.env``.
+
+    :raises invoke.Exit: (code 2) neither gives one, or the one given is not an environment.
+    """
+    from invoke.exceptions import Exit
+
+    from .core.smep import env_number
+    from .results import EXIT_INPUT
+
+    value = env
+    if not value:
+        if type(c.config) is not TinsnipConfig:  # inv and fab: no shortcut hook of their own
+            apply_shortcuts(c.config)
+        value = (c.config.get("tinsnip") or {}).get("env")
+    if not value:
+        raise Exit("error: no environment: give --env ENV (prod, test, ...) or set tinsnip.env "
+                   "in the config (tinsnip.yaml, invoke.yaml or TINSNIP_ENV)", code=EXIT_INPUT)
+    try:
+        env_number(value)
+    except TinsnipError as e:
+        source = "--env" if env else "config tinsnip.env"
+        raise Exit(f"error: {source}: {e}", code=EXIT_INPUT) from None
+    return value

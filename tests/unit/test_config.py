@@ -125,3 +125,27 @@ def test_every_spelling_of_dry_plans_without_a_reachable_host(folder, program, s
             env=env, files=files)
     assert p.returncode == 0, p.stdout + p.stderr
     assert "dry run: nothing is changed" in p.stdout and "unchecked=" in p.stdout
+
+
+@pytest.mark.parametrize("program", sorted(PROGRAMS))
+def test_the_default_environment_comes_from_the_config(program, folder):
+    """`--env` left out: the config's tinsnip.env (file or variable) gives it; nothing gives
+    it: exit 2 naming both ways; a name that is not an environment: exit 2."""
+    _, config_name, prefix = PROGRAMS[program]
+    args = ("smep.uid", "--sheet", "dynamicalsystem", "--machine", "gazette")
+    # sheet pinned to 1, gazette 01: prod 10100, test 10110
+    user_file = f".{config_name}.yaml"
+    by_file = run(program, folder, *args, files={user_file: "tinsnip:\n  env: test\n"})
+    assert by_file.returncode == 0 and by_file.stdout.strip() == "10110", by_file.stderr
+    (folder[1] / user_file).unlink()
+    by_var = run(program, folder, *args, env={f"{prefix}TINSNIP_ENV": "dev"})
+    assert by_var.returncode == 0 and by_var.stdout.strip() == "10120", by_var.stderr
+    shortcut = run(program, folder, *args, env={"TINSNIP_ENV": "staging"})
+    assert shortcut.returncode == 0 and shortcut.stdout.strip() == "10130", shortcut.stderr
+    given = run(program, folder, *args, "--env", "prod", env={"TINSNIP_ENV": "staging"})
+    assert given.returncode == 0 and given.stdout.strip() == "10100", given.stderr
+    missing = run(program, folder, *args)
+    assert missing.returncode == 2 and missing.stdout == ""
+    assert "--env" in missing.stderr and "tinsnip.env" in missing.stderr
+    bad = run(program, folder, *args, env={"TINSNIP_ENV": "production"})
+    assert bad.returncode == 2 and "production" in bad.stderr and bad.stdout == ""

@@ -5,6 +5,7 @@ Runs on the sheet's NAS from the inventory (or the host given with ``fab -H``).
 from invoke import Collection, task
 from invoke.exceptions import Exit
 
+from ..config import default_env
 from ..plans import Target, build
 from ..plans import nas as plan
 from ..run import Run
@@ -12,8 +13,9 @@ from . import _args
 
 
 @task(help=_args.COMMON)
-def setup(c, machine, env, dry=False, json=False, verbose=False):
+def setup(c, machine, env="", dry=False, json=False, verbose=False):
     """Create the machine-environment's folders on the NAS and export them to its host."""
+    env = default_env(c, env)
     with Run(c, dry=dry, title=f"nas.setup {machine} {env}", json=json, verbose=verbose) as run:
         t = Target(run.inv, run.smep(machine, env, assign=True))
         nas = run.nas_host(machine, allow_override=True)
@@ -31,8 +33,9 @@ def station(c, sheet, env="prod", dry=False, json=False, verbose=False):
 
 
 @task(help={**_args.COMMON, "purge": "really delete the folder and its data (required)"})
-def remove(c, machine, env, purge=False, dry=False, json=False, verbose=False):
+def remove(c, machine, env="", purge=False, dry=False, json=False, verbose=False):
     """Delete a machine-environment's NAS folder (all its data) and its export; needs --purge."""
+    env = default_env(c, env)
     if not purge:
         raise Exit(f"error: nas.remove deletes every file of {machine}-{env} on the NAS; run it "
                    "again with --purge to mean it (machine.teardown and service.remove keep "

@@ -8,6 +8,7 @@ from pathlib import Path
 from invoke import Collection, task
 from invoke.exceptions import Exit
 
+from ..config import default_env
 from .. import config
 from ..core.inventory import load_inventory
 from ..core.render import catalog, render
@@ -23,8 +24,9 @@ HELP = {**_args.COMMON, "service": _args.SERVICE}
 
 
 @task(help=HELP)
-def deploy(c, machine, env, service, dry=False, json=False, verbose=False):
+def deploy(c, machine, service, env="", dry=False, json=False, verbose=False):
     """Upload a service's files (and build context), check them, start it with compose up -d."""
+    env = default_env(c, env)
     with Run(c, dry=dry, title=f"service.deploy {machine} {env} {service}", json=json,
              verbose=verbose) as run:
         plan.check_service(run.inv, machine, service)  # bad input fails here, first
@@ -35,8 +37,9 @@ def deploy(c, machine, env, service, dry=False, json=False, verbose=False):
 
 @task(help={"machine": _args.MACHINE, "env": _args.ENV, "service": _args.SERVICE,
             **_args.OUTPUT})
-def check(c, machine, env, service, json=False, verbose=False):
+def check(c, machine, service, env="", json=False, verbose=False):
     """Run the preflight on the deployed files: docker compose config and tinsnip's rules."""
+    env = default_env(c, env)
     with Run(c, title=f"service.check {machine} {env} {service}", json=json,
              verbose=verbose) as run:
         plan.check_service(run.inv, machine, service)
@@ -51,9 +54,10 @@ def check(c, machine, env, service, json=False, verbose=False):
             "to": "port name of a service (from the inventory) or TIN_PORT index 0..9",
             "service": "the service that owns the forward (default: the one with the --to name)",
             "remove": "remove the forward of this port instead"})
-def forward(c, machine, env, port, to="", service="", remove=False, dry=False, json=False,
+def forward(c, machine, port, env="", to="", service="", remove=False, dry=False, json=False,
             verbose=False):
     """Forward a standard port on the machine host to one of the environment's ten ports."""
+    env = default_env(c, env)
     with Run(c, dry=dry, title=f"service.forward {machine} {env} {port}", json=json,
              verbose=verbose) as run:
         port = plan.forward_port(port, to, remove=remove)  # bad input fails here, first
@@ -64,8 +68,9 @@ def forward(c, machine, env, port, to="", service="", remove=False, dry=False, j
 
 
 @task(help=HELP)
-def remove(c, machine, env, service, dry=False, json=False, verbose=False):
+def remove(c, machine, service, env="", dry=False, json=False, verbose=False):
     """Stop a service (compose down) and remove its files and forwards; its NAS data stays."""
+    env = default_env(c, env)
     with Run(c, dry=dry, title=f"service.remove {machine} {env} {service}", json=json,
              verbose=verbose) as run:
         plan.check_runs(run.inv, None, service)
@@ -74,8 +79,9 @@ def remove(c, machine, env, service, dry=False, json=False, verbose=False):
 
 
 @task(help={**HELP, "tail": "number of lines from the end of each container's log (default 100)"})
-def logs(c, machine, env, service, tail="100", dry=False, json=False, verbose=False):
+def logs(c, machine, service, env="", tail="100", dry=False, json=False, verbose=False):
     """Print the service's compose logs, read as the machine user."""
+    env = default_env(c, env)
     with Run(c, dry=dry, title=f"service.logs {machine} {env} {service}", json=json,
              verbose=verbose) as run:
         plan.check_runs(run.inv, None, service)
@@ -96,8 +102,9 @@ def logs(c, machine, env, service, tail="100", dry=False, json=False, verbose=Fa
 
 @task(help={"machine": _args.MACHINE, "env": _args.ENV, "service": _args.SERVICE,
             "output": "file to write (default: print it)"})
-def makefile(c, machine, env, service, output=""):
+def makefile(c, machine, service, env="", output=""):
     """Write the service Makefile (setup, deploy, setup-xdg-links, status targets)."""
+    env = default_env(c, env)
     try:
         inv = load_inventory(config.read(c).inventory, catalog=catalog())
         inv.check_env(machine, env)

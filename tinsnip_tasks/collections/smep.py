@@ -10,6 +10,7 @@ import os
 from invoke import Collection, task
 from invoke.exceptions import Exit
 
+from ..config import default_env
 from .. import config
 from ..core import registry as reg
 from ..core.inventory import load_inventory
@@ -61,14 +62,16 @@ def _answer(fn):
 
 
 @task(help=HELP)
-def uid(c, sheet, machine, env):
+def uid(c, sheet, machine, env=""):
     """Print the UID of a machine-environment (e.g. 10110 for dynamicalsystem/gazette/test)."""
+    env = default_env(c, env)
     print(_answer(lambda: _smep(c, sheet, machine, env)).uid)
 
 
 @task(help=HELP)
-def ports(c, sheet, machine, env):
+def ports(c, sheet, machine, env=""):
     """Print the ten TCP ports of a machine-environment, space-separated."""
+    env = default_env(c, env)
     print(" ".join(str(p) for p in _answer(lambda: _smep(c, sheet, machine, env)).ports))
 
 
