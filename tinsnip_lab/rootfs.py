@@ -129,23 +129,31 @@ def _unpack(tarball, dest_dir):
 
 def ensure_base(log=print):
     """Return the path of the cached debootstrap tarball, running debootstrap if needed."""
+    return debootstrap(f"base-{base_key()}", settings.ROOTFS_PACKAGES, log)
+
+
+def debootstrap(name, packages, log=print):
+    """Return ``CACHE_DIR/NAME.tar.zst``: a ``--variant=minbase`` debootstrap of the lab's suite
+    from its mirror with ``packages``, built the first time (log in ``NAME.log``).
+
+    :raises LabError: debootstrap is missing or fails; the message has the log's last lines.
+    """
     settings.CACHE_DIR.mkdir(parents=True, exist_ok=True)
-    tarball = settings.CACHE_DIR / f"base-{base_key()}.tar.zst"
+    tarball = settings.CACHE_DIR / f"{name}.tar.zst"
     if tarball.exists():
         return tarball
-    build = settings.CACHE_DIR / f"base-{base_key()}.build"
-    if build.exists():
-        shutil.rmtree(build)
-    log(f"lab: debootstrap {settings.SUITE} with {len(settings.ROOTFS_PACKAGES)} packages "
-        f"into {build} (a few minutes, once)")
-    started = time.monotonic()
-    log_path = settings.CACHE_DIR / f"base-{base_key()}.log"
     if shutil.which("debootstrap") is None:
         raise LabError("debootstrap is not installed; run .ci/lab-deps.sh")
+    build = settings.CACHE_DIR / f"{name}.build"
+    if build.exists():
+        shutil.rmtree(build)
+    log(f"lab: debootstrap {settings.SUITE} with {len(packages)} packages into {build} "
+        "(about a minute, once)")
+    started = time.monotonic()
+    log_path = settings.CACHE_DIR / f"{name}.log"
     with open(log_path, "w") as out:
         proc = subprocess.run(
-            ["debootstrap", "--variant=minbase",
-             "--include=" + ",".join(settings.ROOTFS_PACKAGES),
+            ["debootstrap", "--variant=minbase", "--include=" + ",".join(packages),
              settings.SUITE, str(build), settings.MIRROR],
             stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     if proc.returncode != 0:
@@ -155,7 +163,7 @@ def ensure_base(log=print):
     _run(["chroot", str(build), "apt-get", "clean"])
     _pack(build, tarball)
     shutil.rmtree(build)
-    log(f"lab: base rootfs built in {time.monotonic() - started:.0f}s: {tarball}")
+    log(f"lab: {name} built in {time.monotonic() - started:.0f}s: {tarball}")
     return tarball
 
 

@@ -17,12 +17,9 @@ one that a running host of another slot uses. Building and unpacking hold a lock
 import contextlib
 import fcntl
 import shutil
-import subprocess
-import time
 from pathlib import Path
 
 from tinsnip_lab import rootfs, settings
-from tinsnip_lab.errors import LabError
 
 LOCK = settings.STATE_DIR / "sdrootfs.lock"
 
@@ -72,32 +69,7 @@ def _locked():
 
 
 def _debootstrap(log):
-    tarball = settings.CACHE_DIR / f"sdbase-{base_key()}.tar.zst"
-    if tarball.exists():
-        return tarball
-    if shutil.which("debootstrap") is None:
-        raise LabError("debootstrap is not installed; run .ci/lab-deps.sh")
-    build = settings.CACHE_DIR / f"sdbase-{base_key()}.build"
-    if build.exists():
-        shutil.rmtree(build)
-    log_path = settings.CACHE_DIR / f"sdbase-{base_key()}.log"
-    log(f"lab: debootstrap {settings.SUITE} with systemd into {build} (about a minute, once)")
-    started = time.monotonic()
-    with open(log_path, "w") as out:
-        proc = subprocess.run(
-            ["debootstrap", "--variant=minbase",
-             "--include=" + ",".join(settings.SYSTEMD_ROOTFS_PACKAGES),
-             settings.SUITE, str(build), settings.MIRROR],
-            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    if proc.returncode != 0:
-        tail = log_path.read_text(errors="replace").strip().splitlines()[-10:]
-        raise LabError(f"debootstrap failed (exit {proc.returncode}); log {log_path}:\n  "
-                       + "\n  ".join(tail))
-    rootfs._run(["chroot", str(build), "apt-get", "clean"])
-    rootfs._pack(build, tarball)
-    shutil.rmtree(build)
-    log(f"lab: systemd base rootfs built in {time.monotonic() - started:.0f}s: {tarball}")
-    return tarball
+    return rootfs.debootstrap(f"sdbase-{base_key()}", settings.SYSTEMD_ROOTFS_PACKAGES, log)
 
 
 def customize(root, log=print):

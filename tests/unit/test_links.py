@@ -16,27 +16,15 @@ from invoke import Context
 
 from tinsnip_tasks.errors import RemoteError
 from tinsnip_tasks.ops import base
-from tinsnip_tasks.ops.base import Cmd, Host, Resource, Step
+from tinsnip_tasks.ops.base import Cmd, Host, Resource
 from tinsnip_tasks.ops.resources import (
     Directory, Edited, File, ForeignLine, Symlink, drop_lines, field_is, set_line,
 )
 
+from local_steps import StepFailed, converge
+
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="runs scripts as root and as UID 4242")
 U = 4242
-
-
-class StepFailed(AssertionError):
-    """The step failed on the host; the message is what the run reports."""
-
-
-def converge(*resources, step="step"):
-    """Run resources as one step through a Host on this machine: the real scripts, in the real
-    shell. Returns whether anything changed; a failed step raises :class:`StepFailed`."""
-    h = Host("local", Context())
-    changed = h.converge([Step(step, tuple(resources))])
-    if h.result.error:
-        raise StepFailed(h.result.error)
-    return changed
 
 
 def as_user(*argv):

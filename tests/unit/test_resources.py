@@ -4,27 +4,14 @@ import hashlib
 import subprocess
 
 import pytest
-from invoke import Context
 
 from tinsnip_tasks.errors import ConflictError
-from tinsnip_tasks.ops.base import Host, Step, facts_script, split_facts
+from tinsnip_tasks.ops.base import facts_script, split_facts
 from tinsnip_tasks.ops.resources import (
     Directory, Edited, File, Mounted, Symlink, User, field_is, parse_stat, set_line,
 )
 
-
-class StepFailed(AssertionError):
-    """The step failed on the host; the message is what the run reports."""
-
-
-def converge(*resources, step="step"):
-    """Run resources as one step through a Host on this machine: the real scripts, in the real
-    shell. Returns whether anything changed; a failed step raises :class:`StepFailed`."""
-    h = Host("local", Context())
-    changed = h.converge([Step(step, tuple(resources))])
-    if h.result.error:
-        raise StepFailed(h.result.error)
-    return changed
+from local_steps import StepFailed, converge
 
 
 def texts(cmds):
