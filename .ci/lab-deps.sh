@@ -4,7 +4,7 @@
 # Idempotent: packages already installed are left alone.
 set -eu
 
-PACKAGES="python3-venv debootstrap iproute2 openssh-client util-linux mount zstd tar curl ca-certificates procps psmisc kmod systemd-container"
+PACKAGES="python3-venv debootstrap iproute2 openssh-client util-linux mount zstd tar curl ca-certificates procps psmisc kmod systemd-container qemu-system-x86 qemu-utils e2fsprogs"
 
 missing=""
 for p in $PACKAGES; do

@@ -1,4 +1,6 @@
-"""Shared test settings: tests that need the lab are marked `lab` and skipped without root."""
+"""Shared test settings: tests that need the lab are marked `lab` and skipped without root;
+tests of the kernel hosts (tests/kernel) are marked `kernel` too, skipped without QEMU, and
+make the session boot those hosts in the background as soon as the lab is up."""
 
 import os
 import shutil
@@ -6,7 +8,11 @@ from pathlib import Path
 
 import pytest
 
-_LAB_TESTS = Path(__file__).resolve().parent / "lab"
+from tinsnip_lab.testing import FIGURES, KERNEL_WANTED
+
+_HERE = Path(__file__).resolve().parent
+_LAB_TESTS = _HERE / "lab"
+_KERNEL_TESTS = _HERE / "kernel"
 
 
 def _lab_unavailable():
@@ -19,14 +25,32 @@ def _lab_unavailable():
     return None
 
 
+def _kernel_unavailable():
+    missing = [tool for tool in ("qemu-system-x86_64", "qemu-img", "mkfs.ext4")
+               if shutil.which(tool) is None]
+    if missing:
+        return f"the kernel hosts need {', '.join(missing)}: run .ci/lab-deps.sh"
+    return None
+
+
+def _in(item, folder):
+    return folder in Path(str(item.fspath)).resolve().parents
+
+
 def _needs_lab(item):
-    in_lab_dir = _LAB_TESTS in Path(str(item.fspath)).resolve().parents
-    return in_lab_dir or "lab" in getattr(item, "fixturenames", ())
+    return _in(item, _LAB_TESTS) or _in(item, _KERNEL_TESTS) or "lab" in getattr(
+        item, "fixturenames", ())
 
 
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by these markers
 def pytest_collection_modifyitems(config, items):
     reason, checked = None, False
     for item in items:
+        if _in(item, _KERNEL_TESTS):
+            item.add_marker(pytest.mark.kernel)
+            kreason = _kernel_unavailable()
+            if kreason:
+                item.add_marker(pytest.mark.skip(reason=kreason))
         if not _needs_lab(item):
             continue
         item.add_marker(pytest.mark.lab)
@@ -34,3 +58,16 @@ def pytest_collection_modifyitems(config, items):
             reason, checked = _lab_unavailable(), True
         if reason:
             item.add_marker(pytest.mark.skip(reason=reason))
+
+
+def pytest_collection_finish(session):
+    session.config.stash[KERNEL_WANTED] = any(
+        item.get_closest_marker("kernel") and not item.get_closest_marker("skip")
+        for item in session.items)
+
+
+def pytest_terminal_summary(terminalreporter):
+    if FIGURES:
+        terminalreporter.section("kernel hosts")
+        for line in FIGURES:
+            terminalreporter.write_line(line)

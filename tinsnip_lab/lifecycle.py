@@ -7,7 +7,8 @@ import os
 import time
 
 from tinsnip_lab.errors import LabError
-from tinsnip_lab import hosts, network, nspawn, rootfs, sdrootfs, settings, sshkeys
+from tinsnip_lab import (hosts, kernelimage, network, nspawn, qemu, rootfs, sdrootfs, settings,
+                         sshkeys)
 
 
 def _state_path():
@@ -49,17 +50,30 @@ def status():
     report = {}
     for host, ip in settings.LAB_HOSTS.items():
         pid = pids.get(host)
-        alive = hosts.running(host, pid)
+        alive = _running(host, pid)
         report[host] = {"ip": ip, "pid": pid, "running": alive,
                         "ssh": alive and hosts.ssh_answers(ip),
-                        "init": "systemd" if host in settings.SYSTEMD_HOSTS else "sshd"}
+                        "init": _init_of(host)}
     namespaces = network.lab_namespaces()
     links = network.lab_links()
     up = (all(h["ssh"] for h in report.values()) and settings.BRIDGE_NETNS in namespaces
           and settings.OUTER_LINK in links and settings.ssh_config_path().exists())
     return {"up": up, "rootfs": state.get("rootfs"), "current_rootfs": rootfs.rootfs_key(),
+            "kernel_image": state.get("kernel_image"),
             "sdrootfs": state.get("sdrootfs"), "hosts": report, "namespaces": namespaces,
             "links": links, "cgroups": nspawn.leftover_cgroups()}
+
+
+def _running(host, pid):
+    if host in settings.KERNEL_HOSTS:
+        return qemu.running(host, pid)
+    return hosts.running(host, pid)
+
+
+def _init_of(host):
+    if host in settings.KERNEL_HOSTS:
+        return "systemd (own kernel, QEMU)"
+    return "systemd" if host in settings.SYSTEMD_HOSTS else "sshd"
 
 
 def is_up():
@@ -77,7 +91,7 @@ def lab_mounts():
 
 def _leftovers():
     return bool(network.lab_namespaces() or network.lab_links() or hosts.HOSTS_DIR.exists()
-                or nspawn.leftover_cgroups())
+                or nspawn.leftover_cgroups() or settings.kernel_enabled())
 
 
 def down(log=print):
@@ -96,12 +110,14 @@ def _down(log):
         log("lab: already down")
         _state_path().unlink(missing_ok=True)
         return False
+    _stop_kernel_hosts(log)
     hosts.kill_all(log)
     for host in settings.SYSTEMD_HOSTS:
         nspawn.remove_cgroups(host)
     network.remove(log)
     hosts.clear_dirs()
     _state_path().unlink(missing_ok=True)
+    settings.set_kernel(False)
     mounts = lab_mounts()
     if mounts:
         raise LabError(f"mounts of the lab left behind: {', '.join(mounts)}")
@@ -109,7 +125,19 @@ def _down(log):
     return True
 
 
-def up(rebuild=False, log=print, extra_hosts=None):
+def _stop_kernel_hosts(log):
+    """Power the kernel hosts off from inside, machines before the NAS (a machine whose NAS is
+    gone waits about 90 s on its NFS unmount); kill the QEMUs that do not end."""
+    pids = _read_state().get("pids", {})
+    order = [h for h in settings.KERNEL_HOSTS if h != settings.KERNEL_NAS] + [settings.KERNEL_NAS]
+    for host in order:
+        pid = pids.get(host)
+        if qemu.running(host, pid):
+            seconds = qemu.poweroff(host, pid)
+            log(f"lab: {host} powered off in {seconds:.1f}s")
+
+
+def up(rebuild=False, log=print, extra_hosts=None, kernel=False):
     """Bring the lab up; do nothing when it is already up (unless ``rebuild``).
 
     Builds the root filesystems the first time (debootstrap, cached under
@@ -122,6 +150,8 @@ def up(rebuild=False, log=print, extra_hosts=None):
     :param bool rebuild: rebuild the rootfs (the debootstrap cache is kept) and restart.
     :param int extra_hosts: this many extra machine hosts (``extra01`` ..), for benchmarks;
         None keeps the number the lab has. A lab that is up with another number restarts.
+    :param bool kernel: also boot the kernel hosts ``ds920`` and ``homelab4`` (QEMU) and wait
+        for them; a lab that is up gets them added. A lab that has them keeps them.
     :returns: True if something was started, False if the lab was already up.
     :raises LabError: a step failed; the message says which.
     """
@@ -132,7 +162,89 @@ def up(rebuild=False, log=print, extra_hosts=None):
             if _leftovers():
                 _down(log)
             settings.set_extra_hosts(extra_hosts)
-        return _up(rebuild, log)
+        kernel = kernel or settings.kernel_enabled()
+        for host in settings.KERNEL_HOSTS:  # the fast hosts first, then the kernel hosts
+            settings.LAB_HOSTS.pop(host, None)
+        started = _up(rebuild, log)
+    if kernel:
+        started = bool(wait_kernel(start_kernel(log), log)) or started
+    return started
+
+
+def start_kernel(log=print):
+    """Boot the kernel hosts that are not running on a lab that is up and return at once:
+    ``{host: pid}`` of the ones started, and their start time under ``"_at"`` (see
+    :func:`wait_kernel`). Builds their image the first time (a few minutes, once).
+
+    :raises LabError: the lab is not up, or an image or QEMU step failed.
+    """
+    with _exclusive():
+        if settings.BRIDGE_NETNS not in network.lab_namespaces():
+            raise LabError("the lab is not up; lab.up first")
+        image = kernelimage.ensure(log)
+        kernelimage.prune(image, in_use=bool(network.any_lab_namespaces()))
+        settings.set_kernel(True)
+        made = sshkeys.ensure_keys()
+        if made:
+            log(f"lab: generated SSH keys: {', '.join(made)}")
+        sshkeys.write_client_files()
+        state = _read_state()
+        pids = state.setdefault("pids", {})
+        started = {"_at": time.monotonic()}
+        try:
+            for host in settings.KERNEL_HOSTS:  # the NAS first
+                if not qemu.running(host, pids.get(host)):
+                    pids[host] = started[host] = qemu.start(host, image)
+        finally:
+            state["kernel_image"] = image.name.split("-", 1)[1]
+            _write_state(state)
+        names = [h for h in started if h != "_at"]
+        if names:
+            log(f"lab: booting {', '.join(names)} (QEMU, {qemu.ACCEL.split(',')[0]}; about a "
+                "minute)")
+        return started
+
+
+def wait_kernel(started, log=print):
+    """Wait until the kernel hosts :func:`start_kernel` started have booted; log and return
+    ``{host: seconds from start to a finished boot}``."""
+    times = {}
+    for host, pid in started.items():
+        if host != "_at":
+            qemu.wait_ready(host, pid)
+            times[host] = round(time.monotonic() - started["_at"], 1)
+    if times:
+        log("lab: kernel hosts booted: " + ", ".join(f"{h} in {s}s" for h, s in times.items()))
+    return times
+
+
+def power(host, on, log=print):
+    """Power a kernel host off from inside (``on`` False) or boot it again on its disk.
+
+    :returns: seconds the power-off or the boot took.
+    :raises LabError: not a kernel host of this lab, or it did not boot.
+    """
+    if host not in settings.KERNEL_HOSTS or not settings.kernel_enabled():
+        raise LabError(f"{host!r} is not a kernel host of this lab (lab.up --kernel; kernel "
+                       f"hosts: {', '.join(settings.KERNEL_HOSTS)})")
+    with _exclusive():
+        state = _read_state()
+        pid = state.get("pids", {}).get(host)
+        started = time.monotonic()
+        if not on:
+            seconds = qemu.poweroff(host, pid)
+            log(f"lab: {host} powered off in {seconds:.1f}s")
+            return round(seconds, 1)
+        if qemu.running(host, pid):
+            log(f"lab: {host} is already running")
+            return 0.0
+        image = kernelimage.image_dir(state.get("kernel_image"))
+        pid = state["pids"][host] = qemu.start(host, image, fresh=False)
+        _write_state(state)
+    qemu.wait_ready(host, pid)
+    seconds = round(time.monotonic() - started, 1)
+    log(f"lab: {host} booted in {seconds}s")
+    return seconds
 
 
 def _up(rebuild, log):
@@ -201,6 +313,9 @@ def _wait_ready(host, pid):
 def reboot(host, log=print):
     """Stop ``host`` and start it again on the disk it had, as a real reboot does.
 
+    A kernel host (QEMU) runs ``systemctl reboot``: its own kernel boots again (a new boot ID)
+    on its disk, and systemd brings back what a real machine's would.
+
     A systemd host powers off from inside (``systemctl poweroff``) and boots again: its
     units, linger, fstab mounts and enabled user units come back as systemd starts them. A
     host whose PID 1 is sshd loses its processes (a power cut) and starts sshd again on the
@@ -214,9 +329,14 @@ def reboot(host, log=print):
     with _exclusive():
         state = _read_state()
         pid = state.get("pids", {}).get(host)
-        if not hosts.running(host, pid):
+        if not _running(host, pid):
             raise LabError(f"{host} is not running; lab.up first")
         started = time.monotonic()
+        if host in settings.KERNEL_HOSTS:
+            seconds = round(qemu.reboot(host, pid), 1)
+            log(f"lab: {host} rebooted its kernel: a new boot, ssh again and the boot "
+                f"finished {seconds}s after `systemctl reboot`")
+            return {"host": host, "down": None, "up": seconds}
         if host in settings.SYSTEMD_HOSTS:
             nspawn.poweroff(host, pid)
             nspawn.remove_cgroups(host)

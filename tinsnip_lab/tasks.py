@@ -16,11 +16,15 @@ from tinsnip_lab.errors import LabError
     "rebuild": "Rebuild the root filesystem (reusing the debootstrap cache) and restart the hosts.",
     "extra_hosts": "also start this many cheap machine hosts extra01.. (for benchmarks; 0: none; "
                    "default: as many as the lab has)",
+    "kernel": "also boot the kernel hosts ds920 (kernel NFS server) and homelab4 (systemd, "
+              "kernel NFS client) in QEMU: about a minute, and a few minutes to build their "
+              "image the first time; a lab that has them keeps them until lab.down",
 })
-def up(c, rebuild=False, extra_hosts=-1):
+def up(c, rebuild=False, extra_hosts=-1, kernel=False):
     """Start the lab hosts (building the root filesystem the first time)."""
     try:
-        _lab.up(rebuild=rebuild, extra_hosts=None if extra_hosts < 0 else extra_hosts)
+        _lab.up(rebuild=rebuild, extra_hosts=None if extra_hosts < 0 else extra_hosts,
+                kernel=kernel)
     except LabError as e:
         raise Exit(f"lab.up failed: {e}", code=1)
 
@@ -45,6 +49,8 @@ def status(c, quiet=False):
             state = "ssh ok" if h["ssh"] else ("running" if h["running"] else "stopped")
             print(f"  {host:<10} {h['ip']:<12} pid {h['pid'] or '-':<8} {state:<8} "
                   f"PID 1: {h['init']}")
+        if report["kernel_image"]:
+            print(f"  kernel hosts' image {report['kernel_image']}")
         if report["rootfs"] and report["rootfs"] != report["current_rootfs"]:
             print("  the root filesystem has changed since start: lab.down, then lab.up")
         leftovers = report["namespaces"] + report["links"] + report["cgroups"]
@@ -56,10 +62,12 @@ def status(c, quiet=False):
         raise Exit(code=1)
 
 
-@task(help={"host": "The lab host to reboot (homelab3 boots systemd; the others restart sshd)."})
+@task(help={"host": "The lab host to reboot (homelab4 and ds920 reboot their own kernel, "
+                    "homelab3 boots systemd again; the others restart sshd)."})
 def reboot(c, host):
     """Stop a lab host and start it again with its disk kept, as a real reboot does.
 
+    homelab4 and ds920 (lab.up --kernel) run `systemctl reboot`: a new kernel boot.
     homelab3 powers off from inside and boots again: systemd brings back its fstab mounts,
     lingering users' units and their containers. A host whose PID 1 is sshd keeps its files
     only: mounts, daemons and containers stay down until something starts them again.
@@ -70,7 +78,25 @@ def reboot(c, host):
         raise Exit(f"lab.reboot failed: {e}", code=1)
 
 
-ns = Collection("lab", up, down, status, reboot)
+@task(help={"host": "The kernel host to power off (ds920 or homelab4)."})
+def poweroff(c, host):
+    """Power a kernel host off from inside (`systemctl poweroff`); lab.boot starts it again."""
+    try:
+        _lab.power(host, on=False)
+    except LabError as e:
+        raise Exit(f"lab.poweroff failed: {e}", code=1)
+
+
+@task(help={"host": "The kernel host to boot again on its disk (ds920 or homelab4)."})
+def boot(c, host):
+    """Boot a kernel host that was powered off, on the disk it had."""
+    try:
+        _lab.power(host, on=True)
+    except LabError as e:
+        raise Exit(f"lab.boot failed: {e}", code=1)
+
+
+ns = Collection("lab", up, down, status, reboot, poweroff, boot)
 
 
 def with_lab(product: Collection) -> Collection:

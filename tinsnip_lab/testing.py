@@ -5,9 +5,13 @@ The session fixture `lab` starts a fresh lab once per session (a lab left up bef
 demo say, is taken down first, so every session starts from the same state) and takes it down
 at the end, unless ``TINSNIP_KEEP_LAB=1``.
 Connections check host keys against ``.lab/known_hosts`` and refuse unknown ones.
+`kernel_lab` adds the kernel hosts (QEMU), booted in the background from the session's start
+when it has kernel tests.
 """
 
 import os
+import threading
+import time
 
 import pytest
 
@@ -56,13 +60,67 @@ class LabHosts:
         self._connections.clear()
 
 
+#: Set (in ``config.stash``) when the session has tests of the kernel hosts: the ``lab`` fixture
+#: then starts their boot in the background as soon as the lab is up.
+KERNEL_WANTED = pytest.StashKey[bool]()
+
+#: Lines for the session's summary: boot, reboot and image build times of the kernel hosts.
+FIGURES = []
+
+
+class KernelBoot:
+    """The kernel hosts' boot, started in a thread (building their image the first time) while
+    other tests run; :meth:`wait` returns once both answer and have finished booting."""
+
+    def __init__(self):
+        self.result, self.error, self.times = None, None, None
+        self.thread = threading.Thread(target=self._start, daemon=True)
+        self.started = time.monotonic()
+        self.thread.start()
+
+    def _start(self):
+        try:
+            self.result = lab_api.start_kernel(log=FIGURES.append)
+        except Exception as e:  # handed to the tests that need the hosts
+            self.error = e
+
+    def wait(self):
+        if self.times is None:
+            self.thread.join()
+            if self.error is not None:
+                raise self.error
+            self.times = lab_api.wait_kernel(self.result, log=FIGURES.append)
+        return self.times
+
+
+_boot = {}
+
+
+def kernel_boot():
+    """The session's :class:`KernelBoot`, started on first call."""
+    if "boot" not in _boot:
+        _boot["boot"] = KernelBoot()
+    return _boot["boot"]
+
+
 @pytest.fixture(scope="session")
-def lab():
+def lab(request):
     """A fresh lab, up for the whole session; see the module docstring for when it goes down."""
     lab_api.down()
     lab_api.up()
+    if request.config.stash.get(KERNEL_WANTED, False):
+        kernel_boot()
     hosts = LabHosts()
     yield hosts
     hosts.close()
     if os.environ.get("TINSNIP_KEEP_LAB") != "1":
         lab_api.down()
+    _boot.clear()
+
+
+@pytest.fixture(scope="session")
+def kernel_lab(lab):
+    """The lab with its kernel hosts ds920 and homelab4 booted (QEMU); their boot started
+    when the lab came up, so it overlapped the tests that ran before."""
+    kernel_boot().wait()
+    return lab
