@@ -1,0 +1,96 @@
+"""The seed's "Common Mistakes", made for real on homelab4 (its own kernel, systemd, the kernel
+NFS client against ds920's kernel NFS server): each is broken on purpose, its symptom seen,
+machine.status names the cause and the fix, and the fix named puts it right."""
+import io
+
+from .conftest import HOST, NAS, changed, failed, http, status
+
+
+def test_xdg_data_home_on_nfs_moves_the_daemon_onto_the_mount_and_images_fail(
+        kernel_lab, kcli, prod, healthy):
+    """The seed's "Remove unset XDG_*": the daemon inherits XDG_DATA_HOME on the NFS mount, keeps
+    its data there, and every image layer with a file not owned by root fails with a
+    permission error (all_squash refuses the chown)."""
+    unit = kernel_lab.read(HOST, prod.unit)
+    broken = unit.replace("UnsetEnvironment=XDG_DATA_HOME XDG_CONFIG_HOME XDG_STATE_HOME\n",
+                          f"Environment=XDG_DATA_HOME={prod.mount}/data\n")
+    assert broken != unit
+    kernel_lab.run(HOST, f"cat > {prod.unit}", in_stream=io.StringIO(broken))
+    try:
+        kernel_lab.run(HOST, f"{prod.systemctl} daemon-reload && "
+                             f"{prod.systemctl} restart docker.service", timeout=300)
+        root = prod.docker(kernel_lab, "info --format '{{.DockerRootDir}}'").stdout.strip()
+        assert root == f"{prod.mount}/data/docker"
+        # an image whose file belongs to a user other than root: its layer cannot be unpacked
+        kernel_lab.run(HOST, "rm -rf /tmp/owned && mkdir /tmp/owned && cp /bin/busybox "
+                             "/tmp/owned/ && tar --owner=1000 --group=1000 -cf /tmp/owned.tar "
+                             "-C /tmp/owned . && chmod 644 /tmp/owned.tar")
+        imported = prod.docker(kernel_lab, "import /tmp/owned.tar tinsnip-probe/owned:1")
+        assert not imported.ok and "lchown" in imported.stderr
+        assert "operation not permitted" in imported.stderr
+        # the daemon's data is on the NAS now, and the service's container is not in it
+        assert kernel_lab.run(NAS, f"test -d {prod.nas_dir}/data/docker", warn=True).ok
+        assert "hello-hello-1" not in prod.docker(kernel_lab, "ps -a").stdout
+
+        p, items = status(kcli, prod)
+        assert p.returncode == 1 and "xdg" in failed(items), p.stdout
+        assert f"XDG_DATA_HOME={prod.mount}/data" in items["xdg"][1]
+        assert "inv machine.docker --machine gazette --env prod" in items["xdg"][1]
+    finally:
+        fix = kcli.inv("machine.docker", *prod.args)
+    assert changed(fix) == 1, fix.stdout
+    assert kernel_lab.read(HOST, prod.unit) == unit
+    root = prod.docker(kernel_lab, "info --format '{{.DockerRootDir}}'").stdout.strip()
+    assert root == f"/home/{prod.user}/.local/share/docker"
+    assert "hello from gazette-prod" in http(kernel_lab, HOST, prod.uid, wait=120)
+    # what the wrong daemon left on the NAS is the operator's to remove
+    kernel_lab.run(NAS, f"rm -rf {prod.nas_dir}/data/docker")
+
+
+def test_linger_off_stops_the_daemon_and_machine_docker_turns_it_on(
+        kernel_lab, kcli, prod, healthy):
+    kernel_lab.run(HOST, f"loginctl disable-linger {prod.user}")
+    # no session of the user is left: its systemd, and so the daemon, stop
+    kernel_lab.run(HOST, f"i=0; while pgrep -u {prod.uid} -x dockerd >/dev/null; do "
+                         "i=$((i+1)); [ $i -gt 300 ] && exit 1; sleep 0.2; done", timeout=120)
+    p, items = status(kcli, prod)
+    assert p.returncode == 1 and {"linger", "daemon"} <= set(failed(items)), p.stdout
+    assert f"loginctl enable-linger {prod.user}" in items["linger"][1]
+    fix = kcli.inv("machine.docker", *prod.args)
+    assert changed(fix) == 1, fix.stdout
+    assert kernel_lab.run(HOST, f"test -e /var/lib/systemd/linger/{prod.user}", warn=True).ok
+    assert "hello from gazette-prod" in http(kernel_lab, HOST, prod.uid, wait=120)
+
+
+def test_machine_env_without_docker_host_is_named_and_machine_env_writes_it(
+        kernel_lab, kcli, prod, healthy):
+    """The seed's "Remove source .machine/machine.env" leaves compose without DOCKER_HOST."""
+    env = f"{prod.mount}/.machine/machine.env"
+    kernel_lab.run(HOST, f"sudo -u {prod.user} sed -i '/^DOCKER_HOST=/d' {env}")
+    p, items = status(kcli, prod)
+    assert "docker_host" in failed(items), p.stdout
+    assert "inv machine.env --machine gazette --env prod" in items["docker_host"][1]
+    assert changed(kcli.inv("machine.env", *prod.args)) == 1
+    assert f"DOCKER_HOST=unix:///run/user/{prod.uid}/docker.sock" in \
+        kernel_lab.read(HOST, env).splitlines()
+
+
+def test_compose_file_without_env_file_leaves_containers_bare_and_deploy_restores_it(
+        kernel_lab, kcli, prod, healthy):
+    """The seed's "Remove env_file from docker-compose.yml": containers miss their environment."""
+    compose = f"{prod.mount}/service/hello/docker-compose.yml"
+    text = kernel_lab.read(HOST, compose)
+    bare = text.replace("    env_file:\n      - ../../.machine/machine.env\n      - .env\n", "")
+    assert bare != text
+    kernel_lab.run(HOST, f"sudo -u {prod.user} tee {compose} >/dev/null",
+                   in_stream=io.StringIO(bare))
+    kernel_lab.run(HOST, f"cd {prod.mount}/service/hello && sudo -u {prod.user} bash -c "
+                         f"'set -a && source ../../.machine/machine.env && source .env && "
+                         f"set +a && unset XDG_DATA_HOME XDG_CONFIG_HOME XDG_STATE_HOME && "
+                         f"docker compose up -d'", timeout=300)
+    assert "TIN_SERVICE_UID" not in prod.docker(kernel_lab, "exec hello-hello-1 env").stdout
+    p, items = status(kcli, prod)
+    assert "environment" in failed(items), p.stdout
+    fix = kcli.inv("service.deploy", *prod.args, "--service", "hello")
+    assert changed(fix) >= 1, fix.stdout
+    assert f"TIN_SERVICE_UID={prod.uid}" in prod.docker(kernel_lab, "exec hello-hello-1 env").stdout

@@ -1,0 +1,116 @@
+"""Real reboots of homelab4's kernel, with no tinsnip run afterwards: systemd mounts the export
+from fstab once the network is online, linger starts the user's systemd and with it the
+rootless daemon, whose restart policy starts the service again.
+
+Then a power cut of the whole homelab where the NAS comes back last: homelab4 boots while ds920
+is down, its mount gives up, and once ds920 is back one ``machine.setup`` brings back the mount
+and the service (by restarting the daemon, which started without the mount).
+"""
+import time
+
+import pytest
+
+from tinsnip_lab.testing import FIGURES
+
+from .conftest import HOST, NAS, changed, http, status, steps
+
+
+def boot_id(lab, host):
+    return lab.run(host, "cat /proc/sys/kernel/random/boot_id").stdout.strip()
+
+
+def lab_task(lab, cli, *args):
+    """``inv lab.*`` as a person runs it; its output goes to the session's figures."""
+    lab.close()  # the host's sshd goes away; reconnect afterwards
+    started = time.monotonic()
+    p = cli.inv(*args)
+    FIGURES.append(f"inv {' '.join(args)}: {time.monotonic() - started:.1f}s: "
+                   + " | ".join(p.stdout.strip().splitlines()))
+    return p
+
+
+def starts(lab, env, wait=180):
+    """How many times the counter service has started (it keeps the count on ds920)."""
+    page = http(lab, HOST, env.uid + 1, wait=wait)
+    assert page.startswith(f"counter from gazette-prod uid {env.uid} starts "), page
+    return int(page.split()[-1])
+
+
+def mount_of(lab, env):
+    return lab.run(HOST, f"awk '$2 == \"{env.mount}\" {{print $1, $3}}' /proc/mounts").stdout.split()
+
+
+@pytest.fixture(scope="module")
+def rebooted(kernel_lab, kcli, prod, deployed):
+    before = prod.docker(kernel_lab, "inspect -f '{{.Id}} {{.State.StartedAt}}' hello-hello-1"
+                         ).stdout.split() + [starts(kernel_lab, prod)]
+    old = boot_id(kernel_lab, HOST)
+    p = lab_task(kernel_lab, kcli, "lab.reboot", HOST)
+    assert f"lab: {HOST} rebooted" in p.stdout, p.stdout
+    assert boot_id(kernel_lab, HOST) != old
+    return before
+
+
+def test_the_mount_is_back_from_fstab(kernel_lab, prod, rebooted):
+    assert mount_of(kernel_lab, prod) == [f"{NAS}:{prod.nas_dir}", "nfs"]
+
+
+def test_the_daemon_is_back_through_linger_and_the_service_answers(kernel_lab, prod, rebooted):
+    assert kernel_lab.run(HOST, f"{prod.systemctl} is-active docker.service"
+                          ).stdout.strip() == "active"
+    assert "hello from gazette-prod" in http(kernel_lab, HOST, prod.uid, wait=180)
+    cid, started = prod.docker(kernel_lab, "inspect -f '{{.Id}} {{.State.StartedAt}}' "
+                                           "hello-hello-1").stdout.split()
+    assert cid == rebooted[0] and started != rebooted[1]
+    # the counter started again and read its count from ds920
+    assert starts(kernel_lab, prod) == rebooted[2] + 1
+
+
+def test_status_passes_with_no_tinsnip_run_between(kcli, prod, rebooted):
+    p, _ = status(kcli, prod)
+    assert p.returncode == 0, p.stdout
+
+
+@pytest.fixture(scope="module")
+def nas_came_back_last(kernel_lab, kcli, prod, rebooted):
+    """Everything powered off (the machine first), then homelab4 boots with ds920 still down,
+    then ds920 boots."""
+    count = starts(kernel_lab, prod)
+    lab_task(kernel_lab, kcli, "lab.poweroff", HOST)
+    lab_task(kernel_lab, kcli, "lab.poweroff", NAS)
+    lab_task(kernel_lab, kcli, "lab.boot", HOST)
+    down = {"mount": mount_of(kernel_lab, prod),
+            "unit": kernel_lab.run(HOST, f"systemctl is-failed $(systemd-escape -p "
+                                         f"--suffix=mount {prod.mount})", warn=True).stdout,
+            "daemon": kernel_lab.run(HOST, f"{prod.systemctl} is-active docker.service",
+                                     warn=True).stdout.strip(), "starts": count}
+    lab_task(kernel_lab, kcli, "lab.boot", NAS)
+    return down
+
+
+def test_with_the_nas_down_the_mount_gives_up_and_the_daemon_starts_without_it(
+        nas_came_back_last):
+    assert nas_came_back_last["mount"] == []
+    assert nas_came_back_last["unit"].strip() == "failed"
+    assert nas_came_back_last["daemon"] == "active"
+
+
+def test_status_names_the_missing_mount(kernel_lab, kcli, prod, nas_came_back_last):
+    assert mount_of(kernel_lab, prod) == []  # nothing retries a failed mount by itself
+    p, items = status(kcli, prod)
+    assert p.returncode == 1 and items["mount"][0] == "failed", p.stdout
+    assert f"inv machine.mount --machine gazette --env prod" in items["mount"][1]
+
+
+def test_one_machine_setup_brings_back_mount_and_service(kernel_lab, kcli, prod,
+                                                        nas_came_back_last):
+    p = kcli.inv("machine.setup", *prod.args)
+    done = {step for step, (state, _) in steps(p).items() if state == "changed"}
+    assert done == {"machine.mount", "machine.docker"}, p.stdout
+    assert mount_of(kernel_lab, prod) == [f"{NAS}:{prod.nas_dir}", "nfs"]
+    assert "hello from gazette-prod" in http(kernel_lab, HOST, prod.uid, wait=180)
+    assert starts(kernel_lab, prod) == nas_came_back_last["starts"] + 1
+    again = kcli.inv("machine.setup", *prod.args)
+    assert changed(again) == 0, again.stdout
+    p, _ = status(kcli, prod)
+    assert p.returncode == 0, p.stdout
