@@ -6,7 +6,7 @@ SYSTEM_PYTHON ?= python3
 VENV ?= .venv
 PYTHON := $(VENV)/bin/python
 
-.PHONY: install demo test unit lab-down
+.PHONY: install demo test test-fast test-kernel unit lab-down
 
 $(VENV)/.installed: pyproject.toml .ci/lab-deps.sh
 	bash .ci/lab-deps.sh
@@ -22,6 +22,13 @@ demo: install
 # The test session starts from a fresh lab whatever was left up before (the demo's, say).
 test: install
 	$(PYTHON) -m pytest -q
+
+# Every tier but the kernel hosts' (QEMU), or that tier alone.
+test-fast: install
+	$(PYTHON) -m pytest -q -m "not kernel"
+
+test-kernel: install
+	$(PYTHON) -m pytest -q -m kernel
 
 unit: install
 	$(PYTHON) -m pytest -q tests/unit

@@ -52,7 +52,7 @@ def status():
         pid = pids.get(host)
         alive = _running(host, pid)
         report[host] = {"ip": ip, "pid": pid, "running": alive,
-                        "ssh": alive and hosts.ssh_answers(ip),
+                        "ssh": alive and hosts.ssh_answers(ip, timeout=_greeting_wait(host)),
                         "init": _init_of(host)}
     namespaces = network.lab_namespaces()
     links = network.lab_links()
@@ -68,6 +68,11 @@ def _running(host, pid):
     if host in settings.KERNEL_HOSTS:
         return qemu.running(host, pid)
     return hosts.running(host, pid)
+
+
+def _greeting_wait(host):
+    """Seconds to wait for sshd's greeting: an emulated CPU under load takes seconds."""
+    return 10.0 if host in settings.KERNEL_HOSTS else 0.5
 
 
 def _init_of(host):

@@ -21,7 +21,9 @@ import time
 from tinsnip_lab import hosts, kernelimage, network, remote, settings
 from tinsnip_lab.errors import LabError
 
-ACCEL = os.environ.get("TINSNIP_LAB_ACCEL", "tcg,thread=multi")
+#: Software emulation by default, with a translation cache of 256 MiB (QEMU's default of 1 GiB
+#: doubles the host memory a VM takes).
+ACCEL = os.environ.get("TINSNIP_LAB_ACCEL", "tcg,thread=multi,tb-size=256")
 MEMORY_MB = 768
 
 
@@ -147,7 +149,7 @@ def wait_ready(host, pid, timeout=300.0, old_boot=None):
     while time.monotonic() < deadline:
         if not running(host, pid):
             raise LabError(f"{host}: QEMU ended while booting\n  " + _console_tail(host))
-        if hosts.ssh_answers(ip, timeout=1.0):
+        if hosts.ssh_answers(ip, timeout=5.0):
             try:
                 current = boot_id(host)
             except (LabError, subprocess.TimeoutExpired):

@@ -86,7 +86,7 @@ def render_ssh_config():
             f"    UserKnownHostsFile {settings.known_hosts_path()}\n"
             f"    StrictHostKeyChecking yes\n"
             f"    CheckHostIP no\n"
-            f"    ConnectTimeout 5\n"
+            f"    ConnectTimeout {30 if host in settings.KERNEL_HOSTS else 5}\n"
         )
     return "\n".join(blocks)
 

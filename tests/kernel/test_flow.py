@@ -1,5 +1,7 @@
 """The seed's flow on real kernels: gazette prod on homelab4 against ds920's kernel NFS server,
 mounted by the kernel NFS client from the fstab line tinsnip writes."""
+import shlex
+
 import pytest
 
 from .conftest import HOST, NAS, PYHELLO, changed, deploy, http, status, timed
@@ -19,7 +21,8 @@ def test_the_mount_is_the_kernel_nfs_client_from_the_fstab_line(kernel_lab, depl
     assert (source, fstype) == (f"{NAS}:{prod.nas_dir}", "nfs")
     assert "vers=3" in options and "hard" in options
     unit = kernel_lab.run(HOST, f"systemd-escape -p --suffix=mount {prod.mount}").stdout.strip()
-    show = kernel_lab.run(HOST, f"systemctl show {unit} -p SourcePath -p ActiveState -p After")
+    show = kernel_lab.run(HOST, f"systemctl show {shlex.quote(unit)} -p SourcePath "
+                                "-p ActiveState -p After")
     assert "SourcePath=/etc/fstab" in show.stdout and "ActiveState=active" in show.stdout
     assert "network-online.target" in show.stdout
     # the kernel's own client: no FUSE process, the nfs module loaded
@@ -42,7 +45,7 @@ def test_files_containers_write_land_on_ds920_as_the_environment_uid(kernel_lab,
                              f"{prod.nas_dir}/data/counter/starts").stdout.split()
     assert st == [str(prod.uid)] * 6
     # all_squash: even a container's root cannot hand a file to another owner
-    chown = prod.docker(kernel_lab, "exec -u 0 hello-hello-1 chown 0 /data/probe")
+    chown = prod.docker(kernel_lab, "exec -u 0 hello-hello-1 sh -c 'chown 1:1 /data/probe'")
     assert not chown.ok and "Operation not permitted" in chown.stderr
 
 
