@@ -106,9 +106,8 @@ def kernel_boot():
 @pytest.fixture(scope="session")
 def lab(request):
     """A fresh lab, up for the whole session; see the module docstring for when it goes down."""
-    if not (os.environ.get("XXXLOCAL_REUSE") and lab_api.is_up()):  # XXX-LOCAL
-        lab_api.down()
-        lab_api.up()
+    lab_api.down()
+    lab_api.up()
     if request.config.stash.get(KERNEL_WANTED, False):
         kernel_boot()
     hosts = LabHosts()
