@@ -123,8 +123,10 @@ def test_compose_up_only_when_needed(fact, needs_up):
     assert bool(cmds) is needs_up
     if needs_up:
         # the stamp is written by the machine user, through a fresh temporary file
-        assert texts(cmds)[-1].startswith("setpriv --reuid=1 --regid=1 --clear-groups sh -c ")
-        assert str(cmds[-1]) == "as UID 1: record abc in /m/service/s/.tinsnip-deployed"
+        assert texts(cmds)[-1].startswith("sudo -u u env DOCKER_HOST=unix:///run/user/1/docker.sock sh -c ")
+        assert "mktemp .tinsnip-deployed.XXXXXXXXXX" in texts(cmds)[-1]
+        assert str(cmds[-1]) == ("as u: record abc and the image digests in "
+                                 "/m/service/s/.tinsnip-deployed")
 
 
 def test_stamp_follows_every_file_the_service_starts_from(inv):

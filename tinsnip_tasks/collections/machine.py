@@ -43,9 +43,11 @@ def mount(c, machine, env="", dry=False, json=False, verbose=False):
 
 @task(help=_args.COMMON)
 def docker(c, machine, env="", dry=False, json=False, verbose=False):
-    """Run a rootless Docker daemon for the machine user (user unit with systemd, else detached)."""
+    """Run a rootless Docker daemon for the machine user (user unit with systemd, else
+    detached), with the inventory's ``docker:`` settings in its daemon.json."""
     env = default_env(c, env)
-    converge(c, "machine.docker", machine, env, (plan.docker,), dry=dry, json=json,
+    converge(c, "machine.docker", machine, env, (plan.docker_config, plan.docker), dry=dry,
+             json=json,
              verbose=verbose)
 
 

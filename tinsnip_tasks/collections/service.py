@@ -21,18 +21,21 @@ from ..run import Run
 from . import _args
 
 HELP = {**_args.COMMON, "service": _args.SERVICE}
+PULL = ("pull every image of the service (and the base images of what it builds) where the "
+        "registry serves a new digest, and start again what uses one")
 
 
-@task(help=HELP)
-def deploy(c, machine, service, env="", dry=False, json=False, verbose=False):
+@task(help={**HELP, "pull": PULL})
+def deploy(c, machine, service, env="", pull=False, dry=False, json=False, verbose=False):
     """Upload a service's files (and build context), check them, start it with compose up -d."""
     env = default_env(c, env)
-    with Run(c, dry=dry, title=f"service.deploy {machine} {env} {service}", json=json,
-             verbose=verbose) as run:
+    title = f"service.deploy {machine} {env} {service}" + (" --pull" if pull else "")
+    with Run(c, dry=dry, title=title, json=json, verbose=verbose) as run:
         plan.check_service(run.inv, machine, service)  # bad input fails here, first
         plan.check_secrets(run.inv, machine, env, service)
-        t = run.target(machine, env, service=service, steps=plan.DEPLOY)
-        run.machine_host(machine).converge([build(fn, t) for fn in plan.DEPLOY])
+        steps = plan.deploy_steps(pull)
+        t = run.target(machine, env, service=service, steps=steps)
+        run.machine_host(machine).converge([build(fn, t) for fn in steps])
 
 
 @task(help={"machine": _args.MACHINE, "env": _args.ENV, "service": _args.SERVICE,

@@ -62,10 +62,11 @@ def skip_without(run: Run, sel, found: dict, reason: str):
             h.note("site", "skipped", f"{machine}-{env}: {reason}")
 
 
-@task(help=HELP)
-def up(c, limit="", dry=False, json=False, verbose=False):
+@task(help={**HELP, "pull": "pull every image of the selected services where the registry "
+                            "serves a new digest, and start again what uses one"})
+def up(c, limit="", pull=False, dry=False, json=False, verbose=False):
     """Converge the inventory: NAS work first, then every machine host at once."""
-    title = "site.up" + (f" --limit {limit}" if limit else "")
+    title = "site.up" + (f" --limit {limit}" if limit else "") + (" --pull" if pull else "")
     with Run(c, dry=dry, title=title, json=json, verbose=verbose) as run:
         inv = run.inv
         sel = plan.select(inv, limit)
@@ -80,7 +81,7 @@ def up(c, limit="", dry=False, json=False, verbose=False):
         for host, steps in plan.nas_steps(inv, done, found).items():
             run.hosts[host].converge(steps)
         failed_nas = {h for h in nas_hosts if run.hosts[h].failed}
-        work = plan.machine_steps(inv, done, found)
+        work = plan.machine_steps(inv, done, found, pull=pull)
         for machine, env in done.envs:
             if inv.nas_of(machine).host in failed_nas:
                 host = inv.machine(machine).host

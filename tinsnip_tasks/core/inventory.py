@@ -31,11 +31,36 @@ DEFAULT_REGISTRY = "{volume}/{sheet}/station/{env}/machine-registry"
 NAS_KINDS = ("synology", "linux")
 
 TOP_KEYS = ("sheets", "nas", "machines")
-SHEET_KEYS = ("nas", "volume", "number", "registry")
+SHEET_KEYS = ("nas", "volume", "number", "registry", "docker")
 NAS_KEYS = ("host", "kind")
-MACHINE_KEYS = ("sheet", "host", "environments", "number", "services")
+MACHINE_KEYS = ("sheet", "host", "environments", "number", "services", "docker")
+DOCKER_KEYS = ("registry_mirrors", "insecure_registries")
 
 _PATH_PART_RE = re.compile(r"[A-Za-z0-9._-]+")
+
+
+@dataclass(frozen=True)
+class DockerSettings:
+    """Settings of the machine users' rootless daemons (``docker:`` of a sheet or machine),
+    written to each daemon's ``daemon.json``. None: not given at this level."""
+
+    registry_mirrors: tuple | None = None
+    insecure_registries: tuple | None = None
+
+    def over(self, base: "DockerSettings | None") -> "DockerSettings":
+        """These settings, each key not given here taken from ``base`` (the sheet's)."""
+        if base is None:
+            return self
+        return DockerSettings(*(mine if mine is not None else theirs for mine, theirs in
+                                zip(self.values(), base.values())))
+
+    def values(self) -> tuple:
+        return (self.registry_mirrors, self.insecure_registries)
+
+    def daemon_config(self) -> dict:
+        """The keys of ``daemon.json`` (Docker's spelling) that are given."""
+        return {k.replace("_", "-"): list(v) for k, v in zip(DOCKER_KEYS, self.values())
+                if v is not None}
 
 
 @dataclass(frozen=True)
@@ -56,6 +81,7 @@ class Sheet:
     volume: str
     number: int | None
     registry: str
+    docker: DockerSettings | None = None
 
     @property
     def resolved_number(self) -> int:
@@ -87,6 +113,7 @@ class Machine:
     environments: tuple
     number: int | None
     services: dict[str, Service]
+    docker: DockerSettings | None = None
 
 
 @dataclass(frozen=True)
@@ -174,6 +201,13 @@ class Inventory:
         self.check_env(machine, env)
         sheet = self.sheet_of(machine)
         return f"{sheet.volume}/{sheet.name}/{machine}/{env}"
+
+    def docker(self, machine: str) -> DockerSettings:
+        """The daemon settings of a machine's users: the machine's ``docker:`` keys over its
+        sheet's."""
+        m = self.machine(machine)
+        own = m.docker or DockerSettings()
+        return own.over(self.sheets[m.sheet].docker)
 
     def nas_address(self, machine: str) -> str:
         """The address the machine host mounts its export from (the NAS host's name)."""
@@ -373,7 +407,8 @@ def _parse_sheets(check: _Checker, raw, nas: dict[str, Nas]) -> dict[str, Sheet]
                 " {env} may appear in braces",
             )
         check.abs_path(f"{key}.registry", sample)
-        result[name] = Sheet(name, nas_name, volume, number, registry)
+        docker = _parse_docker(check, f"{key}.docker", body["docker"]) if "docker" in body else None
+        result[name] = Sheet(name, nas_name, volume, number, registry, docker)
     owners: dict[int, Sheet] = {}
     for sheet in result.values():
         number = sheet.resolved_number
@@ -390,6 +425,45 @@ def _parse_sheets(check: _Checker, raw, nas: dict[str, Nas]) -> dict[str, Sheet]
             )
         owners[number] = sheet
     return result
+
+
+_HOST_RE = (r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+            r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*)")
+_PORT_RE = r"(?::(?:[1-9][0-9]{0,4}))"
+MIRROR_RE = re.compile(rf"https?://{_HOST_RE}{_PORT_RE}?/?")
+INSECURE_RE = re.compile(rf"{_HOST_RE}{_PORT_RE}?|(?:[0-9]{{1,3}}\.){{3}}[0-9]{{1,3}}/[0-9]{{1,2}}")
+
+
+def _port_in_range(value: str) -> bool:
+    port = re.search(r":([0-9]+)/?$", value)
+    return port is None or 1 <= int(port.group(1)) <= 65535
+
+
+def _parse_docker(check: _Checker, key: str, raw) -> DockerSettings:
+    """``docker: {registry_mirrors: [URL], insecure_registries: [HOST:PORT]}``."""
+    body = check.mapping(key, raw, DOCKER_KEYS)
+    rules = {
+        "registry_mirrors": (MIRROR_RE, "a registry URL such as http://10.0.0.5:5000 (http or "
+                                        "https, a host name or IPv4 address, an optional port)"),
+        "insecure_registries": (INSECURE_RE, "a registry's host:port such as 10.0.0.5:5000, or "
+                                             "an IPv4 network such as 10.0.0.0/24"),
+    }
+    values = {}
+    for name, (pattern, what) in rules.items():
+        if name not in body:
+            continue
+        items = body[name]
+        if items is None:
+            items = []
+        if not isinstance(items, list):
+            check.fail(f"{key}.{name}", f"expected a list, got {_kind(items)} {items!r}")
+        for i, item in enumerate(items):
+            if not (isinstance(item, str) and pattern.fullmatch(item) and _port_in_range(item)):
+                check.fail(f"{key}.{name}[{i}]", f"{item!r} is not valid: use {what}")
+            if item in items[:i]:
+                check.fail(f"{key}.{name}[{i}]", f"{item!r} is listed twice; list it once")
+        values[name] = tuple(items)
+    return DockerSettings(**values)
 
 
 SERVICE_KEYS = ("path", "ports", "forward")
@@ -523,7 +597,8 @@ def _parse_machines(check: _Checker, raw, sheets: dict[str, Sheet], catalog) -> 
                 )
             pinned[(sheet, number)] = name
         services = _parse_services(check, f"{key}.services", body.get("services"), catalog, envs)
-        result[name] = Machine(name, sheet, host, tuple(envs), number, services)
+        docker = _parse_docker(check, f"{key}.docker", body["docker"]) if "docker" in body else None
+        result[name] = Machine(name, sheet, host, tuple(envs), number, services, docker)
     return result
 
 

@@ -17,7 +17,8 @@ from ..core.smep import Smep
 from ..core.smep import validate_name
 from ..errors import InputError, PreflightError, TemplateError
 from ..ops.base import Host, q
-from ..ops.docker import ComposeDown, ComposeUp, ContextTree, DockerImage
+from ..core import images as img
+from ..ops.docker import ComposeDown, ComposeUp, ContextTree, DockerImage, ImagesPulled
 from ..ops.forward import Forward
 from ..ops.resources import Absent, Directory, File
 from . import Target, preflight, step
@@ -225,11 +226,28 @@ def upload(t: Target) -> list:
 
 @step("service.image", needs=("machine.docker",))
 def image(t: Target) -> list:
-    """The service's image in the user's daemon, loaded from the host's archive if missing."""
+    """The service's image in the user's daemon, loaded from the archive ``service.yaml`` names
+    (``image_archive``, a file on the host) if missing; nothing for a service without one."""
     smep, entry = t.smep, service_entry(t.inv, t.smep.machine, t.service)
     if not entry.image_archive:
         return []
     return [DockerImage(smep.user, smep.uid, entry.image, entry.image_archive)]
+
+
+def tracked_images(t: Target) -> tuple:
+    """The images a deploy of the service tracks (core/images.py): what it pulls, and the
+    bases of what it builds."""
+    where = str(t.rendered.folder / "docker-compose.yml") if t.rendered.folder else \
+        f"services/{t.service}/docker-compose.yml.j2"
+    return img.tracked(t.rendered.compose, t.rendered.folder, where)
+
+
+@step("service.pull", needs=("machine.docker",))
+def pull(t: Target) -> list:
+    """``--pull``: every tracked image as the registry serves it now (pulled where the digest
+    differs); ``service.up`` then starts again what uses a new one."""
+    refs = tracked_images(t)
+    return [ImagesPulled(t.smep.user, t.smep.uid, refs)] if refs else []
 
 
 def stamp(smep: Smep, rendered: Rendered) -> str:
@@ -276,13 +294,13 @@ def check(h: Host, target: Target) -> None:
 
 
 @step("service.up", needs=("machine.mount", "machine.docker", "machine.env", "service.files",
-                          "service.context", "service.image"), before=check)
+                          "service.context", "service.image", "service.pull"), before=check)
 def up(t: Target) -> list:
-    """The Compose project runs with its current files (the seed's ``up -d`` when not); the
-    preflight (:func:`check`) runs first, and only when something is to start."""
+    """The Compose project runs with its current files and images (the seed's ``up -d`` when
+    not); the preflight (:func:`check`) runs first, and only when something is to start."""
     smep, service = t.smep, t.service
     return [ComposeUp(smep.user, smep.uid, smep.mount_point, service_dir(smep, service),
-                      service, stamp(smep, t.rendered), t.rendered.build)]
+                      service, stamp(smep, t.rendered), t.rendered.build, tracked_images(t))]
 
 
 def check_runs(inv: Inventory, smep: Smep, service: str) -> None:
@@ -372,5 +390,11 @@ def service_with_port(inv: Inventory, machine: str, name: str) -> str:
 
 #: service.deploy: files, build context, image, (preflight and) compose project, forwards.
 DEPLOY = (files, upload, image, up, forwards)
+#: service.deploy --pull: the same, pulling every tracked image first.
+DEPLOY_PULL = (files, upload, image, pull, up, forwards)
+
+
+def deploy_steps(pull_images: bool) -> tuple:
+    return DEPLOY_PULL if pull_images else DEPLOY
 #: service.remove: compose down, then the service's folder and forwards.
 REMOVE = (down, removed)

@@ -6,7 +6,9 @@ from ..core.smep import Smep
 from ..errors import FactError
 from ..ops.base import MARK, Host, q, split_facts
 from ..ops.forward import LIST_COMMAND, parse_rules
-from ..ops.docker import compose_pattern, docker_host
+from ..ops.docker import (compose_pattern, docker_host, newer, registry_query,
+                          running_script)
+from ..core import images as img
 from .machine import home
 
 ITEMS = (
@@ -199,6 +201,60 @@ def _host_items(facts: dict, smep: Smep) -> list[tuple[str, bool, str]]:
     return out
 
 
+def images_script(smep: Smep) -> str:
+    """Per container of each deployed service: ``@image PROJECT SERVICE REF ID DIGEST...`` and,
+    for an image from a registry, ``@registry PROJECT SERVICE ANSWER``: the digest the registry
+    serves for its tag now, asked through the daemon without pulling."""
+    d = f"sudo -u {q(smep.user)} env DOCKER_HOST={q(docker_host(smep.uid))} docker"
+    ask = registry_query(smep.user, smep.uid, '"$r"')
+    return (f"for dir in {q(smep.mount_point)}/service/*/; do "
+            f"[ -f \"$dir/docker-compose.yml\" ] || continue; p=$(basename \"$dir\"); "
+            f"{{ {running_script('$p', d)}; }} | while read -r kind s r i rest; do "
+            f"echo \"@image $p $s $r $i $rest\"; "
+            f"[ -n \"$rest\" ] && echo \"@registry $p $s $({ask})\"; done; done; true")
+
+
+def parse_images(out: str) -> list[dict]:
+    """:func:`images_script`'s lines: per running service its image and the registry's answer."""
+    found: dict = {}
+    for line in out.splitlines():
+        kind, _, rest = line.partition(" ")
+        if kind == "@image":
+            words = rest.split()
+            if len(words) >= 4:
+                p, s, ref, image_id = words[:4]
+                repo = img.repository(ref)
+                found[(p, s)] = {"project": p, "service": s, "ref": ref, "id": image_id,
+                                 "digests": [w.split("@", 1)[1] for w in words[4:]
+                                             if "@" in w and img.repository(w) == repo],
+                                 "remote": "", "why": ""}
+        elif kind == "@registry":
+            p, s, answer = (rest.split(" ", 2) + ["", ""])[:3]
+            if (p, s) in found:
+                found[(p, s)]["remote"], found[(p, s)]["why"] = img.registry_digest(answer)
+    return list(found.values())
+
+
+def image_lines(images: list[dict], smep: Smep) -> list[str]:
+    """One line per running service: its image, the digest it runs, and whether the registry
+    has a newer one for its tag."""
+    out = []
+    for f in images:
+        name = f["service"] if f["service"] == f["project"] else f"{f['project']}/{f['service']}"
+        running = f["digests"][0] if f["digests"] else f["id"]
+        if not f["digests"]:
+            news = "built or loaded here, no registry digest"
+        elif newer(f):
+            news = (f"newer available: {f['remote']} (`service.deploy --machine {smep.machine} "
+                    f"--env {smep.env} --service {f['project']} --pull`)")
+        elif f["remote"]:
+            news = "the registry has no newer one"
+        else:
+            news = f"the registry could not be asked: {f['why']}"
+        out.append(f"{name}: {f['ref']} runs {running}; {news}")
+    return out
+
+
 def check(h: Host, targets: list) -> None:
     """The Testing Checklist of every machine-environment in ``targets`` on host ``h``, and the
     host's port forwards, in one command; one result per item."""
@@ -206,7 +262,7 @@ def check(h: Host, targets: list) -> None:
         for t in targets:
             h.note("status", "skipped" if h.failed else "unchecked", t.scope)
         return
-    parts = [script(t.smep) for t in targets] + [LIST_COMMAND]
+    parts = [script(t.smep) + images_script(t.smep) for t in targets] + [LIST_COMMAND]
     text = "\n".join(f"echo {MARK}{i}\n{part}" for i, part in enumerate(parts))
     with h.guard("machine.status"):
         out = h.execute(text, step="machine.status",
@@ -217,10 +273,12 @@ def check(h: Host, targets: list) -> None:
             facts = [parse(chunk) for chunk in chunks[:-1]]
         except ValueError as e:  # output the parser cannot read: a failed step, not a traceback
             raise FactError("the Testing Checklist", e) from e
-        for t, found in zip(targets, facts):
+        for t, found, chunk in zip(targets, facts, chunks):
             for item, passed, detail in evaluate(found, t.smep):
                 h.note(f"status.{item}", "ok" if passed else "failed", f"{titles[item]}: {detail}",
                        label=t.scope)
+            for line in image_lines(parse_images(chunk), t.smep):
+                h.note("status.image", "ok", f"image: {line}", label=t.scope)
         rules = [r for r in parse_rules(chunks[-1]) if r["chain"] == "PREROUTING"]
         h.note("status.forwards", "ok", "standard ports forwarded on this host: " + (", ".join(
             f"{r['port']} -> {r['to']} ({r['owner']})" for r in rules) or "none"))
