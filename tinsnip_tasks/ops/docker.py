@@ -308,7 +308,7 @@ class DockerImage(Resource):
 
 STAMP = ".tinsnip-deployed"
 _ID = "'{{.Id}}'"
-_DIGESTS = "'{{join .RepoDigests \" \"}}'"
+_DIGESTS = "'{{range .RepoDigests}}{{.}} {{end}}'"
 
 
 def registry_query(user: str, uid: int, ref_word: str) -> str:
@@ -395,11 +395,11 @@ class ImagesPulled(Resource):
         return cmds
 
 
-def running_script(project: str, docker: str = "docker") -> str:
-    """One line per container of the Compose ``project``: ``service SERVICE REF ID DIGEST...``
-    (its compose service, the image reference it was started from, the image's ID and its
-    repository digests)."""
-    return (f"for c in $({docker} ps -q {project_filter(project)}); do "
+def running_script(project_word: str, docker: str = "docker") -> str:
+    """One line per container of the Compose project ``project_word`` (a shell word: quoted, or
+    ``"$p"``): ``service SERVICE REF ID DIGEST...`` (its compose service, the image reference
+    it was started from, the image's ID and its repository digests)."""
+    return (f"for c in $({docker} ps -q --filter label=com.docker.compose.project={project_word}); do "
             f"{docker} inspect -f '{{{{index .Config.Labels \"com.docker.compose.service\"}}}} "
             f"{{{{.Config.Image}}}} {{{{.Image}}}}' \"$c\" 2>/dev/null | "
             f"while read -r s r i; do echo \"service $s $r $i $({docker} image inspect -f "
@@ -504,7 +504,7 @@ class ComposeUp(Resource):
         ids = "".join(f"echo \"image {r} $(docker image inspect -f {_ID} {q(r)} 2>/dev/null "
                       f"|| echo -)\"; " for r in self.images)
         script = (f"cd {q(self.service_dir)} && t=$(mktemp {STAMP}.XXXXXXXXXX) && "
-                  f"{{ {{ echo {q(self.stamp)}; {ids}{running_script(self.project)}; }} > \"$t\" "
+                  f"{{ {{ echo {q(self.stamp)}; {ids}{running_script(q(self.project))}; }} > \"$t\" "
                   f"&& chmod 640 \"$t\" && mv -fT \"$t\" {STAMP} || {{ rm -f \"$t\"; false; }}; }}")
         return Cmd(as_user(self.user, self.uid, f"sh -c {q(script)}"),
                    f"as {self.user}: record {self.stamp[:12]} and the image digests in "

@@ -207,9 +207,10 @@ def images_script(smep: Smep) -> str:
     serves for its tag now, asked through the daemon without pulling."""
     d = f"sudo -u {q(smep.user)} env DOCKER_HOST={q(docker_host(smep.uid))} docker"
     ask = registry_query(smep.user, smep.uid, '"$r"')
+    running = running_script('"$p"', d)
     return (f"for dir in {q(smep.mount_point)}/service/*/; do "
             f"[ -f \"$dir/docker-compose.yml\" ] || continue; p=$(basename \"$dir\"); "
-            f"{{ {running_script('$p', d)}; }} | while read -r kind s r i rest; do "
+            f"{{ {running}; }} | while read -r kind s r i rest; do "
             f"echo \"@image $p $s $r $i $rest\"; "
             f"[ -n \"$rest\" ] && echo \"@registry $p $s $({ask})\"; done; done; true")
 
