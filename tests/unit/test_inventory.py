@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tinsnip_tasks.core.inventory import Machine, Service, Sheet, load_inventory
+from tinsnip_tasks.core.inventory import DockerSettings, Machine, Service, Sheet, load_inventory
 from tinsnip_tasks.errors import InputError, InventoryError, SmepError
 
 REPO_INVENTORY = Path(__file__).resolve().parents[2] / "inventory.yaml"
@@ -58,6 +58,7 @@ def test_reference_inventory_loads(inv):
     assert inv.sheets["dynamicalsystem"] == Sheet(
         "dynamicalsystem", "ds412plus", "/volume1", None,
         "{volume}/{sheet}/station/{env}/machine-registry",
+        DockerSettings(("http://ds412plus:5000",), ("ds412plus:5000",)),
     )
     assert inv.sheets["dynamicalsystem"].resolved_number == 1
     assert inv.machine("gazette") == Machine(
