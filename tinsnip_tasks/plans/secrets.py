@@ -24,6 +24,7 @@ from pathlib import Path
 
 from ..core import agefile, envfile
 from ..errors import InputError
+from ..output import write_atomic
 
 SUFFIX = ".age"
 RECIPIENTS = "recipients.txt"
@@ -118,27 +119,6 @@ def check(text: str, source: str) -> dict:
     for key, value in values.items():
         envfile.quote(key, value)
     return values
-
-
-def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
-    """``path`` holds ``data`` (mode ``mode``) or is left as it was: a new file beside it,
-    flushed, then renamed over it."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dfd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
 
 
 def seal(plain: Path, text: str, keys: list) -> int:
