@@ -165,9 +165,10 @@ def build(inv: Inventory, envs: list[Env], results: GroupResult, *, now: float |
     and checklist, and its forwards), sheets (their number space), and the run's summary."""
     hosts: dict[str, dict] = {}
     for host, r in results.items():
+        sheets_here = [s.name for s in inv.sheets.values() if inv.nas[s.nas].host == host]
         hosts[host] = {"host": host, "recap": recap_line(r), "reachable": not r.unreachable,
-                       "error": r.error, "envs": [], "forwards": [],
-                       "role": "nas" if host in {n.host for n in inv.nas.values()} else "machine"}
+                       "error": r.error, "envs": [], "forwards": [], "sheets": sheets_here,
+                       "role": "nas" if sheets_here else "machine"}
         for s in r.steps:
             if s.step == "status.forwards":
                 hosts[host]["forwards"] = s.data.get("forwards", [])
@@ -175,7 +176,7 @@ def build(inv: Inventory, envs: list[Env], results: GroupResult, *, now: float |
     for e in envs:
         host = inv.machine(e.machine).host
         hosts.setdefault(host, {"host": host, "recap": "", "reachable": True, "error": "",
-                                "envs": [], "forwards": [], "role": "machine"})
+                                "envs": [], "forwards": [], "sheets": [], "role": "machine"})
         hosts[host]["envs"].append(_env_model(inv, e, results.get(host)))
         if e.smep is not None:
             numbers[e.machine] = e.smep.machine_no
