@@ -19,6 +19,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -191,6 +192,21 @@ def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
+@contextmanager
+def _signals(handlers: dict):
+    """``handlers`` (signal: handler) in force inside the block, the previous ones after it."""
+    saved = {s: signal.signal(s, h) for s, h in handlers.items()}
+    try:
+        yield
+    finally:
+        for s, h in saved.items():
+            signal.signal(s, h)
+
+
+#: A hangup or termination of tinsnip unwinds like Ctrl-C, so the temporary folder is removed.
+ENDING = {signal.SIGTERM: _raise_interrupt, signal.SIGHUP: _raise_interrupt}
+
+
 def run_editor(argv: list[str], path: str) -> None:
     """Run the editor on ``path`` and wait. Ctrl-C and Ctrl-\\ are the editor's while it runs
     (as git does); a hangup or termination of tinsnip ends the editor too.
@@ -201,22 +217,13 @@ def run_editor(argv: list[str], path: str) -> None:
         proc = subprocess.Popen([*argv, path])
     except OSError as e:
         raise EditorFailed(f"cannot start the editor {argv[0]!r} ({e.strerror}); set EDITOR")
-    ignored = (signal.SIGINT, signal.SIGQUIT)
-    ending = (signal.SIGTERM, signal.SIGHUP)
-    saved = {s: signal.getsignal(s) for s in ignored + ending}
     try:
-        for s in ignored:
-            signal.signal(s, signal.SIG_IGN)
-        for s in ending:
-            signal.signal(s, _raise_interrupt)
-        code = proc.wait()
+        with _signals({signal.SIGINT: signal.SIG_IGN, signal.SIGQUIT: signal.SIG_IGN}):
+            code = proc.wait()
     except BaseException:
         proc.kill()
         proc.wait()
         raise
-    finally:
-        for s, handler in saved.items():
-            signal.signal(s, handler)
     if code < 0:
         raise EditorFailed(f"the editor was ended by signal {-code}; nothing was written",
                            signalled=True)
@@ -245,7 +252,14 @@ def edit(plain: Path, identity: str | None, *, template: str = "", environ=os.en
     data = read_private(enc)
     original = agefile.decrypt(data, keys, str(enc)) if data is not None else None
     argv = editor_command(environ)
-    folder = private_dir()
+    with _signals(ENDING):
+        return _edit_in(private_dir(), plain, keys, original, template, argv)
+
+
+def _edit_in(folder: str, plain: Path, keys: list, original: str | None, template: str,
+             argv: list[str]) -> Outcome:
+    """:func:`edit` with the temporary ``folder`` made: write, edit, check, seal, remove it."""
+    enc = encrypted(plain)
     try:
         path = os.path.join(folder, plain.name)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
