@@ -150,3 +150,22 @@ def test_the_task_refuses_before_any_host(tmp_path, args, message):
                        text=True, timeout=60)
     assert p.returncode == 2 and message in p.stderr, p.stdout + p.stderr
     assert "homelab" not in p.stdout
+
+
+def test_an_unreachable_host_and_an_env_without_numbers_are_shown_unchecked(inv):
+    envs, g = results(inv)
+    g["homelab2"] = HostResult("homelab2", [StepResult("status", "unchecked", "", "lldap-prod")],
+                               unreachable="homelab2: connection refused")
+    envs = [e if e.machine != "gateway" else report.Env("gateway", "prod", None) for e in envs]
+    g["homelab3"].steps = [StepResult("site", "skipped", "", "gateway-prod: its NAS failed")]
+    data = report.build(inv, envs, g)
+    by_env = {e["name"]: e for h in data["hosts"] for e in h["envs"]}
+    assert by_env["lldap-prod"]["state"] == "unchecked"
+    assert by_env["gateway-prod"]["state"] == "skipped" and by_env["gateway-prod"]["uid"] is None
+    assert data["summary"]["unreachable"] == ["homelab2"] and data["exit_code"] == 3
+    cells = {(r["machine"], c["env"]): c["state"] for r in data["sheets"][0]["rows"]
+             for c in r["cells"]}
+    assert cells[("lldap", "prod")] == "unchecked"
+    page = report.html(data)
+    assert 'data-env="lldap-prod" data-state="unchecked"' in page
+    assert "unreachable: homelab2" in page
