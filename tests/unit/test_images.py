@@ -224,12 +224,12 @@ def test_a_new_image_starts_the_project_again_and_only_then():
 
 def test_status_says_which_image_runs_and_whether_a_newer_one_waits():
     out = "\n".join([
-        f"@image hello hello busybox:1.36 {ID} busybox@{OLD}",
+        f"@digest hello hello busybox:1.36 {ID} busybox@{OLD}",
         "@registry hello hello " + json.dumps({"Descriptor": {"digest": NEW}}),
-        f"@image app app app-app {ID} ",
-        f"@image web web lldap/lldap:stable {ID} lldap/lldap@{OLD}",
+        f"@digest app app app-app {ID} ",
+        f"@digest web web lldap/lldap:stable {ID} lldap/lldap@{OLD}",
         "@registry web web " + json.dumps({"Descriptor": {"digest": OLD}}),
-        f"@image db db postgres:16 {ID} postgres@{OLD}",
+        f"@digest db db postgres:16 {ID} postgres@{OLD}",
         '@registry db db {"message":"connection refused"}',
     ])
     lines = status.image_lines(status.parse_images(out), GP)
