@@ -40,6 +40,12 @@ http:
 #: Repositories and tags pushed at lab.up: ``{repository: tag}`` (public Docker Hub names).
 IMAGES = {"library/busybox": "1.36"}
 
+#: The ``docker:`` settings of an inventory whose machines pull through the lab's registry.
+INVENTORY_DOCKER = {
+    "registry_mirrors": [f"http://{settings.REGISTRY_HOST}:{settings.REGISTRY_PORT}"],
+    "insecure_registries": [f"{settings.REGISTRY_HOST}:{settings.REGISTRY_PORT}"],
+}
+
 
 def url():
     """The registry's base URL as this machine reaches it over the lab bridge."""

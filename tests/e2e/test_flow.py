@@ -118,7 +118,7 @@ def test_no_op_machine_setup_costs_one_command(cli, first_run):
     steps = p.recap["hosts"]["homelab1"]["steps"]
     assert [(s["step"], s["status"]) for s in steps] == [
         ("machine.user", "ok"), ("machine.mount", "ok"), ("xdg.link", "ok"),
-        ("machine.docker", "ok"), ("machine.env", "ok")]
+        ("machine.docker-config", "ok"), ("machine.docker", "ok"), ("machine.env", "ok")]
     print("no-op machine.setup:", [l for l in p.stdout.splitlines() if "commands=" in l])
 
 

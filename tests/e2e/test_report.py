@@ -10,6 +10,7 @@ from html.parser import HTMLParser
 import pytest
 import yaml
 
+from tinsnip_lab import registry
 from tinsnip_lab.settings import lab_dir
 
 from .conftest import Cli
@@ -47,7 +48,8 @@ def site(lab, tmp_path_factory):
     east (dev, no service) on homelab2; converged."""
     root = tmp_path_factory.mktemp("report")
     inventory = {
-        "sheets": {"reportsheet": {"nas": "ds412plus", "volume": "/volume1", "number": 6}},
+        "sheets": {"reportsheet": {"nas": "ds412plus", "volume": "/volume1", "number": 6,
+                                   "docker": registry.INVENTORY_DOCKER}},
         "nas": {"ds412plus": {"host": "ds412plus", "kind": "synology"}},
         "machines": {
             "north": {"sheet": "reportsheet", "host": "homelab1", "environments": ["prod", "test"],

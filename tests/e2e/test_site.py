@@ -129,7 +129,7 @@ def test_an_unreachable_host_fails_alone(lab, site, first, tmp_path):
     hosts = p.recap["hosts"]
     assert p.returncode == 3, p.stdout + p.stderr
     assert hosts["homelab2:2999"]["reachable"] is False
-    assert [s["status"] for s in hosts["homelab2:2999"]["steps"]] == ["skipped"] * 5
+    assert [s["status"] for s in hosts["homelab2:2999"]["steps"]] == ["skipped"] * 6
     assert "homelab2:2999: ok=0 changed=0 failed=0 commands=0" in p.stdout
     assert all(hosts[h]["failed"] == 0 for h in ("ds412plus", "homelab1", "homelab2"))
     assert hosts["homelab1"]["commands"] == 1 and hosts["homelab2"]["changed"] == 0

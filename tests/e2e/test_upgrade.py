@@ -18,7 +18,8 @@ UP = ("--machine", "upgrade", "--env", "prod")
 USER, UID, HOST, PORT = "upgrade-prod", 12000, "homelab1", 12000
 SD = ("--machine", "upsd", "--env", "prod")
 SD_USER, SD_UID, SD_HOST = "upsd-prod", 12100, "homelab3"
-MIRROR = f"http://{lab_api.NAS_HOST}:5000"
+MIRROR, INSECURE = registry.INVENTORY_DOCKER["registry_mirrors"][0], \
+    registry.INVENTORY_DOCKER["insecure_registries"][0]
 
 INVENTORY = f"""\
 sheets:
@@ -27,7 +28,7 @@ sheets:
     number: 1
     docker:
       registry_mirrors: [{MIRROR}]
-      insecure_registries: [{lab_api.NAS_HOST}:5000]
+      insecure_registries: [{INSECURE}]
 nas:
   ds412plus: {{host: ds412plus, kind: linux}}
 machines:
@@ -110,7 +111,7 @@ def test_daemon_config_is_written_once(cli, lab):
                            f"cat /home/{USER}/.config/docker/daemon.json").stdout
     assert config.startswith(f"{USER} 644\n")
     assert json.loads(config.split("\n", 1)[1]) == {
-        "registry-mirrors": [MIRROR], "insecure-registries": [f"{lab_api.NAS_HOST}:5000"]}
+        "registry-mirrors": [MIRROR], "insecure-registries": [INSECURE]}
     again = cli.inv("machine.setup", *UP)
     [line] = lines(again, "machine.docker-config")
     assert " ok " in line and changed(again) == 0

@@ -240,3 +240,16 @@ def test_status_says_which_image_runs_and_whether_a_newer_one_waits():
     assert lines[3].endswith("the registry could not be asked: connection refused")
     assert 'curl -s --max-time 30 --unix-socket /run/user/10100/docker.sock' in \
         status.images_script(GP)
+
+
+def test_the_lab_registry_images_are_stable_and_a_variant_is_another_image():
+    from tinsnip_lab import images
+
+    a, blobs = images.registry_image(b"busybox binary")
+    assert (a, blobs) == images.registry_image(b"busybox binary")
+    manifest = json.loads(a)
+    assert manifest["mediaType"] == images.MANIFEST_TYPE
+    assert {manifest["config"]["digest"], manifest["layers"][0]["digest"]} == set(blobs)
+    assert all(images.digest(data) == d for d, data in blobs.items())
+    b, _ = images.registry_image(b"busybox binary", variant="2")
+    assert images.digest(a) != images.digest(b)
