@@ -87,8 +87,9 @@ def test_status_passes_every_item(cli, first_run):
     p = cli.inv("machine.status", *GP)
     steps = [s for s in p.recap["hosts"]["homelab1"]["steps"] if s["step"].startswith("status.")]
     assert [s["step"] for s in steps] == [f"status.{i}" for i in NO_SYSTEMD_ITEMS] + [
-        "status.forwards"], p.stdout
+        "status.image", "status.forwards"], p.stdout
     assert all(s["status"] == "ok" for s in steps), p.stdout
+    assert "hello: busybox:1.36 runs sha256:" in steps[-2]["detail"], p.stdout
 
 
 def test_second_run_changes_nothing(lab, cli, first_run):

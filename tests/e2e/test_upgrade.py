@@ -177,6 +177,19 @@ def test_a_built_service_is_rebuilt_on_a_new_base(cli, lab):
                                        "image inspect -f '{{.RepoDigests}}' busybox:1.36").stdout
 
 
+def test_site_up_pull_upgrades_every_selected_service(cli, lab):
+    new = registry.push_busybox(busybox(), variant="site-3")
+    p = cli.inv("site.up", "--limit", "upgrade:prod", "--pull")
+    pulled = [l for l in lines(p, "service.pull") if " changed " in l]
+    assert pulled and all(f"-> {new}" in l or "busybox:1.36" in l for l in pulled)
+    ups = [l for l in lines(p, "service.up") if " changed " in l]
+    assert {("hello" in l, "built" in l) for l in ups} == {(True, False), (False, True)}
+    assert running_digests(lab, "hello") == [f"busybox@{new}"]
+    assert http(lab, HOST, PORT + 1) == "site-3\nbuilt\n"
+    again = cli.inv("site.up", "--limit", "upgrade:prod", "--pull")
+    assert changed(again) == 0, again.stdout
+
+
 def test_a_changed_mirror_restarts_the_systemd_users_daemon(cli, lab):
     cli.inv("nas.setup", *SD)
     cli.inv("machine.setup", *SD)

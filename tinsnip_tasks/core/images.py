@@ -49,6 +49,13 @@ def repository(ref: str) -> str:
     return name
 
 
+def digests_of(ref: str, repo_digests) -> list[str]:
+    """The digests among ``repo_digests`` (``busybox@sha256:...`` words, as ``RepoDigests``
+    lists them) that belong to the repository of ``ref``."""
+    repo = repository(ref)
+    return [w.split("@", 1)[1] for w in repo_digests if "@" in w and repository(w) == repo]
+
+
 def pinned(ref: str) -> bool:
     """A reference by digest never moves: nothing newer to look for."""
     return "@sha256:" in ref

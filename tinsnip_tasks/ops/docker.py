@@ -348,10 +348,8 @@ def parse_images(out: str, refs) -> list[dict]:
         kind, _, rest = line.partition(" ")
         if kind == "local":
             words = rest.split()
-            repo = img.repository(refs[i])
             facts[i]["id"] = words[0] if words else ""
-            facts[i]["digests"] = [w.split("@", 1)[1] for w in words[1:]
-                                   if "@" in w and img.repository(w) == repo]
+            facts[i]["digests"] = img.digests_of(refs[i], words[1:])
         elif kind == "remote":
             facts[i]["remote"], facts[i]["why"] = img.registry_digest(rest)
     return facts

@@ -239,10 +239,8 @@ def parse_images(out: str) -> list[dict]:
             words = rest.split()
             if len(words) >= 4:
                 p, s, ref, image_id = words[:4]
-                repo = img.repository(ref)
                 found[(p, s)] = {"project": p, "service": s, "ref": ref, "id": image_id,
-                                 "digests": [w.split("@", 1)[1] for w in words[4:]
-                                             if "@" in w and img.repository(w) == repo],
+                                 "digests": img.digests_of(ref, words[4:]),
                                  "remote": "", "why": ""}
         elif kind == "@registry":
             p, s, answer = (rest.split(" ", 2) + ["", ""])[:3]
