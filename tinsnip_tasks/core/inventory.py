@@ -7,11 +7,13 @@ Each error names the file, the dotted key and what to change.
 
 import os
 import re
+import stat
 from collections.abc import Hashable
 from dataclasses import dataclass
 
 import yaml
 
+from tinsnip_tasks.core import context
 from tinsnip_tasks.core import registry as reg
 from tinsnip_tasks.core.smep import (
     ENVIRONMENTS,
@@ -410,7 +412,19 @@ def _service_path(check: _Checker, key: str, value) -> str:
     path = os.path.normpath(os.path.join(base, os.path.expanduser(value)))
     if not os.path.isdir(path):
         check.fail(key, f"{value!r} is not a folder ({path}); paths are relative to the inventory")
-    if not any(os.path.isfile(os.path.join(path, f)) for f in SERVICE_FILES):
+    found = False
+    for name in SERVICE_FILES:
+        try:  # lstat: a link is refused, never followed; a FIFO is not opened
+            mode = os.lstat(os.path.join(path, name)).st_mode
+        except OSError:
+            continue
+        if not stat.S_ISREG(mode):
+            try:
+                context.refuse(os.path.join(path, name), mode)
+            except InputError as err:
+                check.fail(key, str(err))
+        found = True
+    if not found:
         check.fail(key, f"{path} has no {' or '.join(SERVICE_FILES)}")
     return path
 

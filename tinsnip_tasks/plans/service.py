@@ -40,7 +40,12 @@ class CatalogEntry:
 
 def _entry(name: str, meta_path: Path, folder: Path | None) -> CatalogEntry:
     try:
-        meta = yaml.safe_load(meta_path.read_text()) if meta_path.is_file() else {}
+        if folder is not None:
+            text = context.read_text(folder, meta_path.name) \
+                if context.is_file(folder, meta_path.name) else ""
+        else:
+            text = meta_path.read_text() if meta_path.is_file() else ""
+        meta = yaml.safe_load(text) if text else {}
     except yaml.YAMLError as e:
         raise TemplateError(f"{meta_path} is not valid YAML: {e}") from None
     if not isinstance(meta, dict):
@@ -63,6 +68,7 @@ def service_entry(inv: Inventory, machine: str, service: str) -> CatalogEntry:
     folder = inv.machine(machine).services[service].path
     if folder is None:
         return catalog_entry(service)
+    context.context_files(Path(folder))  # a link, FIFO, socket or device is refused, first
     return _entry(service, Path(folder) / "service.yaml", Path(folder))
 
 
@@ -146,14 +152,15 @@ def _builds(compose: str, where: str) -> bool:
 
 def _render_folder(entry: CatalogEntry, smep: Smep, ctx: dict) -> Rendered:
     folder = entry.folder
-    if (folder / "docker-compose.yml.j2").is_file():
-        compose = render("docker-compose.yml.j2", ctx, root=folder)
+    names = context.context_files(folder)  # refuses links, FIFOs, sockets, devices
+    if context.is_file(folder, "docker-compose.yml.j2"):
+        compose = render("docker-compose.yml.j2", ctx, root=folder, folder=True)
     else:
-        compose = (folder / "docker-compose.yml").read_text()
-    if (folder / "service.env.j2").is_file():
-        own = render("service.env.j2", ctx, root=folder)
-    elif (folder / "service.env").is_file():
-        own = (folder / "service.env").read_text()
+        compose = context.read_text(folder, "docker-compose.yml")
+    if context.is_file(folder, "service.env.j2"):
+        own = render("service.env.j2", ctx, root=folder, folder=True)
+    elif context.is_file(folder, "service.env"):
+        own = context.read_text(folder, "service.env")
     else:
         own = ""
     env = (f"# {entry.name} for {smep.label}, written by tinsnip from {folder}\n"
@@ -161,7 +168,6 @@ def _render_folder(entry: CatalogEntry, smep: Smep, ctx: dict) -> Rendered:
            + ("" if own.endswith("\n") or not own else "\n")
            + secret_lines(ctx["secrets"]))
     envfile.check_text(env, str(folder / "service.env"))
-    names = context.context_files(folder)
     return Rendered(compose, env, folder, tuple(names), context.digest(folder, names),
                     _builds(compose, str(folder / "docker-compose.yml")))
 
