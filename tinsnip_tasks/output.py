@@ -4,14 +4,21 @@ With ``json=True`` stdout carries only the JSON recap and the step lines go to s
 ``tinsnip ... --json | jq`` reads a document. Colour marks changed and failed lines when the
 stream is a terminal and ``NO_COLOR`` is not set. ``verbose`` adds the commands run and their
 output (what a person is shown for a command, never a secret).
+
+Every line goes through the run's :class:`~tinsnip_tasks.results.Masker` (``mask``), which the run
+gives every value of the secrets file it uses: a secret value is ``***`` on stdout, on stderr, in
+the JSON recap and in the recap file (:func:`write_private`), whoever printed it (a diff, compose,
+a YAML error, a container's log).
 """
 from __future__ import annotations
 
 import os
+import secrets
 import sys
 import threading
+from pathlib import Path
 
-from .results import GroupResult, StepResult, recap_line, step_line
+from .results import GroupResult, Masker, StepResult, recap_line, step_line
 
 COLOURS = {"changed": "33", "would change": "33", "failed": "31", "unreachable": "31",
            "skipped": "2"}
@@ -37,11 +44,12 @@ class Output:
         self.json, self.verbose = json, verbose
         self.out = out or sys.stdout
         self.err = err or sys.stderr
+        self.mask = Masker()
         self._lock = threading.Lock()
 
     def _write(self, stream, text: str):
         with self._lock:
-            print(text, file=stream, flush=True)
+            print(self.mask.text(text), file=stream, flush=True)
 
     @property
     def lines(self):
@@ -74,10 +82,29 @@ class Output:
 
     def recap(self, group: GroupResult):
         if self.json:
-            self._write(self.out, group.to_json())
+            with self._lock:  # masked as data, before JSON escapes anything
+                print(group.to_json(self.mask), file=self.out, flush=True)
             return
         colour = use_colour(self.out)
         for r in group.values():
             status = "unreachable" if r.unreachable else "failed" if not r.succeeded else \
                 "changed" if r.changed else "ok"
             self._write(self.out, paint(recap_line(r), status, colour))
+
+
+def write_private(path, text: str) -> None:
+    """Write ``text`` to ``path`` (mode 0600) through a new file in the same folder, created
+    exclusively without following links, then renamed over ``path``: a link or file planted at
+    ``path`` is replaced, never written through, and no reader sees half a file."""
+    path = Path(path)
+    tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

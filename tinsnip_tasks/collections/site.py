@@ -69,6 +69,8 @@ def up(c, limit="", dry=False, json=False, verbose=False):
     with Run(c, dry=dry, title=title, json=json, verbose=verbose) as run:
         inv = run.inv
         sel = plan.select(inv, limit)
+        for machine, env in sel.envs:
+            run.mask_secrets(machine, env)
         check_services(inv, sel)
         nas_hosts = list(dict.fromkeys(inv.nas_of(m).host for m, _ in sel.envs))
         machine_hosts = list(dict.fromkeys(inv.machine(m).host for m, _ in sel.envs))

@@ -131,6 +131,7 @@ class Rendered:
     context_files: tuple = ()
     context_digest: str = ""
     build: bool = False
+    public: tuple = ()  # the keys of .env whose values hold no secret (shown in a diff)
 
 
 def port_lines(smep: Smep, ports: dict) -> str:
@@ -138,6 +139,18 @@ def port_lines(smep: Smep, ports: dict) -> str:
     ``service.env`` can say ``WEB_PORT=${TIN_PORT_WEB}``."""
     return "".join(f"TIN_PORT_{name.upper().replace('-', '_')}={smep.ports[index]}\n"
                    for name, index in sorted(ports.items()))
+
+
+def public_keys(env: str, secrets: dict) -> tuple:
+    """The keys of the ``.env`` text ``env`` that are not secrets and whose values hold no
+    secret value: what a diff may show in clear."""
+    out = []
+    for line in env.splitlines():
+        key, eq, value = line.partition("=")
+        if eq and envfile.KEY_RE.fullmatch(key) and key not in secrets \
+                and not any(v and v in value for v in secrets.values()):
+            out.append(key)
+    return tuple(out)
 
 
 def _builds(compose: str, where: str) -> bool:
@@ -169,7 +182,8 @@ def _render_folder(entry: CatalogEntry, smep: Smep, ctx: dict) -> Rendered:
            + secret_lines(ctx["secrets"]))
     envfile.check_text(env, str(folder / "service.env"))
     return Rendered(compose, env, folder, tuple(names), context.digest(folder, names),
-                    _builds(compose, str(folder / "docker-compose.yml")))
+                    _builds(compose, str(folder / "docker-compose.yml")),
+                    public_keys(env, ctx["secrets"]))
 
 
 def check_service(inv: Inventory, machine_name: str, service: str) -> None:
@@ -199,7 +213,8 @@ def render_service(inv: Inventory, smep: Smep, service: str) -> Rendered:
     env = render(f"{base}/service.env.j2", ctx)
     env += ("" if env.endswith("\n") or not env else "\n") + secret_lines(ctx["secrets"])
     return Rendered(render(f"{base}/docker-compose.yml.j2", ctx),
-                    envfile.check_text(env, f"{base}/service.env.j2"))
+                    envfile.check_text(env, f"{base}/service.env.j2"),
+                    public=public_keys(env, ctx["secrets"]))
 
 
 @step("service.files", needs=("machine.mount",))
@@ -214,7 +229,8 @@ def files(t: Target) -> list:
     out += [Directory(f"{smep.mount_point}/{f}/{service}", mode=0o750, owner=u)
             for f in DATA_FOLDERS]
     out += [File(f"{d}/docker-compose.yml", compose.encode(), mode=0o640, owner=u),
-            File(f"{d}/.env", env.encode(), mode=0o600, secret=True, owner=u)]
+            File(f"{d}/.env", env.encode(), mode=0o600, secret=True, owner=u,
+                 public=t.rendered.public)]
     return out
 
 
