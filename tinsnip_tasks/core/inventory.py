@@ -23,7 +23,7 @@ from tinsnip_tasks.core.smep import (
     make_smep,
     sheet_number,
 )
-from tinsnip_tasks.core.target import address_of, check_target
+from tinsnip_tasks.core.target import address_of, check_target, split_target
 from tinsnip_tasks.errors import InputError, InventoryError
 
 DEFAULT_PATH = "inventory.yaml"
@@ -170,6 +170,33 @@ class Inventory:
         """The machine numbers pinned in the inventory for a sheet: ``{number: machine}``."""
         return {m.number: m.name for m in self.machines.values()
                 if m.sheet == sheet_name and m.number is not None}
+
+    def port_owner(self, machine_name: str, port: int) -> str | None:
+        """Why ``port`` of the host of ``machine_name`` may not be forwarded, or None: the SSH
+        port tinsnip reaches the host on (the target's port, else 22), or a port of the SMEP
+        range of a sheet with a machine on that host (any machine-environment there may get
+        it; named when the inventory knows its number)."""
+        host = self.machine(machine_name).host
+        address = address_of(host)
+        if port == (split_target(host)[2] or 22):
+            return f"the SSH port tinsnip reaches {host} on"
+        same = [m for m in self.machines.values() if address_of(m.host) == address]
+        for m in same:
+            number = m.number if m.number is not None else reg.lookup(m.name, None)
+            for env in m.environments if number is not None else ():
+                try:
+                    s = make_smep(m.sheet, m.name, env, number,
+                                  pinned_sheet_no=self.sheets[m.sheet].number)
+                except InputError:
+                    continue
+                if port in s.ports:
+                    return f"{s.user}'s port TIN_PORT_{port - s.uid}"
+        for name in sorted({m.sheet for m in same}):
+            low = self.sheets[name].resolved_number * 10000
+            if low <= port <= low + 9999:
+                return (f"in sheet {name}'s SMEP range {low}..{low + 9999}, from which the "
+                        f"machine-environments on {address} get their ports")
+        return None
 
     def export_dir(self, machine: str, env: str) -> str:
         """Return the machine-environment's directory on the NAS."""
@@ -438,7 +465,7 @@ def _parse_forward(check: _Checker, key: str, raw, ports: dict, envs: list) -> t
         if isinstance(target, dict):
             target = check.mapping(fkey, target, ("to", "env"), required=("to",))
             env, target = target.get("env"), target["to"]
-        if target not in ports:
+        if not isinstance(target, str) or target not in ports:
             check.fail(fkey, f"{target!r} is not one of this service's ports"
                              f" ({', '.join(ports) or 'none'})")
         if env is None:
@@ -446,7 +473,7 @@ def _parse_forward(check: _Checker, key: str, raw, ports: dict, envs: list) -> t
                 check.fail(fkey, "the machine has several environments; say which one gets the"
                                  f" port: {port}: {{to: {target}, env: prod}}")
             env = envs[0]
-        if env not in envs:
+        if not isinstance(env, str) or env not in envs:
             check.fail(fkey, f"{env!r} is not one of the machine's environments"
                              f" ({', '.join(envs)})")
         result.append((port, target, env))
@@ -556,11 +583,17 @@ def _check_numbers(check: _Checker, inventory: Inventory) -> None:
 
 
 def _check_forwards(check: _Checker, inventory: Inventory) -> None:
-    """A standard port has one owner per host (the seed: one service per standard port)."""
+    """A standard port has one owner per host (the seed: one service per standard port), and is
+    neither the host's SSH port nor a port of a machine-environment there."""
     owners: dict[tuple[str, int], str] = {}
     for machine in inventory.machines.values():
         for service in machine.services.values():
             for port, _, env in service.forward:
+                why = inventory.port_owner(machine.name, port)
+                if why:
+                    check.fail(f"machines.{machine.name}.services.{service.name}.forward.{port}",
+                               f"port {port} of {machine.host} is {why}; forward a standard "
+                               "port (80, 443, 389...)")
                 owner = f"{machine.name}-{env}:{service.name}"
                 first = owners.setdefault((machine.host, port), owner)
                 if first != owner:

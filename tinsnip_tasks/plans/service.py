@@ -317,13 +317,14 @@ def owner(smep: Smep, service: str) -> str:
     return f"{smep.user}:{service}"
 
 
-def _target_port(inv: Inventory, smep: Smep, service: str, to: str) -> int:
-    ports = inv.machine(smep.machine).services[service].ports \
-        if service in inv.machine(smep.machine).services else {}
-    if str(to).isdigit() and 0 <= int(to) <= 9:
-        return smep.ports[int(to)]
+def _port_index(inv: Inventory, machine: str, service: str, to: str) -> int:
+    """The TIN_PORT index ``--to`` names: an index 0..9, or a port name of ``service``."""
+    svc = inv.machine(machine).services.get(service)
+    ports = svc.ports if svc else {}
+    if re.fullmatch(r"[0-9]", str(to)):
+        return int(to)
     if to in ports:
-        return smep.ports[ports[to]]
+        return ports[to]
     raise InputError(f"--to {to!r} is neither a TIN_PORT index 0..9 nor a port name of {service} "
                      f"({', '.join(ports) or 'no port names in the inventory'})")
 
@@ -345,16 +346,35 @@ def forward_port(port, to: str, *, remove: bool) -> int:
     return port
 
 
-def forward_to(inv: Inventory, smep: Smep, service: str, port, to: str, *,
-               remove: bool) -> Forward:
-    """The forward ``service.forward`` asks for, checked before any host is touched."""
-    validate_name("service", service)
+def check_forward(inv: Inventory, machine: str, env: str, port, to: str, service: str, *,
+                  remove: bool) -> tuple[int, str]:
+    """Everything about a ``service.forward`` that the inventory decides, before any host is
+    contacted: the port, the service (given, or the one with the ``--to`` port name), the
+    target, and a listening port that is neither the host's SSH port nor in a SMEP range of the
+    host (:meth:`Inventory.port_owner`). Returns (port, service)."""
+    inv.check_env(machine, env)
     port = forward_port(port, to, remove=remove)
-    if port in smep.ports:
-        raise InputError(f"--port {port} is one of {smep.user}'s own ports; forward a standard port")
+    service = service or service_with_port(inv, machine, to)
+    validate_name("service", service)
+    if remove:  # a forward of a service no longer in the inventory can still be removed
+        return port, service
+    check_service(inv, machine, service)
+    _port_index(inv, machine, service, to)
+    why = inv.port_owner(machine, port)
+    if why:
+        raise InputError(f"--port {port} of {inv.machine(machine).host} is {why}; forward a "
+                         "standard port (80, 443, 389...)")
+    return port, service
+
+
+def forward_to(inv: Inventory, smep: Smep, service: str, port: int, to: str, *,
+               remove: bool) -> Forward:
+    """The forward ``service.forward`` asks for (checked by :func:`check_forward`): to one of
+    the environment's own ten ports, never to a port given as a number."""
     if remove:
         return Forward(port, None, owner(smep, service))
-    return Forward(port, _target_port(inv, smep, service, to), owner(smep, service))
+    return Forward(port, smep.ports[_port_index(inv, smep.machine, service, to)],
+                   owner(smep, service))
 
 
 @step("service.forward")
