@@ -8,6 +8,7 @@ Each error names the file, the dotted key and what to change.
 import os
 import re
 import stat
+import unicodedata
 from collections.abc import Hashable
 from dataclasses import dataclass
 
@@ -18,6 +19,7 @@ from tinsnip_tasks.core import registry as reg
 from tinsnip_tasks.core.smep import (
     ENVIRONMENTS,
     NAME_RE,
+    USER_NAME_MAX,
     Smep,
     env_number,
     make_smep,
@@ -245,8 +247,64 @@ class Station:
     nas_host: str
 
 
+#: How deep mappings and lists may nest in the inventory (it needs 6).
+MAX_DEPTH = 32
+_PLAIN_INT_RE = re.compile(r"[-+]?(?:0|[1-9][0-9]*)")
+
+
 class _UniqueKeyLoader(yaml.SafeLoader):
-    """SafeLoader that refuses a key given twice in one mapping (safe_load keeps the last)."""
+    """SafeLoader that refuses a key given twice in one mapping (safe_load keeps the last), and
+    what an inventory never needs and a reader easily misreads: explicit tags (``!!python/...``,
+    ``!custom``, ``!!binary``), anchors and aliases (``&a``, ``*a``: alias bombs), nesting deeper
+    than :data:`MAX_DEPTH`, and YAML 1.1's surprising scalars (``yes``/``no``/``on``/``off`` as
+    booleans, ``010`` as octal, ``0x1f``, ``1_000``, ``1:20`` as 80)."""
+
+    _depth = 0
+
+    def compose_node(self, parent, index):
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
+            raise yaml.composer.ComposerError(
+                None, None, f"aliases (*{event.anchor}) are not allowed in the inventory;"
+                " write the value out", event.start_mark)
+        if getattr(event, "anchor", None) is not None:
+            raise yaml.composer.ComposerError(
+                None, None, f"anchors (&{event.anchor}) are not allowed in the inventory;"
+                " write each value out", event.start_mark)
+        tag = getattr(event, "tag", None)
+        if tag not in (None, "!"):
+            raise yaml.composer.ComposerError(
+                None, None, f"tags ({tag}) are not allowed in the inventory; write plain values",
+                event.start_mark)
+        if self._depth >= MAX_DEPTH:
+            raise yaml.composer.ComposerError(
+                None, None, f"nested deeper than {MAX_DEPTH} levels", event.start_mark)
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+def _plain_int(loader, node):
+    if not _PLAIN_INT_RE.fullmatch(node.value):
+        raise yaml.constructor.ConstructorError(
+            None, None, f"{node.value!r} is a number written in a way YAML 1.1 reads differently"
+            " from YAML 1.2 (octal, hex, binary, '_' or base 60); write a plain decimal number,"
+            " or quote it for a string", node.start_mark)
+    return int(node.value)
+
+
+def _plain_bool(loader, node):
+    if node.value.lower() not in ("true", "false"):
+        raise yaml.constructor.ConstructorError(
+            None, None, f"{node.value!r} is read as a boolean by YAML 1.1; write true or false,"
+            f" or quote it ('{node.value}') for a string", node.start_mark)
+    return node.value.lower() == "true"
+
+
+_UniqueKeyLoader.add_constructor("tag:yaml.org,2002:int", _plain_int)
+_UniqueKeyLoader.add_constructor("tag:yaml.org,2002:bool", _plain_bool)
 
 
 def _construct_unique_mapping(loader, node, deep=False):
@@ -276,7 +334,7 @@ class _Checker:
         self.path = path
 
     def fail(self, key: str, problem: str):
-        raise InventoryError(self.path, key, problem)
+        raise InventoryError(self.path, _one_line(key, 120), _one_line(problem))
 
     def mapping(self, key: str, value, allowed=None, *, required=()) -> dict:
         if value is None:
@@ -298,10 +356,13 @@ class _Checker:
 
     def name(self, key: str, kind: str, value) -> str:
         if not isinstance(value, str) or not NAME_RE.fullmatch(value):
+            foreign = [c for c in value if not c.isascii()] if isinstance(value, str) else []
+            why = (f" (it holds {foreign[0]!r}, {unicodedata.name(foreign[0], 'U+%04X' % ord(foreign[0]))},"
+                   " which only looks like a letter)" if foreign else "")
             self.fail(
                 key,
-                f"{kind} name {value!r} is not valid: use 1-32 lowercase letters, digits or"
-                " '-', starting with a letter",
+                f"{kind} name {_shown(value)} is not valid{why}: use 1-32 lowercase ASCII"
+                " letters, digits or '-', starting with a letter",
             )
         return value
 
@@ -327,6 +388,18 @@ class _Checker:
         return value
 
 
+def _shown(value, limit: int = 60) -> str:
+    """``repr(value)``, cut to ``limit`` characters for a one-line message."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _one_line(text: str, limit: int = 400) -> str:
+    """``text`` with every character that is not printable escaped (a message is one line)."""
+    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
 def _kind(value) -> str:
     return {
         type(None): "nothing", bool: "a boolean", int: "a number", float: "a number",
@@ -334,10 +407,20 @@ def _kind(value) -> str:
     }.get(type(value), type(value).__name__)
 
 
+#: The largest inventory file read (a homelab's is a few kilobytes).
+MAX_BYTES = 1 << 20
+
+
 def _read(path: str):
-    try:
-        with open(path, encoding="utf-8") as handle:
-            text = handle.read()
+    try:  # O_NONBLOCK and a regular file only: a FIFO or a device is refused, never waited on
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        with os.fdopen(fd, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise InventoryError(path, None, "is not a regular file")
+            raw = handle.read(MAX_BYTES + 1)
+        if len(raw) > MAX_BYTES:
+            raise InventoryError(path, None, f"is larger than {MAX_BYTES} bytes")
+        text = raw.decode("utf-8")
     except FileNotFoundError:
         raise InventoryError(
             path, None,
@@ -351,7 +434,8 @@ def _read(path: str):
         mark = getattr(err, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = getattr(err, "problem", None) or str(err)
-        raise InventoryError(path, None, f"is not valid YAML: {where}{problem}") from None
+        raise InventoryError(path, None,
+                             _one_line(f"is not valid YAML: {where}{problem}")) from None
     if not isinstance(data, dict):
         what = "is empty" if data is None else f"holds {_kind(data)}"
         raise InventoryError(
@@ -393,15 +477,11 @@ def _parse_sheets(check: _Checker, raw, nas: dict[str, Nas]) -> dict[str, Sheet]
         registry = body.get("registry", DEFAULT_REGISTRY)
         if not isinstance(registry, str):
             check.fail(f"{key}.registry", f"expected a path string, got {_kind(registry)}")
-        try:
-            sample = registry.format(volume=volume, sheet=name, env="prod")
-        except (KeyError, IndexError, ValueError) as err:
-            check.fail(
-                f"{key}.registry",
-                f"{registry!r} cannot be filled in ({err}); only {{volume}}, {{sheet}} and"
-                " {env} may appear in braces",
-            )
+        sample = _fill_registry(check, f"{key}.registry", registry, volume, name)
         check.abs_path(f"{key}.registry", sample)
+        if not sample.startswith(volume.rstrip("/") + "/"):
+            check.fail(f"{key}.registry", f"{registry!r} gives {sample}, outside the sheet's"
+                                          f" volume {volume}; keep it under {{volume}}/")
         result[name] = Sheet(name, nas_name, volume, number, registry)
     owners: dict[int, Sheet] = {}
     for sheet in result.values():
@@ -419,6 +499,22 @@ def _parse_sheets(check: _Checker, raw, nas: dict[str, Nas]) -> dict[str, Sheet]
             )
         owners[number] = sheet
     return result
+
+
+def _fill_registry(check: _Checker, key: str, registry: str, volume: str, sheet: str) -> str:
+    """``registry`` with ``{volume}``, ``{sheet}`` and ``{env}`` filled in (prod), or an error:
+    nothing else may stand in braces (no attribute, index, conversion or format spec)."""
+    import string
+
+    try:
+        fields = [f for _, f, spec, conv in string.Formatter().parse(registry)
+                  if f is not None and (f not in ("volume", "sheet", "env") or spec or conv)]
+    except ValueError as err:
+        fields = [str(err)]
+    if fields:
+        check.fail(key, f"{registry!r} cannot be filled in ({fields[0]!r}); only {{volume}},"
+                        " {sheet} and {env} may appear in braces")
+    return registry.format(volume=volume, sheet=sheet, env="prod")
 
 
 SERVICE_KEYS = ("path", "ports", "forward")
@@ -549,6 +645,11 @@ def _parse_machines(check: _Checker, raw, sheets: dict[str, Sheet], catalog) -> 
                 )
             if env in envs[:i]:
                 check.fail(f"{key}.environments[{i}]", f"{env!r} is listed twice; list it once")
+            if len(name) + 1 + len(env) > USER_NAME_MAX:  # before any number is taken for it
+                check.fail(key, f"machine name {name!r} is too long: its user {name}-{env} would"
+                                f" have {len(name) + 1 + len(env)} characters and Linux allows"
+                                f" {USER_NAME_MAX}; shorten it to"
+                                f" {USER_NAME_MAX - 1 - len(env)} at most")
         number = body.get("number")
         if number is not None:
             check.integer(f"{key}.number", number, 0, 99)
