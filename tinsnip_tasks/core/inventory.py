@@ -272,7 +272,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
                 None, None, f"anchors (&{event.anchor}) are not allowed in the inventory;"
                 " write each value out", event.start_mark)
         tag = getattr(event, "tag", None)
-        if tag not in (None, "!"):
+        if tag is not None:  # "!" too: PyYAML reads "! 1" as the number 1
             raise yaml.composer.ComposerError(
                 None, None, f"tags ({tag}) are not allowed in the inventory; write plain values",
                 event.start_mark)
