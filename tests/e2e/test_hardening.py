@@ -192,7 +192,7 @@ def test_a_secret_used_by_a_compose_template_is_masked_everywhere(lab, site):
     assert recap.stat().st_mode & 0o777 == 0o600
     # the container does have the value
     got = lab.run(HOST, f"sudo -u {USER} env DOCKER_HOST=unix:///run/user/{UID}/docker.sock "
-                        "docker exec secretapp-app-1 printenv TOKEN").stdout.strip()
+                        "docker exec secretapp-app-1 sh -c 'echo \"$TOKEN\"'").stdout.strip()
     assert got == TOKEN
 
 

@@ -156,3 +156,15 @@ def test_a_secret_in_a_broken_rendered_compose_file_is_masked_everywhere(tmp_pat
     assert p.returncode == 2 and "is not valid YAML" in text, text
     assert "Sekr1t" not in text and "***" in text
     assert recap.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_file_holding_a_secret_hides_the_lines_it_loses(tmp_path):
+    """A rotated secret's old value is no longer in the secrets file: the mask cannot know it,
+    so the diff of a file holding a secret shows no line that goes."""
+    path = tmp_path / "docker-compose.yml"
+    path.write_text("a: 1\npw: old-rotated-value\nimage: x:1\n")
+    f = File(str(path), b"a: 1\npw: new-value\nimage: x:2\n", holds_secret=True)
+    diff = f.diff(_fact(f, tmp_path))
+    assert "old-rotated-value" not in diff and "x:1" not in diff
+    assert " a: 1" in diff and "+pw: new-value" in diff and "+image: x:2" in diff
+    assert diff.count("-*** (a line not in the new file: not shown") == 2

@@ -75,6 +75,10 @@ def masked(keys) -> str:
     return "".join(f"{k}=***\n" for k in keys)
 
 
+#: What the diff of a file holding a secret shows for a line that is not in the new file.
+HIDDEN_LINE = "*** (a line not in the new file: not shown, the file holds secrets)\n"
+
+
 def _env_lines(lines, public) -> str:
     """``KEY=value`` lines of a secret file as a diff shows them: a key of ``public`` with its
     value, any other as ``KEY=***`` (a line without ``=`` is a key whose value was not read)."""
@@ -234,6 +238,7 @@ class File(Resource):
     secret: bool = False
     owner: Optional[int] = None
     public: tuple = ()
+    holds_secret: bool = False  # a file with a secret in it: its diff hides removed lines
 
     def describe(self):
         return f"file {self.path}"
@@ -270,7 +275,12 @@ class File(Resource):
             return text or f"--- {self.path}: values differ (secret values are not shown)\n"
         try:
             old = base64.b64decode(fact["now"]).decode() if fact else ""
-            return unified_diff(self.path, old, self.content.decode())
+            new = self.content.decode()
+            if self.holds_secret:  # a line that goes may hold an old secret: not shown
+                keep = set(new.splitlines())
+                old = "".join(l if l.rstrip("\n") in keep else HIDDEN_LINE
+                              for l in old.splitlines(keepends=True))
+            return unified_diff(self.path, old, new)
         except (ValueError, UnicodeDecodeError):
             return f"--- {self.path}: binary content differs\n"
 

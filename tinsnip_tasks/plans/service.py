@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import yaml
@@ -132,6 +132,7 @@ class Rendered:
     context_digest: str = ""
     build: bool = False
     public: tuple = ()  # the keys of .env whose values hold no secret (shown in a diff)
+    compose_secret: bool = False  # the compose file holds a secret value
 
 
 def port_lines(smep: Smep, ports: dict) -> str:
@@ -208,13 +209,16 @@ def render_service(inv: Inventory, smep: Smep, service: str) -> Rendered:
     ctx = {"smep": smep, "ports": ports, "image": entry.image,
            "secrets": load_secrets(inv, smep.machine, smep.env, entry)}
     if entry.folder is not None:
-        return _render_folder(entry, smep, ctx)
-    base = f"services/{service}"
-    env = render(f"{base}/service.env.j2", ctx)
-    env += ("" if env.endswith("\n") or not env else "\n") + secret_lines(ctx["secrets"])
-    return Rendered(render(f"{base}/docker-compose.yml.j2", ctx),
-                    envfile.check_text(env, f"{base}/service.env.j2"),
-                    public=public_keys(env, ctx["secrets"]))
+        out = _render_folder(entry, smep, ctx)
+    else:
+        base = f"services/{service}"
+        env = render(f"{base}/service.env.j2", ctx)
+        env += ("" if env.endswith("\n") or not env else "\n") + secret_lines(ctx["secrets"])
+        out = Rendered(render(f"{base}/docker-compose.yml.j2", ctx),
+                       envfile.check_text(env, f"{base}/service.env.j2"),
+                       public=public_keys(env, ctx["secrets"]))
+    return replace(out, compose_secret=any(v and v in out.compose
+                                           for v in ctx["secrets"].values()))
 
 
 @step("service.files", needs=("machine.mount",))
@@ -228,7 +232,8 @@ def files(t: Target) -> list:
     out = [Directory(d, mode=0o750, owner=u)]
     out += [Directory(f"{smep.mount_point}/{f}/{service}", mode=0o750, owner=u)
             for f in DATA_FOLDERS]
-    out += [File(f"{d}/docker-compose.yml", compose.encode(), mode=0o640, owner=u),
+    out += [File(f"{d}/docker-compose.yml", compose.encode(), mode=0o640, owner=u,
+                 holds_secret=t.rendered.compose_secret),
             File(f"{d}/.env", env.encode(), mode=0o600, secret=True, owner=u,
                  public=t.rendered.public)]
     return out
