@@ -7,14 +7,14 @@ output (what a person is shown for a command, never a secret).
 
 Every line goes through the run's :class:`~tinsnip_tasks.results.Masker` (``mask``), which the run
 gives every value of the secrets file it uses: a secret value is ``***`` on stdout, on stderr, in
-the JSON recap and in the recap file (:func:`write_private`), whoever printed it (a diff, compose,
+the JSON recap and in the recap file (:func:`write_atomic`), whoever printed it (a diff, compose,
 a YAML error, a container's log).
 """
 from __future__ import annotations
 
 import os
-import secrets
 import sys
+import tempfile
 import threading
 from pathlib import Path
 
@@ -92,19 +92,24 @@ class Output:
             self._write(self.out, paint(recap_line(r), status, colour))
 
 
-def write_private(path, text: str) -> None:
-    """Write ``text`` to ``path`` (mode 0600) through a new file in the same folder, created
-    exclusively without following links, then renamed over ``path``: a link or file planted at
-    ``path`` is replaced, never written through, and no reader sees half a file."""
-    path = Path(path)
-    tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
+    """``path`` (a file on the operator's machine) holds ``data`` with mode ``mode``, or is left
+    as it was: a new file beside it (made by ``mkstemp``: created exclusively, following no
+    link), flushed, then renamed over it, so a link planted at ``path`` is replaced, never
+    written through."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        Path(tmp).unlink(missing_ok=True)
         raise
+    dfd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)

@@ -9,6 +9,8 @@ reached), or the JSON recap with ``--json``, and the exit code tells what went w
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
+from pathlib import Path
 
 from invoke.exceptions import Exit
 
@@ -18,7 +20,7 @@ from .core.render import catalog
 from .core.target import check_target
 from .errors import InputError, TinsnipError, UnreachableError
 from .ops.base import DEFAULT_TIMEOUT, Host
-from .output import Output, write_private
+from .output import Output, write_atomic
 from .plans.numbers import Numbers
 from .results import EXIT_INPUT, GroupResult
 
@@ -108,7 +110,8 @@ class Run:
             self.settings = settings_mod.read(self.c, dry=self.dry)
             self.dry = self.results.dry = self.settings.dry
             self.conns.profile = SshProfile.from_settings(self.settings, self.c.config)
-            self.inv = load_inventory(self.settings.inventory, catalog=catalog())
+            self.inv = replace(load_inventory(self.settings.inventory, catalog=catalog()),
+                               age_identity=self.settings.age_identity)
             if self.override:
                 check_target(self.override)
         except TinsnipError as e:
@@ -130,7 +133,8 @@ class Run:
         self.output.recap(self.results)
         if self.recap_file:
             try:
-                write_private(self.recap_file, self.results.to_json(self.output.mask) + "\n")
+                write_atomic(Path(self.recap_file),
+                             (self.results.to_json(self.output.mask) + "\n").encode())
             except OSError as e:
                 self.output.error(f"error: cannot write the recap file {self.recap_file}: "
                                   f"{e.strerror or e}")
@@ -143,10 +147,15 @@ class Run:
 
     def mask_secrets(self, machine: str, env: str) -> None:
         """Hide every value of the machine-environment's secrets file in all this run prints
-        and records (a file that cannot be read is refused here, before any host)."""
+        and records. A file that cannot be read (or decrypted) gives no value to any step, so
+        none can be printed: the step that needs one refuses it, naming the problem."""
         from .plans.service import read_secrets, secrets_path
 
-        self.output.mask.add(read_secrets(secrets_path(self.inv, machine, env)).values())
+        try:
+            values = read_secrets(secrets_path(self.inv, machine, env), self.inv.age_identity)
+        except InputError:
+            return
+        self.output.mask.add(values.values())
 
     # -- hosts -----------------------------------------------------------------------------
     def host(self, target: str) -> Host:

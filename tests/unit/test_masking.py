@@ -12,7 +12,7 @@ import yaml
 
 from tinsnip_tasks.ops.base import Host, Step, facts_script, split_facts
 from tinsnip_tasks.ops.resources import File
-from tinsnip_tasks.output import Output, write_private
+from tinsnip_tasks.output import Output, write_atomic
 from tinsnip_tasks.results import GroupResult, HostResult, Masker, StepResult
 
 from test_cli import ROOT
@@ -61,7 +61,7 @@ def test_the_recap_file_is_private_and_replaces_a_link_without_following_it(tmp_
     victim.write_text("keep\n")
     recap = tmp_path / "recap.json"
     os.symlink(victim, recap)
-    write_private(recap, '{"a": 1}\n')
+    write_atomic(recap, b'{"a": 1}\n')
     assert victim.read_text() == "keep\n"
     assert not recap.is_symlink() and recap.read_text() == '{"a": 1}\n'
     assert recap.stat().st_mode & 0o777 == 0o600

@@ -66,19 +66,21 @@ def _folder_loader(root: Path):
     return FolderLoader()
 
 
-def _env(root: Path, folder: bool):
+def _env(root: Path, folder: bool, autoescape: bool):
     import jinja2
 
     return _sandbox()(
         loader=_folder_loader(root) if folder else jinja2.FileSystemLoader(str(root)),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
-        autoescape=False,
+        autoescape=autoescape,
     )
 
 
-def render(name: str, context: dict, *, root: Path | None = None, folder: bool = False) -> str:
-    """Render template ``name`` (relative to the template folder) with ``context``.
+def render(name: str, context: dict, *, root: Path | None = None, folder: bool = False,
+           autoescape: bool = False) -> str:
+    """Render template ``name`` (relative to the template folder) with ``context``; with
+    ``autoescape`` every value is HTML-escaped (an HTML page).
 
     :param folder: ``root`` is a service's own folder (not tinsnip's): read it without following
         links (:func:`tinsnip_tasks.core.context.open_file`).
@@ -94,7 +96,7 @@ def render(name: str, context: dict, *, root: Path | None = None, folder: bool =
 
     root = root or TEMPLATE_DIR
     try:
-        return _env(root, folder).get_template(name).render(**context)
+        return _env(root, folder, autoescape).get_template(name).render(**context)
     except jinja2.TemplateNotFound as e:
         raise TemplateError(f"template {name!r} not found under {root}") from e
     except jinja2.UndefinedError as e:
