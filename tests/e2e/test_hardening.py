@@ -3,7 +3,8 @@ through nothing on the operator's machine (a template escaping Jinja2, a link to
 FIFO), forwards stay within the environment and away from SSH, and a secret used by a compose
 template is masked in --dry, -v, --json and the recap file (0600).
 
-The tests share gazette prod on homelab1 (machine number 01, ports 10100..10109)."""
+The tests share vault prod on homelab2 (machine number 45, ports 14500..14509; vault test,
+14510..14519, is in the inventory only), set up here and torn down at the end."""
 import json
 import os
 import subprocess
@@ -15,8 +16,8 @@ import yaml
 
 from .conftest import ROOT, Cli
 
-GP = ("--machine", "gazette", "--env", "prod")
-HOST, USER, UID = "homelab1", "gazette-prod", 10100
+GP = ("--machine", "vault", "--env", "prod")
+HOST, USER, UID = "homelab2", "vault-prod", 14500
 TOKEN, OTHER = "tok-e2e-S3cr3t-5d1f", "other-S3cr3t-9a7c"
 BUSYBOX = "image: tinsnip/busybox:1.35\nimage_archive: /opt/tinsnip/images/busybox.tar\n"
 SSTI = "{{ cycler.__init__.__globals__.os.system('id > PROOF_PATH') }}"
@@ -69,18 +70,20 @@ def site(lab, tmp_path_factory):
     inventory = {
         "sheets": {"dynamicalsystem": {"nas": "ds412plus", "volume": "/volume1"}},
         "nas": {"ds412plus": {"host": "ds412plus", "kind": "synology"}},
-        "machines": {"gazette": {"sheet": "dynamicalsystem", "host": HOST,
-                                 "environments": ["prod", "test"], "services": services}},
+        "machines": {"vault": {"sheet": "dynamicalsystem", "host": HOST, "number": 45,
+                               "environments": ["prod", "test"], "services": services}},
     }
     (root / "inventory.yaml").write_text(yaml.safe_dump(inventory, sort_keys=False))
     (root / "secrets").mkdir()
-    (root / "secrets" / "gazette-prod.env").write_text(f"TOKEN={TOKEN}\nOTHER='{OTHER}'\n")
-    (root / "secrets" / "gazette-prod.env").chmod(0o600)
+    (root / "secrets" / "vault-prod.env").write_text(f"TOKEN={TOKEN}\nOTHER='{OTHER}'\n")
+    (root / "secrets" / "vault-prod.env").chmod(0o600)
     cli = Cli(root / "inventory.yaml")
     cli.inv("nas.setup", *GP)
     cli.inv("machine.setup", *GP)
     cli.inv("service.deploy", *GP, "--service", "hello")
-    return cli, root, proof
+    yield cli, root, proof
+    cli.inv("machine.teardown", *GP)
+    cli.inv("nas.remove", *GP, "--purge")
 
 
 def run(cli: Cli, *args, recap: Path | None = None, timeout=300):
@@ -99,7 +102,7 @@ def test_a_template_escaping_the_sandbox_is_refused_and_runs_nothing(lab, site, 
     assert p.returncode == 2, text
     assert "refused by the sandbox: access to attribute '__init__'" in text
     assert not proof.exists() and not (Path.home() / "proof").exists()
-    assert not lab.run(HOST, "test -e /mnt/gazette-prod/service/ssti", warn=True).ok
+    assert not lab.run(HOST, "test -e /mnt/vault-prod/service/ssti", warn=True).ok
 
 
 @pytest.mark.parametrize("flags", [(), ("--dry", "-v"), ("--json",)])
@@ -110,7 +113,7 @@ def test_a_link_to_etc_shadow_is_refused_and_nothing_is_read_through_it(lab, sit
     assert p.returncode == 2, text
     assert f"{root}/src/shadowlink/service.env is a link" in text
     assert not any(line in text for line in shadow_lines())
-    assert not lab.run(HOST, "test -e /mnt/gazette-prod/service/shadowlink", warn=True).ok
+    assert not lab.run(HOST, "test -e /mnt/vault-prod/service/shadowlink", warn=True).ok
 
 
 def test_a_compose_file_linked_to_etc_shadow_is_refused_when_the_inventory_loads(site, tmp_path):
@@ -118,7 +121,7 @@ def test_a_compose_file_linked_to_etc_shadow_is_refused_when_the_inventory_loads
     d = folder(tmp_path, "app", {})
     os.symlink("/etc/shadow", d / "docker-compose.yml")
     data = yaml.safe_load((root / "inventory.yaml").read_text())
-    data["machines"]["gazette"]["services"] = {"app": {"path": str(d), "ports": {}}}
+    data["machines"]["vault"]["services"] = {"app": {"path": str(d), "ports": {}}}
     (tmp_path / "inventory.yaml").write_text(yaml.safe_dump(data))
     p, text = run(Cli(tmp_path / "inventory.yaml"), "service.deploy", *GP, "--service", "app",
                   "--dry", recap=tmp_path / "recap.json")
@@ -135,9 +138,9 @@ def test_a_fifo_is_refused_without_hanging(lab, site):
 
 def test_a_forward_to_another_environment_s_port_is_refused_before_any_host(site):
     cli, root, _ = site
-    p, text = run(cli, "service.forward", *GP, "--service", "hello", "--port", "10110",
+    p, text = run(cli, "service.forward", *GP, "--service", "hello", "--port", "14510",
                   "--to", "0", recap=root / "recap-fwd.json")
-    assert p.returncode == 2 and "--port 10110 of homelab1 is gazette-test's port TIN_PORT_0" \
+    assert p.returncode == 2 and "--port 14510 of homelab2 is vault-test's port TIN_PORT_0" \
         in text, text
     assert json.loads((root / "recap-fwd.json").read_text())["hosts"] == {}  # nothing contacted
 
@@ -145,7 +148,7 @@ def test_a_forward_to_another_environment_s_port_is_refused_before_any_host(site
 def test_a_forward_of_the_ssh_port_is_refused(lab, site):
     cli, _, _ = site
     p, text = run(cli, "service.forward", *GP, "--service", "hello", "--port", "22", "--to", "0")
-    assert p.returncode == 2 and "the SSH port tinsnip reaches homelab1 on" in text, text
+    assert p.returncode == 2 and "the SSH port tinsnip reaches homelab2 on" in text, text
     # a port sshd listens on besides the one tinsnip uses: refused on the host itself
     lab.run(HOST, "/usr/sbin/sshd -p 2022 -o PidFile=/run/sshd-2022.pid")
     try:
@@ -161,8 +164,8 @@ def test_a_forward_to_the_environment_s_own_port_is_made(lab, site):
     cli, _, _ = site
     p, text = run(cli, "service.forward", *GP, "--service", "hello", "--port", "8090", "--to", "0")
     assert p.returncode == 0, text
-    assert "tinsnip-forward 8090 gazette-prod:hello" in lab.run(HOST, "iptables -t nat -S").stdout
-    page = lab.run("homelab2", f"curl -sS --max-time 10 http://{lab.ip(HOST)}:8090/").stdout
+    assert "tinsnip-forward 8090 vault-prod:hello" in lab.run(HOST, "iptables -t nat -S").stdout
+    page = lab.run("homelab1", f"curl -sS --max-time 10 http://{lab.ip(HOST)}:8090/").stdout
     assert page, "the forward answers from the service"
     p, text = run(cli, "service.forward", *GP, "--service", "hello", "--port", "8090", "--to", "0",
                   "--remove")
@@ -211,7 +214,7 @@ def test_the_recap_file_replaces_a_planted_link_and_is_private(site, tmp_path):
     victim.write_text("keep\n")
     recap = tmp_path / "recap.json"
     os.symlink(victim, recap)
-    p, text = run(cli, "service.forward", *GP, "--service", "hello", "--port", "10110", "--to",
+    p, text = run(cli, "service.forward", *GP, "--service", "hello", "--port", "14510", "--to",
                   "0", recap=recap)
     assert p.returncode == 2 and victim.read_text() == "keep\n"
     assert not recap.is_symlink() and recap.stat().st_mode & 0o777 == 0o600
