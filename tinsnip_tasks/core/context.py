@@ -57,7 +57,7 @@ def _open_dir(fd: int, name: str, shown) -> int:
         raise InputError(f"{shown} cannot be read: {e.strerror}") from None
 
 
-def _lstat(name: str, fd: int):
+def _lstat(name, fd: int | None = None):
     try:
         return os.stat(name, dir_fd=fd, follow_symlinks=False)
     except OSError:
@@ -77,7 +77,10 @@ def open_file(root: Path, rel: str):
     if not parts or rel.startswith("/") or any(p in (".", "..") for p in parts):
         raise InputError(f"{rel!r} is not a path inside {root}")
     shown = Path(root) / rel
-    fd = os.open(str(root), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        fd = os.open(str(root), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as e:
+        raise InputError(f"the service folder {root} cannot be read: {e.strerror}") from None
     try:
         for i, part in enumerate(parts[:-1]):
             new = _open_dir(fd, part, Path(root).joinpath(*parts[:i + 1]))
@@ -118,7 +121,7 @@ def read_text(root: Path, rel: str) -> str:
         raise InputError(f"{Path(root) / rel} is not UTF-8 text (byte {e.start})") from None
 
 
-def is_file(root: Path, rel: str) -> bool:
+def exists(root: Path, rel: str) -> bool:
     """Whether ``rel`` exists in ``root`` (as anything: a link or FIFO there is refused when it
     is read, never taken for "no such file")."""
     return os.path.lexists(Path(root) / rel)
@@ -201,12 +204,12 @@ def context_files(root: Path, rules: list[Rule] | None = None) -> list[str]:
     """
     root = Path(root)
     for name in READ:
-        st = _root_lstat(root, name)
+        st = _lstat(root / name)
         if st is not None and not stat.S_ISREG(st.st_mode):
             refuse(root / name, st.st_mode)
     if rules is None:
         rules = parse_dockerignore(read_text(root, ".dockerignore")
-                                   if is_file(root, ".dockerignore") else "")
+                                   if exists(root, ".dockerignore") else "")
     takes_back = any(not r.exclude for r in rules)
     out = []
     for dirpath, dirnames, filenames in os.walk(root):  # never into a linked folder
@@ -229,13 +232,6 @@ def context_files(root: Path, rules: list[Rule] | None = None) -> list[str]:
             out.append(rel)
         dirnames[:] = [d for d in dirnames if d in keep]
     return sorted(out)
-
-
-def _root_lstat(root: Path, name: str):
-    try:
-        return os.lstat(Path(root) / name)
-    except OSError:
-        return None
 
 
 def digest(root: Path, files: list[str]) -> str:

@@ -41,7 +41,7 @@ def _entry(name: str, meta_path: Path, folder: Path | None) -> CatalogEntry:
     try:
         if folder is not None:
             text = context.read_text(folder, meta_path.name) \
-                if context.is_file(folder, meta_path.name) else ""
+                if context.exists(folder, meta_path.name) else ""
         else:
             text = meta_path.read_text() if meta_path.is_file() else ""
         meta = yaml.safe_load(text) if text else {}
@@ -162,13 +162,13 @@ def _builds(compose: str, where: str) -> bool:
 def _render_folder(entry: CatalogEntry, smep: Smep, ctx: dict) -> Rendered:
     folder = entry.folder
     names = context.context_files(folder)  # refuses links, FIFOs, sockets, devices
-    if context.is_file(folder, "docker-compose.yml.j2"):
+    if context.exists(folder, "docker-compose.yml.j2"):
         compose = render("docker-compose.yml.j2", ctx, root=folder, folder=True)
     else:
         compose = context.read_text(folder, "docker-compose.yml")
-    if context.is_file(folder, "service.env.j2"):
+    if context.exists(folder, "service.env.j2"):
         own = render("service.env.j2", ctx, root=folder, folder=True)
-    elif context.is_file(folder, "service.env"):
+    elif context.exists(folder, "service.env"):
         own = context.read_text(folder, "service.env")
     else:
         own = ""
