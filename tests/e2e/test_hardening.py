@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tinsnip_lab import registry
 from .conftest import ROOT, Cli
 
 GP = ("--machine", "vault", "--env", "prod")
@@ -68,7 +69,8 @@ def site(lab, tmp_path_factory):
     services.update({n: {"path": f"src/{n}", "ports": {}}
                      for n in ("ssti", "shadowlink", "fifo", "secretapp", "secretbad")})
     inventory = {
-        "sheets": {"dynamicalsystem": {"nas": "ds412plus", "volume": "/volume1"}},
+        "sheets": {"dynamicalsystem": {"nas": "ds412plus", "volume": "/volume1",
+                                       "docker": registry.INVENTORY_DOCKER}},
         "nas": {"ds412plus": {"host": "ds412plus", "kind": "synology"}},
         "machines": {"vault": {"sheet": "dynamicalsystem", "host": HOST, "number": 45,
                                "environments": ["prod", "test"], "services": services}},
