@@ -31,15 +31,15 @@ HELP = {"limit": LIMIT, "dry": _args.DRY, **_args.OUTPUT}
 
 
 def check_services(inv, sel) -> None:
-    """Render every selected service once with provisional numbers, so a missing secret or a
-    broken template is refused before any host is touched."""
+    """Render every selected service once with provisional numbers, so a missing secret, a
+    broken template or a bad image reference is refused before any host is touched."""
     for (machine, env), services in sel.services.items():
         m = inv.machine(machine)
         number = m.number if m.number is not None else (reg.lookup(machine, None) or reg.FIRST_FREE)
         smep = make_smep(inv.sheet_of(machine).name, machine, env, number,
                          pinned_sheet_no=inv.sheet_of(machine).number)
         for service in services:
-            service_plan.render_service(inv, smep, service)
+            service_plan.tracked_images(Target(inv, smep, service))  # renders it, checks its images
 
 
 def targets(run: Run, sel, *, assign: bool) -> dict:
