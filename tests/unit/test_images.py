@@ -2,7 +2,6 @@
 stamp's digests and what status says about them: facts in, commands out."""
 import json
 import textwrap
-from pathlib import Path
 
 import pytest
 
@@ -257,9 +256,7 @@ def test_the_lab_registry_images_are_stable_and_a_variant_is_another_image():
 
 
 def test_a_bad_image_reference_is_refused_before_any_host(tmp_path):
-    import os
-    import subprocess
-    import sys
+    from test_cli import run
 
     (tmp_path / "app").mkdir()
     (tmp_path / "app" / "docker-compose.yml").write_text(
@@ -267,11 +264,7 @@ def test_a_bad_image_reference_is_refused_before_any_host(tmp_path):
     (tmp_path / "inventory.yaml").write_text(INVENTORY.replace(
         "    environments: [prod]\n    docker:",
         "    environments: [prod]\n    services: {app: {path: app, ports: {}}}\n    docker:"))
-    env = {k: v for k, v in os.environ.items() if k != "TINSNIP_LAB"}
-    env["TINSNIP_INVENTORY"] = str(tmp_path / "inventory.yaml")
-    p = subprocess.run([sys.executable, "-m", "invoke", "site.up", "--pull"],
-                       cwd=Path(__file__).resolve().parents[2], env=env, capture_output=True,
-                       text=True, stdin=subprocess.DEVNULL, timeout=120)
+    p = run("site.up", "--pull", inventory=tmp_path / "inventory.yaml")
     assert p.returncode == 2, p.stdout + p.stderr
     assert "'busybox:1.36;reboot' is not an image reference" in p.stderr
     assert "box1" not in p.stdout  # no host was contacted
