@@ -44,12 +44,12 @@ def test_generations_are_read_oldest_first_with_their_stamps():
 
 
 def test_generations_fact_is_read_as_the_machine_user():
-    cmd = SaveGeneration("gazette-prod", 10100, D, G, "web", "s2").fact_command()
+    cmd = SaveGeneration("gazette-prod", 10100, "/mnt/gazette-prod", D, G, "web", "s2").fact_command()
     assert cmd.startswith("setpriv --reuid=10100 --regid=10100 --clear-groups sh -c")
 
 
 class TestSaveGeneration:
-    save = SaveGeneration("gazette-prod", 10100, D, G, "web", "new")
+    save = SaveGeneration("gazette-prod", 10100, "/mnt/gazette-prod", D, G, "web", "new")
 
     def test_a_first_deploy_keeps_nothing(self):
         assert self.save.plan(gen_out("")) == []
@@ -279,3 +279,85 @@ def test_rolled_back_is_in_the_recap_line_only_when_not_zero_and_always_in_json(
     r.rolled_back = 1
     assert recap_line(r).endswith(" rolled_back=1")
     assert g.to_dict()["rolled_back"] == 1
+
+
+# -- settings through the inventory, service.yaml and the CLI ---------------------------------
+def inventory(tmp_path, services, folder_meta=None):
+    import yaml
+    from tinsnip_tasks.core.inventory import load_inventory
+    from tinsnip_tasks.core.render import catalog
+    if folder_meta is not None:
+        d = tmp_path / "web"
+        d.mkdir()
+        (d / "docker-compose.yml").write_text("services: {}\n")
+        (d / "service.yaml").write_text(folder_meta)
+    data = {"sheets": {"dynamicalsystem": {"nas": "ds412plus"}},
+            "nas": {"ds412plus": {"host": "ds412plus", "kind": "synology"}},
+            "machines": {"gazette": {"sheet": "dynamicalsystem", "host": "homelab1",
+                                     "environments": ["prod"], "number": 1,
+                                     "services": services}}}
+    path = tmp_path / "inventory.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return load_inventory(path, catalog=catalog())
+
+
+def target(inv, service, wait=None):
+    from tinsnip_tasks.plans import Target
+    return Target(inv, inv.smep("gazette", "prod"), service, wait)
+
+
+def test_the_wait_comes_from_the_option_then_the_inventory_then_service_yaml(tmp_path):
+    from tinsnip_tasks.plans.service import wait_seconds
+    inv = inventory(tmp_path, {"hello": {"http": 0},
+                               "web": {"path": "web", "ports": {}, "wait": 0},
+                               "other": {"path": "web", "ports": {}}}, "wait: 45\n")
+    assert wait_seconds(target(inv, "hello")) == health.DEFAULT_WAIT
+    assert wait_seconds(target(inv, "hello", 5)) == 5
+    assert wait_seconds(target(inv, "web")) == 0  # the inventory's 0 beats service.yaml's 45
+    assert wait_seconds(target(inv, "other")) == 45
+    assert wait_seconds(target(inv, "other", 7)) == 7
+
+
+@pytest.mark.parametrize("services, problem", [
+    ({"hello": {"ports": {"http": 0}, "wait": 3601}}, "use an integer 0..3600"),
+    ({"hello": {"ports": {"http": 0}, "wait": "soon"}}, "use an integer 0..3600"),
+    ({"hello": {"http": 0, "wait": 30}}, "wait: goes in the long form"),
+])
+def test_a_bad_wait_in_the_inventory_is_refused(tmp_path, services, problem):
+    from tinsnip_tasks.errors import InventoryError
+    with pytest.raises(InventoryError, match=problem):
+        inventory(tmp_path, services)
+
+
+def test_a_bad_wait_in_service_yaml_is_refused(tmp_path):
+    from tinsnip_tasks.errors import TemplateError
+    from tinsnip_tasks.plans.service import service_entry
+    inv = inventory(tmp_path, {"web": {"path": "web", "ports": {}}}, "wait: -5\n")
+    with pytest.raises(TemplateError, match=r"service.yaml: wait: -5 is not a number of seconds"):
+        service_entry(inv, "gazette", "web")
+
+
+def test_site_up_hands_its_wait_to_every_service(tmp_path):
+    from tinsnip_tasks.plans import site
+    inv = inventory(tmp_path, {"hello": {"http": 0}})
+    sel = site.select(inv, "gazette")
+    steps = site.machine_steps(inv, sel, {("gazette", "prod"): target(inv, "")}, wait=9)
+    [up_step] = [s for s in steps["homelab1"] if s.name == "service.up"]
+    assert up_step.after.keywords["target"].wait == 9
+
+
+@pytest.mark.parametrize("args, message", [
+    (("service.deploy", "--machine", "gazette", "--env", "prod", "--service", "hello",
+      "--wait", "soon"), "--wait 'soon' is not a number of seconds 0..3600"),
+    (("site.up", "--wait", "99999"), "--wait '99999' is not a number of seconds"),
+    (("service.rollback", "--machine", "gazette", "--env", "prod", "--service", "nothere"),
+     "machine gazette does not run 'nothere'"),
+], ids=["deploy-wait", "site-wait", "rollback-unknown-service"])
+def test_bad_input_is_refused_before_any_host(tmp_path, args, message):
+    from test_cli import UNREACHABLE, run
+    path = tmp_path / "inventory.yaml"
+    path.write_text(UNREACHABLE)
+    p = run(*args, inventory=path)
+    assert p.returncode == 2, p.stdout + p.stderr
+    assert message in p.stderr
+    assert "cannot connect" not in p.stderr and "unreachable" not in p.stdout + p.stderr

@@ -111,7 +111,26 @@ def _prune(gens_dir: str, project: str, keep: int) -> str:
 
 
 @dataclass(frozen=True)
-class SaveGeneration(Resource):
+class Generations(Resource):
+    """The generations kept of a service and its running deploy stamp: the fact that
+    :class:`SaveGeneration` and :class:`Rollback` read."""
+
+    user: str
+    uid: int
+    mount_point: str
+    service_dir: str
+    gens_dir: str
+    project: str
+
+    def fact_command(self):
+        return generations_fact(self.uid, self.service_dir, self.gens_dir)
+
+    def parse(self, out):
+        return parse_generations(out)
+
+
+@dataclass(frozen=True)
+class SaveGeneration(Generations):
     """Before a deploy changes a running service, what it runs is kept as a new generation.
 
     Nothing to keep on a first deploy (no deploy stamp yet) or when the deploy starts the files
@@ -119,22 +138,11 @@ class SaveGeneration(Resource):
     deploy that stopped before ``compose up``) is kept as it is, with its ``next`` updated.
     """
 
-    user: str
-    uid: int
-    service_dir: str
-    gens_dir: str
-    project: str
-    stamp: str  # the stamp of the deploy about to run
+    stamp: str = ""  # the stamp of the deploy about to run
     keep: int = KEEP
 
     def describe(self):
         return f"generation of {self.project} kept in {self.gens_dir} before it changes"
-
-    def fact_command(self):
-        return generations_fact(self.uid, self.service_dir, self.gens_dir)
-
-    def parse(self, out):
-        return parse_generations(out)
 
     def commands(self, fact):
         live, gens = fact
@@ -207,25 +215,12 @@ def stop_cmd(user: str, mount_point: str, service_dir: str, project: str) -> Cmd
 
 
 @dataclass(frozen=True)
-class Rollback(Resource):
+class Rollback(Generations):
     """``service.rollback``: the service runs its newest kept generation, which is then dropped
     (so a second rollback goes one generation further back, and none left is ok)."""
 
-    user: str
-    uid: int
-    mount_point: str
-    service_dir: str
-    gens_dir: str
-    project: str
-
     def describe(self):
         return f"{self.project} back one generation (from {self.gens_dir})"
-
-    def fact_command(self):
-        return generations_fact(self.uid, self.service_dir, self.gens_dir)
-
-    def parse(self, out):
-        return parse_generations(out)
 
     def commands(self, fact):
         _, gens = fact

@@ -313,8 +313,9 @@ def generations(smep: Smep, service: str) -> str:
 def generation(t: Target) -> list:
     """Before a deploy changes the running service, what it runs is kept as a generation."""
     smep, service = t.smep, t.service
-    return [health.SaveGeneration(smep.user, smep.uid, service_dir(smep, service),
-                                  generations(smep, service), service, stamp(smep, t.rendered))]
+    return [health.SaveGeneration(smep.user, smep.uid, smep.mount_point,
+                                  service_dir(smep, service), generations(smep, service), service,
+                                  stamp(smep, t.rendered))]
 
 
 def verify(h: Host, failure, target: Target) -> None:
