@@ -242,13 +242,14 @@ def test_a_version_that_replaced_nothing_is_left_stopped(no_waiting):
 
 
 def test_a_failed_compose_up_is_rolled_back_too(no_waiting):
-    failure = RemoteError("homelab1", "service.up", "compose up", 1, "Error: port is taken\n")
+    failure = RemoteError("homelab1", "service.up", "compose up", 1,
+                          "Error: port is taken\nwith s3cr3t-value\n")
     h = gate_host([UNHEALTHY, HEALTHY], gen_out("new", (2, "old", "new", "T")))
     with pytest.raises(HealthError) as e:
         up(h, failure)
     assert str(e.value).startswith("docker compose up of web failed (exit 1); rolled back to "
                                    "generation 2")
-    assert "| Error: port is taken" in str(e.value)
+    assert "| Error: port is taken" in str(e.value) and "| with ***" in str(e.value)
     assert h.result.rolled_back == 1
 
 

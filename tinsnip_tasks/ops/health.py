@@ -381,7 +381,8 @@ class Gate:
         lines = [f"  {p}" for p in state.problems(self.port_names)]
         bad = [c.name for c in state.containers if c.problem and CONTAINER_NAME.fullmatch(c.name)]
         if bad:
-            out = h.execute(self.diagnose_command(bad), step=step,
+            # secret: -v does not trace it either (a log may show a secret; only masked here)
+            out = h.execute(self.diagnose_command(bad), step=step, secret=True,
                             show=f"healthcheck results and logs of {', '.join(bad)}").stdout
             lines += parse_diagnosis(out)
         return self.mask("\n".join(lines))
@@ -436,7 +437,7 @@ def after_up(h, failure, *, gate: Gate, stamp: str, step: str, user: str, uid: i
     else:
         what = f"docker compose up of {gate.project} failed (exit {failure.exit_code})"
         tail = (failure.stderr or "").strip().splitlines()[-5:]
-        details = "\n".join(f"    | {line}" for line in tail)
+        details = gate.mask("\n".join(f"    | {line}" for line in tail))
         state = gate.parse(h.execute(gate.poll_command(), step=step, show="look at containers").stdout)
         details += ("\n" if details else "") + gate.report(h, step, state)
     out = h.execute(generations_fact(uid, gate.service_dir, gens_dir), step=step,
