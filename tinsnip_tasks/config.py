@@ -41,11 +41,13 @@ DEFAULTS = {
     "verbose": False,
     # also write the JSON recap to this file
     "recap_file": "",
+    # the age identity file that decrypts secrets/<machine>-<env>.env.age (None: none)
+    "age_identity": None,
 }
 SUDO_MODES = ("auto", "always", "never")
 #: Keys that ``TINSNIP_<KEY>`` sets, as a shortcut for the program's own prefixed variable.
 SHORTCUTS = ("inventory", "env", "ssh_config", "known_hosts", "allowed_hosts", "sudo",
-             "recap_file")
+             "recap_file", "age_identity")
 SHORTCUT_PREFIX = "TINSNIP_"
 
 
@@ -93,6 +95,7 @@ class Settings:
     allowed_hosts: frozenset[str] | None
     sudo: str
     dry: bool
+    age_identity: str | None = None
 
     def use_sudo(self, login_user: str) -> bool:
         """Whether commands for a host logged in as ``login_user`` go through ``sudo -n``."""
@@ -145,6 +148,7 @@ def read(c, *, dry: bool = False) -> Settings:
         allowed_hosts=frozenset(allowed) if raw["allowed_hosts"] is not None else None,
         sudo=sudo,
         dry=bool(dry) or run_dry,
+        age_identity=_path("age_identity", raw["age_identity"]),
     )
 
 

@@ -9,6 +9,7 @@ reached), or the JSON recap with ``--json``, and the exit code tells what went w
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 from invoke.exceptions import Exit
@@ -109,7 +110,8 @@ class Run:
             self.settings = settings_mod.read(self.c, dry=self.dry)
             self.dry = self.results.dry = self.settings.dry
             self.conns.profile = SshProfile.from_settings(self.settings, self.c.config)
-            self.inv = load_inventory(self.settings.inventory, catalog=catalog())
+            self.inv = replace(load_inventory(self.settings.inventory, catalog=catalog()),
+                               age_identity=self.settings.age_identity)
             if self.override:
                 check_target(self.override)
         except TinsnipError as e:
