@@ -184,6 +184,17 @@ def test_a_first_deploy_that_never_becomes_healthy_is_left_stopped(lab, site):
     assert not lab.run(HOST, f"sudo -u {USER} test -e {SVC}/.generations/neverup", warn=True).ok
 
 
+def test_site_up_gates_every_service_with_its_wait(lab, site):
+    cli, _ = site
+    p = cli.inv("site.up", "--limit", "rollouts", "--wait", "3", check=False)
+    text = out(p)
+    assert p.returncode == 1, text
+    # the stopped neverup is started again, gated with --wait, and stopped again
+    assert "neverup was not healthy within 3 s; no earlier generation to go back to" in text
+    assert "rolled_back" not in recap(p)
+    assert http(lab, HOST, WEB, wait=5) == "v6\n"  # rollhello, unchanged, still answers
+
+
 def test_bad_wait_is_refused_before_any_host(site):
     cli, _ = site
     p = cli.inv("service.deploy", *RP, "--service", "rollhello", "--wait", "soon", check=False)
