@@ -142,7 +142,7 @@ class SaveGeneration(Generations):
     keep: int = KEEP
 
     def describe(self):
-        return f"generation of {self.project} kept in {self.gens_dir} before it changes"
+        return f"what {self.project} runs kept in {self.gens_dir} before a deploy changes it"
 
     def commands(self, fact):
         live, gens = fact
