@@ -8,13 +8,14 @@ The tests run in file order and share one machine-environment (rollouts prod on 
 import json
 import shutil
 import time
+from pathlib import Path
 
 import pytest
 import yaml
 
 from .conftest import Cli, http
 
-DATA = __import__("pathlib").Path(__file__).resolve().parent / "data"
+DATA = Path(__file__).resolve().parent / "data"
 RP = ("--machine", "rollouts", "--env", "prod")
 USER, UID, HOST = "rollouts-prod", 14500, "homelab1"
 WEB, NEVER = 14500, 14501

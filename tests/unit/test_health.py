@@ -206,8 +206,7 @@ def gate_host(polls, gens):
 
 
 def up(h, failure=None):
-    after_up(h, failure, gate=GATE, stamp="new", step="service.up", user="gazette-prod",
-             uid=10100, gens_dir=G)
+    after_up(h, failure, gate=GATE, stamp="new", step="service.up", gens_dir=G)
 
 
 def test_a_healthy_service_passes(no_waiting):
@@ -266,7 +265,7 @@ def test_a_failed_rollback_says_so_and_counts_nothing(no_waiting):
 def test_wait_zero_turns_the_gate_off():
     h = FakeHost([])
     after_up(h, None, gate=Gate("u", 1, "/mnt/x", D, "web", wait=0), stamp="new",
-             step="service.up", user="u", uid=1, gens_dir=G)
+             step="service.up", gens_dir=G)
     assert h.ran == []
 
 

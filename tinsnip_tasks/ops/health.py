@@ -417,8 +417,7 @@ def parse_diagnosis(out: str) -> list[str]:
     return lines
 
 
-def after_up(h, failure, *, gate: Gate, stamp: str, step: str, user: str, uid: int,
-             gens_dir: str) -> None:
+def after_up(h, failure, *, gate: Gate, stamp: str, step: str, gens_dir: str) -> None:
     """After ``compose up`` started ``stamp`` (``failure``: its RemoteError, or None): wait
     for it to be healthy. When it is not in time (or ``up`` failed), bring back the generation
     it replaced and count the rollback, or stop it when it replaced none; then raise
@@ -440,17 +439,17 @@ def after_up(h, failure, *, gate: Gate, stamp: str, step: str, user: str, uid: i
         details = gate.mask("\n".join(f"    | {line}" for line in tail))
         state = gate.parse(h.execute(gate.poll_command(), step=step, show="look at containers").stdout)
         details += ("\n" if details else "") + gate.report(h, step, state)
-    out = h.execute(generations_fact(uid, gate.service_dir, gens_dir), step=step,
+    out = h.execute(generations_fact(gate.uid, gate.service_dir, gens_dir), step=step,
                     show="read generations").stdout
     _, gens = parse_generations(out)
     previous = gens[-1] if gens and gens[-1].next == stamp and gens[-1].stamp != stamp else None
     if previous is None:
-        cmd = stop_cmd(user, gate.mount_point, gate.service_dir, gate.project)
+        cmd = stop_cmd(gate.user, gate.mount_point, gate.service_dir, gate.project)
         h.execute(cmd.text, step=step, show=cmd.show)
         raise HealthError(f"{what}; no earlier generation to go back to: left stopped\n"
                           + details)
-    cmd = restore_cmd(user, uid, gate.mount_point, gate.service_dir, gens_dir, gate.project,
-                      previous.number)
+    cmd = restore_cmd(gate.user, gate.uid, gate.mount_point, gate.service_dir, gens_dir,
+                      gate.project, previous.number)
     try:
         h.execute(cmd.text, step=step, show=cmd.show)
     except RemoteError as e:

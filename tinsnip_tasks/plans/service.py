@@ -318,7 +318,7 @@ def verify(h: Host, failure, target: Target) -> None:
     and fail (:func:`health.after_up`)."""
     t = target
     health.after_up(h, failure, gate=gate(t), stamp=stamp(t.smep, t.rendered), step="service.up",
-                    user=t.smep.user, uid=t.smep.uid, gens_dir=generations(t.smep, t.service))
+                    gens_dir=generations(t.smep, t.service))
 
 
 @step("service.up", needs=("machine.mount", "machine.docker", "machine.env", "service.files",
