@@ -20,6 +20,7 @@ import secrets
 import shlex
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Callable, Sequence
 
 from invoke.exceptions import CommandTimedOut
@@ -84,6 +85,10 @@ class Resource:
         """A unified diff of what :meth:`commands` would change (files only; else empty)."""
         return ""
 
+    def trace(self, out: str) -> str:
+        """What ``-v`` shows of this resource's fact output (a file's content is left out)."""
+        return out
+
     @property
     def shared_file(self) -> str | None:
         """A file other resources may edit too (two edits of it never share one script)."""
@@ -145,6 +150,14 @@ def _failed_step(stderr: str, count: int) -> int:
     marks = [int(l[len(STEP_MARK):]) for l in (stderr or "").splitlines()
              if l.startswith(STEP_MARK) and l[len(STEP_MARK):].isdigit()]
     return marks[-1] if marks else 0
+
+
+def _fact_trace(resources: Sequence[Resource], out: str) -> str:
+    """What -v shows of a facts script's output: each resource's :meth:`Resource.trace`."""
+    try:
+        return "\n".join(r.trace(o) for r, o in zip(resources, split_facts(out, len(resources))))
+    except ValueError:
+        return f"(facts output of {len(out)} characters, not in the expected form)"
 
 
 def _without_marks(text: str) -> str:
@@ -232,9 +245,11 @@ class Host:
             self.seconds += time.monotonic() - started
         return path
 
-    def execute(self, command: str, *, step: str, show: str = "", secret: bool = False):
+    def execute(self, command: str, *, step: str, show: str = "", secret: bool = False,
+                trace=None):
         """:meth:`run`, traced with -v, counted in :attr:`result`. The output of a ``secret``
-        command (one that may print a secret, like ``docker compose config``) is never traced."""
+        command (one that may print a secret, like ``docker compose config``) is never traced;
+        ``trace(stdout)``, when given, is what is traced of the output."""
         self._trace(f"$ {show}")
         try:
             result = self.run(command, step=step, show=show)
@@ -243,7 +258,8 @@ class Host:
         if secret:
             self._trace(f"(output of {len(result.stdout)} characters not shown: it may hold secrets)")
         else:
-            self._trace(_without_marks(result.stdout) + _without_marks(result.stderr))
+            shown = trace(result.stdout) if trace else _without_marks(result.stdout)
+            self._trace(shown + _without_marks(result.stderr))
         return result
 
     def _trace(self, text: str):
@@ -254,14 +270,16 @@ class Host:
         script = facts_script(resources)
         out = self._ahead.pop(script, None)
         if out is None:
-            out = self.execute(script, step=step, show="read facts").stdout
+            out = self.execute(script, step=step, show="read facts",
+                               trace=partial(_fact_trace, resources)).stdout
         return split_facts(out, len(resources))
 
     def read_ahead(self, resources: Sequence[Resource]) -> None:
         """Read the facts of ``resources`` now; a later :meth:`read` of exactly the same
         resources uses them instead of asking again (once)."""
         script = facts_script(resources)
-        self._ahead[script] = self.execute(script, step="facts", show="read facts").stdout
+        self._ahead[script] = self.execute(script, step="facts", show="read facts",
+                                           trace=partial(_fact_trace, resources)).stdout
 
     @property
     def failed(self) -> bool:
