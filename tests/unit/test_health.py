@@ -126,8 +126,7 @@ def test_what_a_container_still_lacks(container, problem):
     assert container.problem == problem
 
 
-GATE = Gate("gazette-prod", 10100, "/mnt/gazette-prod", D, "web", (("http", 10103),), 30,
-            ("s3cr3t-value",))
+GATE = Gate("gazette-prod", 10100, "/mnt/gazette-prod", D, "web", (("http", 10103),), 30)
 
 
 def ps_line(name, state="running", health="", exit_code=0):
@@ -196,7 +195,7 @@ def no_waiting(monkeypatch):
 UNHEALTHY = "\n".join([ps_line("web-web-1", health="unhealthy"), "@@ports", "port 10103 open"])
 HEALTHY = "\n".join([ps_line("web-web-1", health="healthy"), "@@ports", "port 10103 open"])
 DIAGNOSIS = "\n".join(["@@container web-web-1", json.dumps({"Status": "unhealthy", "Log": [
-    {"ExitCode": 1, "Output": "wget: bad"}]}), "@@log", "token=s3cr3t-value oops"])
+    {"ExitCode": 1, "Output": "wget: bad"}]}), "@@log", "serving on 8080"])
 
 
 def gate_host(polls, gens):
@@ -223,8 +222,7 @@ def test_an_unhealthy_version_is_rolled_back_to_the_generation_it_replaced(no_wa
     assert text.splitlines()[0] == ("web was not healthy within 30 s; rolled back to generation 7 "
                                     "(saved T), which is healthy")
     assert "container web-web-1: running, health unhealthy" in text
-    assert "exit 1: wget: bad" in text and "| token=*** oops" in text  # its secret never shown
-    assert "s3cr3t" not in text
+    assert "exit 1: wget: bad" in text and "| serving on 8080" in text
     assert h.result.rolled_back == 1
     assert any("bring generation 7 of web back" in c for c in h.ran)
     assert no_waiting[0] >= 30
@@ -241,14 +239,13 @@ def test_a_version_that_replaced_nothing_is_left_stopped(no_waiting):
 
 
 def test_a_failed_compose_up_is_rolled_back_too(no_waiting):
-    failure = RemoteError("homelab1", "service.up", "compose up", 1,
-                          "Error: port is taken\nwith s3cr3t-value\n")
+    failure = RemoteError("homelab1", "service.up", "compose up", 1, "Error: port is taken\n")
     h = gate_host([UNHEALTHY, HEALTHY], gen_out("new", (2, "old", "new", "T")))
     with pytest.raises(HealthError) as e:
         up(h, failure)
     assert str(e.value).startswith("docker compose up of web failed (exit 1); rolled back to "
                                    "generation 2")
-    assert "| Error: port is taken" in str(e.value) and "| with ***" in str(e.value)
+    assert "| Error: port is taken" in str(e.value)
     assert h.result.rolled_back == 1
 
 

@@ -306,7 +306,6 @@ class Gate:
     project: str
     ports: tuple = ()  # (port name, port number)
     wait: int = DEFAULT_WAIT
-    masked: tuple = field(default=(), repr=False)  # secret values never shown
 
     def poll_command(self) -> str:
         """Each container of the project (``compose ps``, orphans left out) and, per port,
@@ -370,22 +369,15 @@ class Gate:
                          f"echo @@log; docker logs --tail {LOG_LINES} {c} 2>&1")
         return as_user_bash(self.user, self.uid, "; ".join(parts) + "; true")
 
-    def mask(self, text: str) -> str:
-        for value in self.masked:
-            if len(value) >= 4:
-                text = text.replace(value, "***")
-        return text
-
     def report(self, h, step: str, state: State) -> str:
         """What is wrong, per container: state, last healthcheck results, last log lines."""
         lines = [f"  {p}" for p in state.problems(self.port_names)]
         bad = [c.name for c in state.containers if c.problem and CONTAINER_NAME.fullmatch(c.name)]
         if bad:
-            # secret: -v does not trace it either (a log may show a secret; only masked here)
-            out = h.execute(self.diagnose_command(bad), step=step, secret=True,
+            out = h.execute(self.diagnose_command(bad), step=step,
                             show=f"healthcheck results and logs of {', '.join(bad)}").stdout
             lines += parse_diagnosis(out)
-        return self.mask("\n".join(lines))
+        return "\n".join(lines)
 
 
 def parse_diagnosis(out: str) -> list[str]:
@@ -436,7 +428,7 @@ def after_up(h, failure, *, gate: Gate, stamp: str, step: str, gens_dir: str) ->
     else:
         what = f"docker compose up of {gate.project} failed (exit {failure.exit_code})"
         tail = (failure.stderr or "").strip().splitlines()[-5:]
-        details = gate.mask("\n".join(f"    | {line}" for line in tail))
+        details = "\n".join(f"    | {line}" for line in tail)
         state = gate.parse(h.execute(gate.poll_command(), step=step, show="look at containers").stdout)
         details += ("\n" if details else "") + gate.report(h, step, state)
     out = h.execute(generations_fact(gate.uid, gate.service_dir, gens_dir), step=step,

@@ -316,15 +316,13 @@ def wait_seconds(t: Target) -> int:
 
 
 def gate(t: Target) -> health.Gate:
-    """The health gate of the service: its containers, and each port the inventory maps for it
-    (never showing one of its secret values)."""
+    """The health gate of the service: its containers, and each port the inventory maps for it.
+    (What it reports, container logs included, is printed through the run's mask of secrets.)"""
     smep, service = t.smep, t.service
     svc = t.inv.machine(smep.machine).services[service]
-    entry = service_entry(t.inv, smep.machine, service)
-    masked = tuple(load_secrets(t.inv, smep.machine, smep.env, entry).values())
     return health.Gate(smep.user, smep.uid, smep.mount_point, service_dir(smep, service), service,
                        tuple((name, smep.ports[i]) for name, i in sorted(svc.ports.items())),
-                       wait_seconds(t), masked)
+                       wait_seconds(t))
 
 
 def generations(smep: Smep, service: str) -> str:
