@@ -90,15 +90,17 @@ def test_machine_steps_per_host_in_the_seeds_order(inv):
     assert list(steps) == ["homelab2"]
     setup = ["machine.user", "machine.mount", "xdg.link", "machine.docker-config",
              "machine.docker", "machine.env"]
-    deploy = ["service.files", "service.up"]  # no build context, no image archive, no forwards
+    # no build context, no image archive, no forwards
+    deploy = ["service.generation", "service.files", "service.up"]
     assert [(s.name, s.label) for s in steps["homelab2"]] == (
         [(n, "mail-prod") for n in setup] + [(n, "mail-prod hello") for n in deploy]
         + [(n, "cache-prod") for n in setup])
     up = [s for s in steps["homelab2"] if s.name == "service.up"][0]
     assert up.scope == "mail-prod" and "machine.mount" in up.needs and up.before is not None
+    assert up.after is not None  # the health gate
     pulled = site.machine_steps(inv, sel, targets(inv, sel), pull=True)["homelab2"]
     assert [s.name for s in pulled if s.label == "mail-prod hello"] == [
-        "service.files", "service.pull", "service.up"]
+        "service.generation", "service.files", "service.pull", "service.up"]
     assert "service.pull" in up.needs
 
 

@@ -15,6 +15,7 @@ from invoke.exceptions import Exit
 
 from ..core import registry as reg
 from ..core.smep import make_smep
+from ..ops.health import parse_wait
 from ..plans import Target
 from ..output import write_atomic
 from ..plans import report as report_plan
@@ -69,13 +70,15 @@ def skip_without(run: Run, sel, found: dict, reason: str):
             h.note("site", "skipped", f"{machine}-{env}: {reason}")
 
 
-@task(help={**HELP, "pull": "pull every image of the selected services where the registry "
-                            "serves a new digest, and start again what uses one"})
-def up(c, limit="", pull=False, dry=False, json=False, verbose=False):
+@task(help={**HELP, "wait": _args.WAIT,
+            "pull": "pull every image of the selected services where the registry serves a new "
+                    "digest, and start again what uses one"})
+def up(c, limit="", wait="", pull=False, dry=False, json=False, verbose=False):
     """Converge the inventory: NAS work first, then every machine host at once."""
     title = "site.up" + (f" --limit {limit}" if limit else "") + (" --pull" if pull else "")
     with Run(c, dry=dry, title=title, json=json, verbose=verbose) as run:
         inv = run.inv
+        seconds = parse_wait(wait)
         sel = plan.select(inv, limit)
         for machine, env in sel.envs:
             run.mask_secrets(machine, env)  # before anything is rendered or printed
@@ -90,7 +93,7 @@ def up(c, limit="", pull=False, dry=False, json=False, verbose=False):
         for host, steps in plan.nas_steps(inv, done, found).items():
             run.hosts[host].converge(steps)
         failed_nas = {h for h in nas_hosts if run.hosts[h].failed}
-        work = plan.machine_steps(inv, done, found, pull=pull)
+        work = plan.machine_steps(inv, done, found, wait=seconds, pull=pull)
         for machine, env in done.envs:
             if inv.nas_of(machine).host in failed_nas:
                 host = inv.machine(machine).host
