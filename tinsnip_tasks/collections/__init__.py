@@ -2,6 +2,7 @@
 from invoke import Collection
 
 from .. import config
+from ..cli import with_task_help
 
 
 def namespace() -> Collection:
@@ -10,4 +11,4 @@ def namespace() -> Collection:
 
     ns = Collection(nas.ns, machine.ns, service.ns, xdg.ns, smep.ns, site.ns)
     ns.configure(config.defaults())
-    return ns
+    return with_task_help(ns)
