@@ -95,6 +95,16 @@ class SshProfile:
         cfg.connect_kwargs = kwargs
         return cfg
 
+    def resolver(self):
+        """A function giving the ``HostName`` the SSH config names for a host alias (None
+        when it names none), reading the config once."""
+        lookup = self.fabric_config().base_ssh_config.lookup
+
+        def hostname(alias: str) -> str | None:
+            return lookup(alias).get("hostname")
+
+        return hostname
+
     def known_hosts_files(self, conn) -> list[Path]:
         """The known_hosts files checked for ``conn``'s host key."""
         if self.known_hosts:

@@ -42,9 +42,12 @@ def merge_problem(config, defaults: dict) -> str:
     ``tinsnip`` mapping, say), in one line; empty when none does."""
     for level in LEVELS:
         data = getattr(config, f"_{level}", None) or {}
+        path = getattr(config, f"_{level}_path", None) or f"the {level} config"
+        if not isinstance(data, dict):
+            return (f"{path}: expected a mapping such as tinsnip: {{env: test}}, got "
+                    f"{type(data).__name__} {data!r}")
         for key, value in data.items():
             if isinstance(defaults.get(key), dict) and not isinstance(value, dict):
-                path = getattr(config, f"_{level}_path", None) or f"the {level} config"
                 return (f"{path}: {key}: expected a mapping of settings (such as "
                         f"{key}: {{env: test}}), got {type(value).__name__} {value!r}")
     return ""
@@ -66,6 +69,11 @@ def input_errors(fn):
             raise Exit(f"error: {problem}", code=EXIT_INPUT) from None
         except UnknownFileType as e:
             raise Exit(f"error: {e}", code=EXIT_INPUT) from None
+        except AttributeError:  # Invoke merging a file that holds no mapping
+            problem = merge_problem(self.config, {})
+            if problem:
+                raise Exit(f"error: {problem}", code=EXIT_INPUT) from None
+            raise
     return wrapper
 
 

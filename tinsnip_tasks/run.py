@@ -111,6 +111,8 @@ class Run:
             self.dry = self.results.dry = self.settings.dry
             self.conns.profile = SshProfile.from_settings(self.settings, self.c.config)
             self.inv = load_inventory(self.settings.inventory, catalog=catalog())
+            # exports and fstab lines name hosts by what the other side can reach
+            self.inv = self.inv.with_addresses(self.conns.profile.resolver())
             if self.override:
                 check_target(self.override)
         except TinsnipError as e:

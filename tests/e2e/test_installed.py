@@ -61,6 +61,9 @@ def test_the_wheel_holds_the_product_and_its_templates_only(installed):
     names = zipfile.ZipFile(installed[1]).namelist()
     assert "tinsnip_tasks/templates/services/hello/docker-compose.yml.j2" in names
     assert "tinsnip_tasks/templates/Makefile.j2" in names
+    assert {"tinsnip_tasks/templates/init/inventory.yaml",
+            "tinsnip_tasks/templates/init/tinsnip.yaml",
+            "tinsnip_tasks/templates/python-uv/pyproject.toml.j2"} <= set(names)
     assert not [n for n in names if n.startswith(("tinsnip_lab/", "tests/"))]
 
 

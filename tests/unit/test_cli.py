@@ -15,7 +15,7 @@ UNREACHABLE = """
 sheets:
   dynamicalsystem: {nas: nas1, volume: /volume1}
 nas:
-  nas1: {host: nas1.invalid, kind: synology}
+  nas1: {host: nas1.invalid}
 machines:
   gazette:
     sheet: dynamicalsystem

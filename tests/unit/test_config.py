@@ -15,7 +15,7 @@ INVENTORY = """
 sheets:
   dynamicalsystem: {{nas: nas1, volume: /volume1, number: {n}}}
 nas:
-  nas1: {{host: nas1.invalid, kind: synology}}
+  nas1: {{host: nas1.invalid}}
 machines:
   gazette:
     sheet: dynamicalsystem

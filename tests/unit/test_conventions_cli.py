@@ -116,7 +116,7 @@ def silent_inventory(folder: Path, port: int) -> None:
 sheets:
   dynamicalsystem: {{nas: nas1}}
 nas:
-  nas1: {{host: "127.0.0.1:{port}", kind: linux}}
+  nas1: {{host: "127.0.0.1:{port}"}}
 machines:
   gazette:
     sheet: dynamicalsystem
@@ -159,3 +159,18 @@ def test_a_dry_run_that_could_not_check_a_host_exits_3(silent, tmp_path):
             env={"TINSNIP_CONNECT_TIMEOUT": "1", "HOME": str(tmp_path)})
     assert p.returncode == 3, (p.stdout, p.stderr)
     assert "unchecked=" in p.stdout
+
+
+@pytest.mark.parametrize("args, answer", [
+    (("smep.uid", "gazette", "--env", "test"), "10110"),  # the sheet from the inventory
+    (("smep.ports", "--machine", "lldap", "--env", "prod"), "10200 10201"),
+    (("smep.uid", "gazette", "--sheet", "acmecorp", "--env", "prod"), "30100"),  # given wins
+])
+def test_smep_takes_the_sheet_from_the_inventory(args, answer):
+    p = run("inv", *args, cwd=ROOT)
+    assert p.returncode == 0 and p.stdout.startswith(answer), p.stderr
+
+
+def test_smep_without_sheet_for_an_unknown_machine_asks_for_it():
+    p = run("inv", "smep.uid", "nobody", "--env", "prod", cwd=ROOT)
+    assert p.returncode == 2 and "give --sheet" in p.stderr

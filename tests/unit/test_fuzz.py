@@ -136,7 +136,7 @@ def fuzz_smep_task(ps, t: Tally, rng):
 # -- the inventory loader, then every plan built from what it accepts --------------------------
 BASE_INV = {
     "sheets": {"dynamicalsystem": {"nas": "ds412plus", "volume": "/volume1"}},
-    "nas": {"ds412plus": {"host": "ds412plus", "kind": "synology"}},
+    "nas": {"ds412plus": {"host": "ds412plus"}},
     "machines": {"gazette": {"sheet": "dynamicalsystem", "host": "homelab1",
                              "environments": ["prod"], "services": {"hello": {"http": 0}}}},
 }

@@ -17,7 +17,7 @@ def site(tmp_path, files, ports=None, secrets=None):
     for name, text in files.items():
         (d / name).parent.mkdir(parents=True, exist_ok=True)
         (d / name).write_text(text)
-    inv = {"sheets": {"dynamicalsystem": {"nas": "n"}}, "nas": {"n": {"host": "n", "kind": "linux"}},
+    inv = {"sheets": {"dynamicalsystem": {"nas": "n"}}, "nas": {"n": {"host": "n"}},
            "machines": {"webapps": {"sheet": "dynamicalsystem", "host": "h", "number": 40,
                                     "environments": ["prod"],
                                     "services": {"app": {"path": "src/app",
