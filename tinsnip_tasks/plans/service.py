@@ -79,7 +79,7 @@ def read_secrets(path: Path) -> dict:
         return {}
     envfile.check_private(str(path), st.st_mode, st.st_uid, os.getuid())
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_bytes().decode("utf-8")  # as bash reads it: a \r stays
     except (OSError, UnicodeDecodeError) as e:
         raise InputError(f"secrets file {path} cannot be read: {type(e).__name__}") from None
     return envfile.parse_secrets(text, str(path))
