@@ -174,3 +174,20 @@ def test_smep_takes_the_sheet_from_the_inventory(args, answer):
 def test_smep_without_sheet_for_an_unknown_machine_asks_for_it():
     p = run("inv", "smep.uid", "nobody", "--env", "prod", cwd=ROOT)
     assert p.returncode == 2 and "give --sheet" in p.stderr
+
+
+def test_site_up_dry_previews_past_a_missing_secrets_file_and_a_missing_registry(tmp_path):
+    run("tinsnip", "init", cwd=tmp_path)
+    text = (tmp_path / "inventory.yaml").read_text()
+    (tmp_path / "inventory.yaml").write_text(text.replace(
+        "host: nas.lan", "host: nas.invalid").replace("host: box1.lan", "host: box1.invalid")
+        .replace("      hello: {http: 0}", "      lldap: {ldap: 0, web: 1}\n      hello: {http: 2}"))
+    p = run("tinsnip", "site.up", "--dry", "--json", cwd=tmp_path, env={"HOME": str(tmp_path)})
+    recap = json.loads(p.stdout)
+    assert p.returncode == 1, p.stderr  # the one thing that cannot be previewed is a failure
+    steps = {(s["step"], s["label"]): s for h in recap["hosts"].values() for s in h["steps"]}
+    failed = steps[("service.files", "web-prod lldap")]
+    assert failed["status"] == "failed" and "secrets/web-prod.env" in failed["detail"]
+    assert steps[("service.up", "web-prod hello")]["status"] == "unchecked"  # still previewed
+    assert steps[("registry", "web")]["detail"].startswith("web=04 provisional")
+    assert steps[("machine.mount", "web-prod")]["status"] == "unchecked"
