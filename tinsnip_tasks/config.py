@@ -46,11 +46,13 @@ DEFAULTS = {
     "recap_file": "",
     # seconds to wait for a host to answer: the TCP connection, the SSH banner, authentication
     "connect_timeout": CONNECT_TIMEOUT,
+    # the age identity file that decrypts secrets/<machine>-<env>.env.age (None: none)
+    "age_identity": None,
 }
 SUDO_MODES = ("auto", "always", "never")
 #: Keys that ``TINSNIP_<KEY>`` sets, as a shortcut for the program's own prefixed variable.
 SHORTCUTS = ("inventory", "env", "ssh_config", "known_hosts", "allowed_hosts", "sudo",
-             "recap_file", "connect_timeout")
+             "recap_file", "connect_timeout", "age_identity")
 SHORTCUT_PREFIX = "TINSNIP_"
 
 
@@ -105,6 +107,7 @@ class Settings:
     sudo: str
     dry: bool
     connect_timeout: float = CONNECT_TIMEOUT
+    age_identity: str | None = None
 
     def use_sudo(self, login_user: str) -> bool:
         """Whether commands for a host logged in as ``login_user`` go through ``sudo -n``."""
@@ -170,6 +173,7 @@ def read(c, *, dry: bool = False) -> Settings:
         sudo=sudo,
         dry=bool(dry) or run_dry,
         connect_timeout=_seconds("connect_timeout", raw["connect_timeout"]),
+        age_identity=_path("age_identity", raw["age_identity"]),
     )
 
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 import threading
+from pathlib import Path
 
 from .results import GroupResult, StepResult, recap_line, step_line
 
@@ -81,3 +83,24 @@ class Output:
             status = "unreachable" if r.unreachable else "failed" if not r.succeeded else \
                 "changed" if r.changed else "ok"
             self._write(self.out, paint(recap_line(r), status, colour))
+
+
+def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
+    """``path`` (a file on the operator's machine) holds ``data`` with mode ``mode``, or is left
+    as it was: a new file beside it, flushed, then renamed over it."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dfd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)

@@ -26,6 +26,8 @@ class StepResult:
     detail: str = ""
     commands: list[str] = field(default_factory=list)
     diff: str = ""
+    #: facts the step read, as data (what the site report shows; never a secret)
+    data: dict = field(default_factory=dict)
 
     def __post_init__(self):
         if self.status not in STATUSES:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from invoke.exceptions import Exit
@@ -110,7 +111,8 @@ class Run:
             self.settings = settings_mod.read(self.c, dry=self.dry)
             self.dry = self.results.dry = self.settings.dry
             self.conns.profile = SshProfile.from_settings(self.settings, self.c.config)
-            self.inv = load_inventory(self.settings.inventory, catalog=catalog())
+            self.inv = replace(load_inventory(self.settings.inventory, catalog=catalog()),
+                               age_identity=self.settings.age_identity)
             # exports and fstab lines name hosts by what the other side can reach
             self.inv = self.inv.with_addresses(self.conns.profile.resolver())
             if self.override:

@@ -7,16 +7,23 @@ exit code says whether any failed.
 """
 from __future__ import annotations
 
+from json import dumps
+from pathlib import Path
+
 from invoke import Collection, task
+from invoke.exceptions import Exit
 
 from ..cli import program_name
 from ..core import registry as reg
 from ..core.smep import make_smep
 from ..errors import TinsnipError
 from ..plans import Target
+from ..output import write_atomic
+from ..plans import report as report_plan
 from ..plans import service as service_plan
 from ..plans import site as plan
 from ..plans import status as checks
+from ..results import EXIT_INPUT
 from ..run import Run, parallel
 from . import _args
 
@@ -106,23 +113,52 @@ def up(c, limit="", dry=False, json=False, verbose=False):
         parallel(lambda host: run.hosts[host].converge(work[host]), list(work))
 
 
+def check_all(run: Run, limit: str):
+    """The Testing Checklist on every machine-environment ``limit`` selects, every machine host
+    at once. Returns the selection and the targets found."""
+    inv = run.inv
+    sel = plan.select(inv, limit)
+    nas_hosts = list(dict.fromkeys(inv.nas_of(m).host for m, _ in sel.envs))
+    machine_hosts = list(dict.fromkeys(inv.machine(m).host for m, _ in sel.envs))
+    run.connect(nas_hosts + machine_hosts)
+    found = targets(run, sel, assign=False)
+    skip_without(run, sel, found, "its NAS failed or could not be reached")
+    by_host: dict[str, list] = {}
+    for (machine, _), t in found.items():
+        by_host.setdefault(inv.machine(machine).host, []).append(t)
+    program = program_name(run.c)
+    parallel(lambda host: checks.check(run.hosts[host], by_host[host], program), list(by_host))
+    return sel, found
+
+
 @task(help={"limit": LIMIT, **_args.OUTPUT})
 def status(c, limit="", json=False, verbose=False):
     """Run the Testing Checklist on every selected machine-environment at once."""
     title = "site.status" + (f" --limit {limit}" if limit else "")
     with Run(c, title=title, json=json, verbose=verbose) as run:
-        inv = run.inv
-        sel = plan.select(inv, limit)
-        nas_hosts = list(dict.fromkeys(inv.nas_of(m).host for m, _ in sel.envs))
-        machine_hosts = list(dict.fromkeys(inv.machine(m).host for m, _ in sel.envs))
-        run.connect(nas_hosts + machine_hosts)
-        found = targets(run, sel, assign=False)
-        skip_without(run, sel, found, "its NAS failed or could not be reached")
-        by_host: dict[str, list] = {}
-        for (machine, _), t in found.items():
-            by_host.setdefault(inv.machine(machine).host, []).append(t)
-        program = program_name(c)
-        parallel(lambda host: checks.check(run.hosts[host], by_host[host], program), list(by_host))
+        check_all(run, limit)
 
 
-ns = Collection("site", up, status)
+@task(help={"limit": LIMIT, "verbose": _args.VERBOSE,
+            "html": "write the report as one self-contained HTML page to this file",
+            "json": "write the report's data as JSON to this file"})
+def report(c, limit="", html="", json="", verbose=False):
+    """Run the checklist everywhere (as site.status) and write the site report (--html, --json)."""
+    if not (html or json):
+        raise Exit("error: say where to write the report: --html FILE and/or --json FILE",
+                   code=EXIT_INPUT)
+    for path in (html, json):
+        if path and not Path(path).resolve().parent.is_dir():
+            raise Exit(f"error: {path}: its folder does not exist", code=EXIT_INPUT)
+    title = "site.report" + (f" --limit {limit}" if limit else "")
+    with Run(c, title=title, verbose=verbose) as run:
+        sel, found = check_all(run, limit)
+        data = report_plan.build(run.inv, report_plan.envs_of(sel, found), run.results)
+        for path, text in ((json, lambda: dumps(data, indent=2) + "\n"),
+                           (html, lambda: report_plan.html(data))):
+            if path:
+                write_atomic(Path(path), text().encode(), mode=0o644)
+                run.output.info(f"wrote {path}")
+
+
+ns = Collection("site", up, status, report)

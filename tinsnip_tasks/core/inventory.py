@@ -100,6 +100,8 @@ class Inventory:
     sheets: dict[str, Sheet]
     nas: dict[str, Nas]
     machines: dict[str, Machine]
+    #: the operator's age identity file, for encrypted secrets files (``tinsnip.age_identity``)
+    age_identity: str | None = None
 
     def machine(self, name: str) -> Machine:
         """Return the machine called ``name``.

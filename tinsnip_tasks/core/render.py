@@ -11,19 +11,21 @@ from ..errors import TemplateError
 TEMPLATE_DIR = Path(__file__).resolve().parents[1] / "templates"
 
 
-def _env(root: Path):
+def _env(root: Path, autoescape: bool = False):
     import jinja2
 
     return jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(root)),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
-        autoescape=False,
+        autoescape=autoescape,
     )
 
 
-def render(name: str, context: dict, *, root: Path | None = None) -> str:
-    """Render template ``name`` (relative to the template folder) with ``context``.
+def render(name: str, context: dict, *, root: Path | None = None,
+           autoescape: bool = False) -> str:
+    """Render template ``name`` (relative to the template folder) with ``context``; with
+    ``autoescape`` every value is HTML-escaped (an HTML page).
 
     :raises TemplateError: the template is missing, malformed, or uses a variable that
         ``context`` does not give; the message names the template and the variable.
@@ -32,7 +34,7 @@ def render(name: str, context: dict, *, root: Path | None = None) -> str:
 
     root = root or TEMPLATE_DIR
     try:
-        return _env(root).get_template(name).render(**context)
+        return _env(root, autoescape).get_template(name).render(**context)
     except jinja2.TemplateNotFound as e:
         raise TemplateError(f"template {name!r} not found under {root}") from e
     except jinja2.UndefinedError as e:

@@ -396,10 +396,10 @@ class Host:
 
     # -- reporting -------------------------------------------------------------------------
     def note(self, step: Step | str, status: str, detail: str = "", *, commands=(), diff="",
-             label: str = ""):
-        """Record (and print) what a step did."""
+             label: str = "", data: dict | None = None):
+        """Record (and print) what a step did; ``data``: the facts it read, for the report."""
         name, label = (step.name, step.label) if isinstance(step, Step) else (step, label)
-        r = StepResult(name, status, label, detail, list(commands), diff)
+        r = StepResult(name, status, label, detail, list(commands), diff, dict(data or {}))
         self.result.steps.append(r)
         if self.output is not None:
             self.output.step(self.name, r)

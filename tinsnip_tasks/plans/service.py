@@ -3,7 +3,6 @@ the mount, its image, its Compose project."""
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +19,7 @@ from ..ops.base import Host, q
 from ..ops.docker import ComposeDown, ComposeUp, ContextTree, DockerImage
 from ..ops.forward import Forward
 from ..ops.resources import Absent, Directory, File
-from . import Target, preflight, step
+from . import Target, preflight, secrets, step
 from .machine import home, machine_env_text
 
 DATA_FOLDERS = ("data", "state", "config")
@@ -70,19 +69,14 @@ def secrets_path(inv: Inventory, machine: str, env: str) -> Path:
     return Path(inv.path).resolve().parent / "secrets" / f"{machine}-{env}.env"
 
 
-def read_secrets(path: Path) -> dict:
+def read_secrets(path: Path, identity: str | None = None) -> dict:
     """The secrets file's values, literally (core/envfile.py): refused when others may read
-    or change it; no file means no values."""
-    try:
-        st = path.stat()
-    except FileNotFoundError:
+    or change it; no file means no values. ``path.age`` (age-encrypted, see plans/secrets.py)
+    is decrypted in memory with ``identity``."""
+    text = secrets.read_text(path, identity)
+    if text is None:
         return {}
-    envfile.check_private(str(path), st.st_mode, st.st_uid, os.getuid())
-    try:
-        text = path.read_bytes().decode("utf-8")  # as bash reads it: a \r stays
-    except (OSError, UnicodeDecodeError) as e:
-        raise InputError(f"secrets file {path} cannot be read: {type(e).__name__}") from None
-    return envfile.parse_secrets(text, str(path))
+    return envfile.parse_secrets(text, str(secrets.which(path)))
 
 
 def load_secrets(inv: Inventory, machine: str, env: str, entry: CatalogEntry) -> dict:
@@ -90,10 +84,11 @@ def load_secrets(inv: Inventory, machine: str, env: str, entry: CatalogEntry) ->
     if not entry.secrets:
         return {}
     path = secrets_path(inv, machine, env)
-    values = read_secrets(path)
+    values = read_secrets(path, inv.age_identity)
     missing = [k for k in entry.secrets if not values.get(k)]
     if missing:
-        raise InputError(f"service {entry.name} needs {', '.join(missing)} in {path} "
+        raise InputError(f"service {entry.name} needs {', '.join(missing)} in "
+                         f"{secrets.which(path) or path} "
                          f"(KEY=value lines; {envfile.PRIVATE_HINT})")
     for k in entry.secrets:
         envfile.quote(k, values[k])  # a value no .env can carry is refused here, first

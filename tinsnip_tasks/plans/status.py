@@ -6,7 +6,7 @@ from ..core.smep import Smep
 from ..errors import FactError
 from ..ops.base import MARK, Host, q, split_facts
 from ..ops.forward import LIST_COMMAND, parse_rules
-from ..ops.docker import compose_pattern, docker_host
+from ..ops.docker import STAMP, compose_pattern, docker_host
 from .machine import home
 
 ITEMS = (
@@ -27,6 +27,12 @@ ITEMS = (
 SYSTEMD_ONLY = ("linger", "unit", "session")
 #: The one item of a machine-environment whose user does not exist on the host (never set up).
 NO_USER = ("user", "the machine user exists (machine.setup made it)")
+#: What ``docker inspect`` tells of each container, for the report (one word each).
+IMAGE_FIELDS = ("name", "image", "image_id", "health", "started", "project")
+IMAGE_FORMAT = ("{{.Name}} {{.Config.Image}} {{.Image}} "
+                "{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}} "
+                "{{.State.StartedAt}} "
+                '{{with index .Config.Labels "com.docker.compose.project"}}{{.}}{{else}}-{{end}}')
 XDG_KEPT_AWAY = ("XDG_DATA_HOME", "XDG_CONFIG_HOME", "XDG_STATE_HOME")
 
 
@@ -55,6 +61,7 @@ for dir in {mp}/service/*/; do
   [ -f "$dir/docker-compose.yml" ] || continue
   err=$(sudo -u {u} bash -c {q(compose)} _ {mp} "${{dir%/}}" 2>&1 >/dev/null); rc=$?
   printf '@compose\\t%s\\t%s\\t%s\\n' "$(basename "$dir")" "$rc" "$(echo "$err" | tr '\\n\\t' '  ')"
+  printf '@deployed\\t%s\\t%s\\n' "$(basename "$dir")" "$(stat -c %Y "$dir/{STAMP}" 2>/dev/null || echo 0)"
 done
 for f in state data config; do
   if sudo -u {u} sh -c "touch {mp}/$f/.tinsnip-probe && rm -f {mp}/$f/.tinsnip-probe" 2>/dev/null
@@ -64,6 +71,7 @@ for c in $({d} ps -aq 2>/dev/null); do
   # a container removed meanwhile is skipped, not reported half
   st=$({d} inspect -f '{{{{.Name}}}} {{{{.State.Status}}}} {{{{.RestartCount}}}}' $c 2>/dev/null) || continue
   echo "@container $st"
+  echo "@image $({d} inspect -f {q(IMAGE_FORMAT)} $c 2>/dev/null)"
   n=${{st%% *}}
   e=$({d} exec $c env 2>/dev/null)
   echo "@env $n $(echo "$e" | sed -n 's/^TIN_SERVICE_UID=//p') $(echo "$e" | sed -n 's/^TIN_PORT_0=//p')"
@@ -84,11 +92,16 @@ def parse(out: str) -> dict:
     """The script's lines as data. Raises ValueError on a line it cannot read."""
     facts = {"daemon": None, "compose": [], "write": [], "container": [], "env": [],
              "port": [], "listen": set(), "init": "", "mount": None, "dockerhost": "",
-             "linger": None, "enabled": None, "dockerd": [], "daemonenv": {}, "nouser": False}
+             "linger": None, "enabled": None, "dockerd": [], "daemonenv": {}, "image": [],
+             "deployed": {}, "nouser": False}
     for line in out.splitlines():
         if line.startswith("@compose\t"):  # tab-separated: a folder name may hold spaces
             _, name, rc, err = (line.split("\t", 3) + [""])[:4]
             facts["compose"].append((name, int(rc), err.strip()))
+            continue
+        if line.startswith("@deployed\t"):
+            _, name, when = (line.split("\t", 2) + [""])[:3]
+            facts["deployed"][name] = int(when) if when.strip().isdigit() else 0
             continue
         if not line.startswith("@"):
             continue
@@ -104,6 +117,8 @@ def parse(out: str) -> dict:
             facts["container"].append((parts[0].lstrip("/"), parts[1], int(parts[2])))
         elif kind == "env" and parts:
             facts["env"].append((parts[0].lstrip("/"), parts[1:]))
+        elif kind == "image" and len(parts) == len(IMAGE_FIELDS):
+            facts["image"].append(dict(zip(IMAGE_FIELDS, parts), name=parts[0].lstrip("/")))
         elif kind == "port" and len(parts) == 2:
             facts["port"].append((parts[0].lstrip("/"), int(parts[1])))
         elif kind == "listen" and parts:
@@ -232,7 +247,18 @@ def check(h: Host, targets: list, program: str = "tinsnip") -> None:
         for t, found in zip(targets, facts):
             for item, passed, detail in evaluate(found, t.smep, program):
                 h.note(f"status.{item}", "ok" if passed else "failed", f"{titles[item]}: {detail}",
-                       label=t.scope)
+                       label=t.scope, data=containers(found) if item == "restarting" else None)
         rules = [r for r in parse_rules(chunks[-1]) if r["chain"] == "PREROUTING"]
         h.note("status.forwards", "ok", "standard ports forwarded on this host: " + (", ".join(
-            f"{r['port']} -> {r['to']} ({r['owner']})" for r in rules) or "none"))
+            f"{r['port']} -> {r['to']} ({r['owner']})" for r in rules) or "none"),
+            data={"forwards": [{k: r[k] for k in ("port", "to", "owner")} for r in rules]})
+
+
+def containers(facts: dict) -> dict:
+    """The containers' facts as data: name, image, image ID, health, start time, Compose project
+    and state; and when each service was last deployed (seconds since the epoch, 0: unknown)."""
+    state = {n: (s, r) for n, s, r in facts["container"]}
+    return {"containers": [{**c, "state": state.get(c["name"], ("unknown", 0))[0],
+                            "restarts": state.get(c["name"], ("", 0))[1]}
+                           for c in facts["image"]],
+            "deployed": dict(facts["deployed"])}
