@@ -424,6 +424,7 @@ def _parse_sheets(check: _Checker, raw, nas: dict[str, Nas]) -> dict[str, Sheet]
 
 
 SERVICE_KEYS = ("path", "ports", "forward")
+FORWARD_KEYS = ("to", "env")
 SERVICE_FILES = ("docker-compose.yml", "docker-compose.yml.j2")
 
 
@@ -453,7 +454,7 @@ def _parse_forward(check: _Checker, key: str, raw, ports: dict, envs: list) -> t
         check.integer(fkey, port, 1, 65535)
         env = None
         if isinstance(target, dict):
-            target = check.mapping(fkey, target, ("to", "env"), required=("to",))
+            target = check.mapping(fkey, target, FORWARD_KEYS, required=("to",))
             env, target = target.get("env"), target["to"]
         if target not in ports:
             check.fail(fkey, f"{target!r} is not one of this service's ports"
