@@ -59,8 +59,12 @@ def test_after_nas_setup_the_hosts_name_each_other_by_address(lab, first):
     mount = [s for h in status.recap["hosts"].values() for s in h["steps"]
              if s["step"] == "status.mount"]
     assert mount and mount[0]["status"] == "ok", status.stdout
-    again = first.inv("machine.setup", *ARGS)
+    again = first.inv("machine.setup", *ARGS, "-v")
     assert all(s["changed"] == 0 for s in again.summaries.values()), again.stdout
+    # -v: the commands as a person reads them, not the protocol the facts travel in
+    assert f"homelab1| $ read facts: user {MACHINE}-{ENV} (26100)" in again.stderr, again.stderr
+    assert "ds412plus| $ cat /etc/exports" in again.stderr
+    assert "@@tinsnip" not in again.stderr
 
 
 def test_fab_names_itself_in_the_fixes(lab, first):

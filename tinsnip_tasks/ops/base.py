@@ -137,6 +137,13 @@ def summarize(resources: Sequence[Resource], limit: int = 3) -> str:
     return "; ".join(names[:limit - 1]) + f"; and {len(names) - limit + 1} more, all as wanted"
 
 
+def _listed(resources: Sequence[Resource], limit: int = 3) -> str:
+    """What a fact read asks about, in a line: the first resources and how many more."""
+    names = [r.describe() for r in resources]
+    more = f"; and {len(names) - limit} more" if len(names) > limit else ""
+    return "; ".join(names[:limit]) + more
+
+
 def _failed_step(stderr: str, count: int) -> int:
     """Index of the step whose commands were running when a change script stopped."""
     marks = [int(l[len(STEP_MARK):]) for l in (stderr or "").splitlines()
@@ -229,9 +236,11 @@ class Host:
             self.seconds += time.monotonic() - started
         return path
 
-    def execute(self, command: str, *, step: str, show: str = "", secret: bool = False):
+    def execute(self, command: str, *, step: str, show: str = "", secret: bool = False,
+                facts: bool = False):
         """:meth:`run`, traced with -v, counted in :attr:`result`. The output of a ``secret``
-        command (one that may print a secret, like ``docker compose config``) is never traced."""
+        command (one that may print a secret, like ``docker compose config``) is never traced;
+        nor is that of a fact read (``facts``: tinsnip's own protocol, not a person's)."""
         self._trace(f"$ {show}")
         try:
             result = self.run(command, step=step, show=show)
@@ -239,7 +248,7 @@ class Host:
             self.result.commands, self.result.seconds = self.commands, self.seconds
         if secret:
             self._trace(f"(output of {len(result.stdout)} characters not shown: it may hold secrets)")
-        else:
+        elif not facts:
             self._trace(_without_marks(result.stdout) + _without_marks(result.stderr))
         return result
 
@@ -251,14 +260,16 @@ class Host:
         script = facts_script(resources)
         out = self._ahead.pop(script, None)
         if out is None:
-            out = self.execute(script, step=step, show="read facts").stdout
+            out = self.execute(script, step=step, facts=True,
+                               show=f"read facts: {_listed(resources)}").stdout
         return split_facts(out, len(resources))
 
     def read_ahead(self, resources: Sequence[Resource]) -> None:
         """Read the facts of ``resources`` now; a later :meth:`read` of exactly the same
         resources uses them instead of asking again (once)."""
         script = facts_script(resources)
-        self._ahead[script] = self.execute(script, step="facts", show="read facts").stdout
+        self._ahead[script] = self.execute(script, step="facts", facts=True,
+                                           show=f"read facts: {_listed(resources)}").stdout
 
     @property
     def failed(self) -> bool:

@@ -65,7 +65,7 @@ class Numbers:
         script = "\n".join(f"echo {MARK}{i}; {registry_plan.read_command(p)}"
                             for i, p in enumerate(paths))
         try:
-            out = nas.execute(script, step=STEP, show="read " + ", ".join(paths)).stdout
+            out = nas.execute(script, step=STEP, show="read " + ", ".join(paths), facts=True).stdout
             for path, text in zip(paths, split_facts(out, len(paths))):
                 self.registries[path] = registry_plan.parse_output(text, path)
         except (TinsnipError, ValueError) as e:

@@ -236,7 +236,7 @@ def check(h: Host, targets: list, program: str = "tinsnip") -> None:
     parts = [script(t.smep) for t in targets] + [LIST_COMMAND]
     text = "\n".join(f"echo {MARK}{i}\n{part}" for i, part in enumerate(parts))
     with h.guard("machine.status"):
-        out = h.execute(text, step="machine.status",
+        out = h.execute(text, step="machine.status", facts=True,
                         show="checklist of " + ", ".join(t.scope for t in targets)).stdout
         chunks = split_facts(out, len(parts))
         titles = dict(ITEMS + (NO_USER,))
