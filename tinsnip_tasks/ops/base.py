@@ -200,24 +200,36 @@ class Host:
         self._ahead: dict[str, str] = {}  # facts read ahead: script -> output
 
     # -- running ---------------------------------------------------------------------------
-    def run(self, command: str, *, step: str, show: str = ""):
+    def run(self, command: str, *, step: str, show: str = "", facts: bool = False):
         """Run one script as root (through ``sudo -n`` when the login user is not root).
 
         The script goes over stdin (see :func:`remote_script`); a script that takes longer
-        than ``timeout`` seconds fails the step.
+        than ``timeout`` seconds fails the step. One that runs longer than 2 s shows progress
+        (:class:`~tinsnip_tasks.output.Progress`; its output streamed on a terminal unless
+        ``facts``: a fact read, or a command whose output may hold a secret).
         """
+        from ..output import Progress
+
         text = "sudo -n sh -s" if self.sudo else "sh -s"
         self.commands += 1
         started = time.monotonic()
+        streams = {"hide": True}
+        progress = None
+        if self.output is not None and not self.output.json:
+            progress = Progress(self.output, self.name, step, stream=not facts,
+                                hidden=(MARK, STEP_MARK))
+            streams = {"hide": False, "out_stream": progress.out, "err_stream": progress.err}
         try:
-            result = self.conn.run(text, hide=True, warn=True, timeout=self.timeout,
-                                   in_stream=ScriptStream(remote_script(command)))
+            result = self.conn.run(text, warn=True, timeout=self.timeout,
+                                   in_stream=ScriptStream(remote_script(command)), **streams)
         except CommandTimedOut as e:
             raise RemoteError(self.name, step, show or command, "timeout",
                               f"no answer within {self.timeout:g} s (set timeouts.command "
                               f"or `inv -T SECONDS`)") from e
         finally:
             self.seconds += time.monotonic() - started
+            if progress is not None:
+                progress.stop()
         if not result.ok:
             raise RemoteError(self.name, step, show or command, result.exited, result.stderr)
         return result
@@ -243,7 +255,8 @@ class Host:
         nor is that of a fact read (``facts``: tinsnip's own protocol, not a person's)."""
         self._trace(f"$ {show}")
         try:
-            result = self.run(command, step=step, show=show)
+            # never streamed: the output of a secret command, or tinsnip's fact protocol
+            result = self.run(command, step=step, show=show, facts=facts or secret)
         finally:
             self.result.commands, self.result.seconds = self.commands, self.seconds
         if secret:
