@@ -98,7 +98,10 @@ class SshProfile:
     def resolver(self):
         """A function giving the ``HostName`` the SSH config names for a host alias (None
         when it names none), reading the config once."""
-        lookup = self.fabric_config().base_ssh_config.lookup
+        try:
+            lookup = self.fabric_config().base_ssh_config.lookup
+        except FileNotFoundError as e:
+            raise InputError(f"config tinsnip.ssh_config: {e.filename} does not exist") from None
 
         def hostname(alias: str) -> str | None:
             return lookup(alias).get("hostname")

@@ -102,3 +102,8 @@ def test_a_hostname_that_is_no_address_is_refused(resolve):
 def test_a_bad_address_in_the_inventory_names_the_key(tmp_path):
     with pytest.raises(InventoryError, match=r"machines\.box\.address: 'box 1' is not an address"):
         inventory(tmp_path, box_address="box 1")
+
+
+def test_a_missing_ssh_config_file_is_an_input_error(tmp_path):
+    with pytest.raises(InputError, match="tinsnip.ssh_config: .*nothere does not exist"):
+        SshProfile(ssh_config=str(tmp_path / "nothere")).resolver()
