@@ -70,14 +70,23 @@ class SshProfile:
         """The profile of :class:`tinsnip_tasks.config.Settings`; ``config`` is the task's
         configuration, used as ``base`` when it is Fabric's (tasks run by ``fab``)."""
         base = config if hasattr(config, "base_ssh_config") else None
-        return cls(settings.ssh_config, settings.known_hosts, settings.allowed_hosts, base,
-                   settings.connect_timeout)
+        profile = cls(settings.ssh_config, settings.known_hosts, settings.allowed_hosts, base,
+                      settings.connect_timeout)
+        profile.check_files()
+        return profile
+
+    def check_files(self) -> None:
+        """:raises InputError: the SSH config file given does not exist or is not a file."""
+        if self.ssh_config and not os.path.isfile(self.ssh_config):
+            raise InputError(f"the SSH config file {self.ssh_config} (tinsnip.ssh_config) does "
+                             "not exist or is not a file; create it or leave the setting out")
 
     def fabric_config(self):
         """The Fabric ``Config`` connections of this profile are made with."""
         from fabric import Config
         from paramiko import SSHConfig
 
+        self.check_files()
         if self.base is None:
             cfg = Config(runtime_ssh_path=self.ssh_config)
         else:
@@ -98,10 +107,8 @@ class SshProfile:
     def resolver(self):
         """A function giving the ``HostName`` the SSH config names for a host alias (None
         when it names none), reading the config once."""
-        try:
-            lookup = self.fabric_config().base_ssh_config.lookup
-        except FileNotFoundError as e:
-            raise InputError(f"config tinsnip.ssh_config: {e.filename} does not exist") from None
+        self.check_files()
+        lookup = self.fabric_config().base_ssh_config.lookup
 
         def hostname(alias: str) -> str | None:
             return lookup(alias).get("hostname")
@@ -117,7 +124,13 @@ class SshProfile:
         return files or [Path.home() / ".ssh" / "known_hosts"]
 
     def check_allowed(self, conn) -> None:
-        """:raises InputError: ``conn`` would reach a host the profile does not allow."""
+        """:raises InputError: ``conn`` would reach a host the profile does not allow, or would
+        be reached through a ``ProxyCommand`` while only some hosts are allowed (a command can
+        reach any host: nothing can check where it goes)."""
+        if self.allowed_hosts is not None and isinstance(conn.gateway, str):
+            raise InputError(f"{conn.original_host}: the SSH config reaches it through a "
+                             f"ProxyCommand ({conn.gateway[:60]}), which tinsnip.allowed_hosts "
+                             "cannot check; use ProxyJump through an allowed host instead")
         if self.allowed_hosts is None or conn.host in self.allowed_hosts:
             return
         shown = conn.original_host + (f" ({conn.host})" if conn.host != conn.original_host else "")

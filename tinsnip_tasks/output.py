@@ -4,6 +4,11 @@ With ``json=True`` stdout carries only the JSON recap and the step lines go to s
 ``tinsnip ... --json | jq`` reads a document. Colour marks changed and failed lines when the
 stream is a terminal and ``NO_COLOR`` is not set. ``verbose`` adds the commands run and their
 output (what a person is shown for a command, never a secret).
+
+Every line goes through the run's :class:`~tinsnip_tasks.results.Masker` (``mask``), which the run
+gives every value of the secrets file it uses: a secret value is ``***`` on stdout, on stderr, in
+the JSON recap and in the recap file (:func:`write_atomic`), whoever printed it (a diff, compose,
+a YAML error, a container's log).
 """
 from __future__ import annotations
 
@@ -14,7 +19,7 @@ import threading
 import time
 from pathlib import Path
 
-from .results import GroupResult, StepResult, recap_line, step_line
+from .results import GroupResult, Masker, StepResult, recap_line, step_line
 
 COLOURS = {"changed": "33", "would change": "33", "failed": "31", "unreachable": "31",
            "skipped": "2"}
@@ -40,11 +45,12 @@ class Output:
         self.json, self.verbose = json, verbose
         self.out = out or sys.stdout
         self.err = err or sys.stderr
+        self.mask = Masker()
         self._lock = threading.Lock()
 
     def _write(self, stream, text: str):
         with self._lock:
-            print(text, file=stream, flush=True)
+            print(self.mask.text(text), file=stream, flush=True)
 
     @property
     def lines(self):
@@ -87,7 +93,8 @@ class Output:
 
     def recap(self, group: GroupResult):
         if self.json:
-            self._write(self.out, group.to_json())
+            with self._lock:  # masked as data, before JSON escapes anything
+                print(group.to_json(self.mask), file=self.out, flush=True)
             return
         colour = use_colour(self.out)
         for r in group.values():
@@ -98,7 +105,9 @@ class Output:
 
 def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
     """``path`` (a file on the operator's machine) holds ``data`` with mode ``mode``, or is left
-    as it was: a new file beside it, flushed, then renamed over it."""
+    as it was: a new file beside it (made by ``mkstemp``: created exclusively, following no
+    link), flushed, then renamed over it, so a link planted at ``path`` is replaced, never
+    written through."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         os.fchmod(fd, mode)

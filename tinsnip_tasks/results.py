@@ -7,6 +7,7 @@ the JSON recap and the tests all read these objects; nothing parses the printed 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass, field
 
 #: What a step can report. ``would change`` is ``changed`` in a dry run.
@@ -14,6 +15,54 @@ STATUSES = ("ok", "changed", "would change", "failed", "skipped", "unchecked", "
 
 #: Exit codes, documented in the README.
 EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_UNREACHABLE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+
+#: What a secret value is replaced with in every output.
+MASK = "***"
+
+
+class Masker:
+    """Hides every secret value of a run wherever it appears: in text (step lines, diffs, -v
+    traces, errors, compose's and YAML's messages) and in data (the JSON recap, before it is
+    serialised, so JSON's escaping cannot hide a value from the mask). A value is also hidden
+    as Python's ``repr`` and JSON write it inside quotes (``\\t``, ``\\u00e9``)."""
+
+    def __init__(self, values=()):
+        self._values: set[str] = set()
+        self._re = None
+        self.add(values)
+
+    def add(self, values) -> None:
+        """Hide ``values`` from now on (empty values hide nothing)."""
+        forms = set()
+        for v in values:
+            if isinstance(v, str) and v:
+                self._values.add(v)
+        for v in self._values:
+            forms.update({v, repr(v)[1:-1], json.dumps(v)[1:-1], json.dumps(v, ensure_ascii=False)[1:-1]})
+        forms.discard("")
+        self._re = re.compile("|".join(re.escape(f) for f in sorted(forms, key=len, reverse=True))) \
+            if forms else None
+
+    def __bool__(self):
+        return self._re is not None
+
+    def text(self, text: str) -> str:
+        """``text`` with every secret value replaced by :data:`MASK`."""
+        if self._re is None or not isinstance(text, str):
+            return text
+        return self._re.sub(MASK, text)
+
+    def data(self, obj):
+        """A copy of ``obj`` (dicts, lists, strings, numbers) with every string value masked
+        (keys are the recap's field names and host names, kept as they are)."""
+        if isinstance(obj, str):
+            return self.text(obj)
+        if isinstance(obj, dict):
+            return {k: self.data(v) for k, v in obj.items()}
+        if isinstance(obj, (list, tuple)):
+            return [self.data(v) for v in obj]
+        return obj
 
 
 @dataclass
@@ -110,8 +159,10 @@ class GroupResult(dict):
                 "unchecked_hosts": list(self.unchecked),
                 "hosts": {h: r.to_dict() for h, r in self.items()}}
 
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2)
+    def to_json(self, mask: Masker | None = None) -> str:
+        """The JSON recap, every secret value of ``mask`` hidden."""
+        data = self.to_dict()
+        return json.dumps(mask.data(data) if mask is not None else data, indent=2)
 
 
 def recap_line(r: HostResult) -> str:

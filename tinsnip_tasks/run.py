@@ -21,7 +21,7 @@ from .core.render import catalog
 from .core.target import check_target
 from .errors import InputError, TinsnipError, UnreachableError
 from .ops.base import DEFAULT_TIMEOUT, Host
-from .output import Output
+from .output import Output, write_atomic
 from .plans.numbers import Numbers
 from .results import EXIT_INPUT, GroupResult
 
@@ -135,13 +135,30 @@ class Run:
         self.conns.close()
         self.output.recap(self.results)
         if self.recap_file:
-            Path(self.recap_file).write_text(self.results.to_json() + "\n")
+            try:
+                write_atomic(Path(self.recap_file),
+                             (self.results.to_json(self.output.mask) + "\n").encode())
+            except OSError as e:
+                self.output.error(f"error: cannot write the recap file {self.recap_file}: "
+                                  f"{e.strerror or e}")
         if error is not None and not isinstance(error, (TinsnipError, KeyboardInterrupt)):
             return False
         code = self.results.exit_code()
         if code:
             raise Exit(code=code)
         return error is not None
+
+    def mask_secrets(self, machine: str, env: str) -> None:
+        """Hide every value of the machine-environment's secrets file in all this run prints
+        and records. A file that cannot be read (or decrypted) gives no value to any step, so
+        none can be printed: the step that needs one refuses it, naming the problem."""
+        from .plans.service import read_secrets, secrets_path
+
+        try:
+            values = read_secrets(secrets_path(self.inv, machine, env), self.inv.age_identity)
+        except InputError:
+            return
+        self.output.mask.add(values.values())
 
     # -- hosts -----------------------------------------------------------------------------
     def host(self, target: str) -> Host:
@@ -227,6 +244,7 @@ class Run:
         from .plans import Target, build
 
         self.inv.check_env(machine, env)
+        self.mask_secrets(machine, env)
         guess = self.numbers.guess(machine, env)
         machine_target, nas_target = self.machine_target(machine), self.nas_target(machine)
         if not (guess and steps) or machine_target == nas_target:

@@ -45,7 +45,7 @@ def project(lab, tmp_path_factory):
     (src / "service.yaml").write_text(META)
     inventory = {
         "sheets": {"dynamicalsystem": {"nas": "ds412plus", "volume": "/volume1"}},
-        "nas": {"ds412plus": {"host": "ds412plus", "kind": "synology"}},
+        "nas": {"ds412plus": {"host": "ds412plus"}},
         "machines": {"keeper": {"sheet": "dynamicalsystem", "host": HOST,
                                 "environments": ["prod"], "number": 47,
                                 "services": {"vaultapp": {"path": "src/vaultapp",

@@ -99,7 +99,7 @@ def test_dry_run_plans_the_site_and_changes_nothing(lab, site, first):
                    for s in r["steps"] if s["status"] == "would change"]
         assert changed == [("homelab2", "machine.env", "mail-test")], p.stdout
         # a fresh copy written by the machine user, never a chmod through the name
-        assert f"to {env} through a new temporary file (secret)" in p.stdout, p.stdout
+        assert f"to {env} through a new temporary file" in p.stdout, p.stdout
         assert lab.run("homelab2", f"stat -c %a {env}").stdout.strip() == "600"
     finally:
         site.inv("site.up", "--limit", "mail:test")

@@ -105,5 +105,5 @@ def test_a_bad_address_in_the_inventory_names_the_key(tmp_path):
 
 
 def test_a_missing_ssh_config_file_is_an_input_error(tmp_path):
-    with pytest.raises(InputError, match="tinsnip.ssh_config: .*nothere does not exist"):
+    with pytest.raises(InputError, match="nothere .tinsnip.ssh_config. does not exist"):
         SshProfile(ssh_config=str(tmp_path / "nothere")).resolver()

@@ -39,8 +39,18 @@ BASE = {
 
 def write(tmp_path, data=None, text=None):
     path = tmp_path / "inventory.yaml"
-    path.write_text(text if text is not None else yaml.safe_dump(data, sort_keys=False))
+    # a value shared by two keys is written out twice: the inventory refuses YAML aliases
+    path.write_text(text if text is not None else yaml.safe_dump(_no_aliases(data),
+                                                                  sort_keys=False))
     return path
+
+
+def _no_aliases(data):
+    if isinstance(data, dict):
+        return {k: _no_aliases(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_no_aliases(v) for v in data]
+    return data
 
 
 def variant(change):

@@ -50,18 +50,24 @@ def check(c, machine, service, env="", json=False, verbose=False):
                 plan.check(h, t)
 
 
-@task(help={**_args.COMMON, "port": "standard port on the machine host, e.g. 389",
-            "to": "port name of a service (from the inventory) or TIN_PORT index 0..9",
+@task(help={**_args.COMMON, "port": "standard port on the machine host, e.g. 389 (not the "
+                                    "host's SSH port, nor a port of a SMEP range there)",
+            "to": "port name of a service (from the inventory) or TIN_PORT index 0..9 of this "
+                  "environment",
             "service": "the service that owns the forward (default: the one with the --to name)",
             "remove": "remove the forward of this port instead"})
 def forward(c, machine, port, env="", to="", service="", remove=False, dry=False, json=False,
             verbose=False):
-    """Forward a standard port on the machine host to one of the environment's ten ports."""
+    """Forward a standard port on the machine host to one of the environment's ten ports.
+
+    Checked before any host is contacted: the service and --to in the inventory, --port neither
+    the SSH port tinsnip uses nor in a SMEP range of the host; on the host: not a port its sshd
+    listens on."""
     env = default_env(c, env)
     with Run(c, dry=dry, title=f"service.forward {machine} {env} {port}", json=json,
              verbose=verbose) as run:
-        port = plan.forward_port(port, to, remove=remove)  # bad input fails here, first
-        service = service or plan.service_with_port(run.inv, machine, to)
+        port, service = plan.check_forward(run.inv, machine, env, port, to, service,
+                                           remove=remove)  # bad input fails here, first
         t = run.target(machine, env)
         want = plan.forward_to(run.inv, t.smep, service, port, to, remove=remove)
         run.machine_host(machine).converge([Step("service.forward", (want,), t.scope, t.scope)])

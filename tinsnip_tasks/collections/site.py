@@ -89,6 +89,8 @@ def up(c, limit="", dry=False, json=False, verbose=False):
     with Run(c, dry=dry, title=title, json=json, verbose=verbose) as run:
         inv = run.inv
         sel = plan.select(inv, limit)
+        for machine, env in sel.envs:
+            run.mask_secrets(machine, env)  # before anything is rendered or printed
         refused = check_services(inv, sel, dry=run.dry)
         nas_hosts = list(dict.fromkeys(inv.nas_of(m).host for m, _ in sel.envs))
         machine_hosts = list(dict.fromkeys(inv.machine(m).host for m, _ in sel.envs))
@@ -118,6 +120,8 @@ def check_all(run: Run, limit: str):
     at once. Returns the selection and the targets found."""
     inv = run.inv
     sel = plan.select(inv, limit)
+    for machine, env in sel.envs:
+        run.mask_secrets(machine, env)
     nas_hosts = list(dict.fromkeys(inv.nas_of(m).host for m, _ in sel.envs))
     machine_hosts = list(dict.fromkeys(inv.machine(m).host for m, _ in sel.envs))
     run.connect(nas_hosts + machine_hosts)
@@ -153,7 +157,8 @@ def report(c, limit="", html="", json="", verbose=False):
     title = "site.report" + (f" --limit {limit}" if limit else "")
     with Run(c, title=title, verbose=verbose) as run:
         sel, found = check_all(run, limit)
-        data = report_plan.build(run.inv, report_plan.envs_of(sel, found), run.results)
+        data = run.output.mask.data(report_plan.build(run.inv, report_plan.envs_of(sel, found),
+                                                      run.results))
         for path, text in ((json, lambda: dumps(data, indent=2) + "\n"),
                            (html, lambda: report_plan.html(data))):
             if path:

@@ -7,21 +7,26 @@ Each error names the file, the dotted key and what to change.
 
 import os
 import re
+import stat
+import unicodedata
 from collections.abc import Hashable
 from dataclasses import dataclass, replace
 
 import yaml
 
+from tinsnip_tasks.core import context
 from tinsnip_tasks.core import registry as reg
 from tinsnip_tasks.core.smep import (
     ENVIRONMENTS,
     NAME_RE,
+    USER_NAME_MAX,
     Smep,
     env_number,
     make_smep,
     sheet_number,
 )
-from tinsnip_tasks.core.target import check_address, check_target, host_address
+from tinsnip_tasks.core.target import (address_of, check_address, check_target, host_address,
+                                       split_target)
 from tinsnip_tasks.errors import InputError, InventoryError
 
 DEFAULT_PATH = "inventory.yaml"
@@ -174,6 +179,33 @@ class Inventory:
         return {m.number: m.name for m in self.machines.values()
                 if m.sheet == sheet_name and m.number is not None}
 
+    def port_owner(self, machine_name: str, port: int) -> str | None:
+        """Why ``port`` of the host of ``machine_name`` may not be forwarded, or None: the SSH
+        port tinsnip reaches the host on (the target's port, else 22), or a port of the SMEP
+        range of a sheet with a machine on that host (any machine-environment there may get
+        it; named when the inventory knows its number)."""
+        host = self.machine(machine_name).host
+        address = address_of(host)
+        if port == (split_target(host)[2] or 22):
+            return f"the SSH port tinsnip reaches {host} on"
+        same = [m for m in self.machines.values() if address_of(m.host) == address]
+        for m in same:
+            number = m.number if m.number is not None else reg.lookup(m.name, None)
+            for env in m.environments if number is not None else ():
+                try:
+                    s = make_smep(m.sheet, m.name, env, number,
+                                  pinned_sheet_no=self.sheets[m.sheet].number)
+                except InputError:
+                    continue
+                if port in s.ports:
+                    return f"{s.user}'s port TIN_PORT_{port - s.uid}"
+        for name in sorted({m.sheet for m in same}):
+            low = self.sheets[name].resolved_number * 10000
+            if low <= port <= low + 9999:
+                return (f"in sheet {name}'s SMEP range {low}..{low + 9999}, from which the "
+                        f"machine-environments on {address} get their ports")
+        return None
+
     def export_dir(self, machine: str, env: str) -> str:
         """Return the machine-environment's directory on the NAS."""
         self.check_env(machine, env)
@@ -238,8 +270,64 @@ class Station:
     nas_host: str
 
 
+#: How deep mappings and lists may nest in the inventory (it needs 6).
+MAX_DEPTH = 32
+_PLAIN_INT_RE = re.compile(r"[-+]?(?:0|[1-9][0-9]*)")
+
+
 class _UniqueKeyLoader(yaml.SafeLoader):
-    """SafeLoader that refuses a key given twice in one mapping (safe_load keeps the last)."""
+    """SafeLoader that refuses a key given twice in one mapping (safe_load keeps the last), and
+    what an inventory never needs and a reader easily misreads: explicit tags (``!!python/...``,
+    ``!custom``, ``!!binary``), anchors and aliases (``&a``, ``*a``: alias bombs), nesting deeper
+    than :data:`MAX_DEPTH`, and YAML 1.1's surprising scalars (``yes``/``no``/``on``/``off`` as
+    booleans, ``010`` as octal, ``0x1f``, ``1_000``, ``1:20`` as 80)."""
+
+    _depth = 0
+
+    def compose_node(self, parent, index):
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
+            raise yaml.composer.ComposerError(
+                None, None, f"aliases (*{event.anchor}) are not allowed in the inventory;"
+                " write the value out", event.start_mark)
+        if getattr(event, "anchor", None) is not None:
+            raise yaml.composer.ComposerError(
+                None, None, f"anchors (&{event.anchor}) are not allowed in the inventory;"
+                " write each value out", event.start_mark)
+        tag = getattr(event, "tag", None)
+        if tag is not None:  # "!" too: PyYAML reads "! 1" as the number 1
+            raise yaml.composer.ComposerError(
+                None, None, f"tags ({tag}) are not allowed in the inventory; write plain values",
+                event.start_mark)
+        if self._depth >= MAX_DEPTH:
+            raise yaml.composer.ComposerError(
+                None, None, f"nested deeper than {MAX_DEPTH} levels", event.start_mark)
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+def _plain_int(loader, node):
+    if not _PLAIN_INT_RE.fullmatch(node.value):
+        raise yaml.constructor.ConstructorError(
+            None, None, f"{node.value!r} is a number written in a way YAML 1.1 reads differently"
+            " from YAML 1.2 (octal, hex, binary, '_' or base 60); write a plain decimal number,"
+            " or quote it for a string", node.start_mark)
+    return int(node.value)
+
+
+def _plain_bool(loader, node):
+    if node.value.lower() not in ("true", "false"):
+        raise yaml.constructor.ConstructorError(
+            None, None, f"{node.value!r} is read as a boolean by YAML 1.1; write true or false,"
+            f" or quote it ('{node.value}') for a string", node.start_mark)
+    return node.value.lower() == "true"
+
+
+_UniqueKeyLoader.add_constructor("tag:yaml.org,2002:int", _plain_int)
+_UniqueKeyLoader.add_constructor("tag:yaml.org,2002:bool", _plain_bool)
 
 
 def _construct_unique_mapping(loader, node, deep=False):
@@ -269,7 +357,7 @@ class _Checker:
         self.path = path
 
     def fail(self, key: str, problem: str):
-        raise InventoryError(self.path, key, problem)
+        raise InventoryError(self.path, _one_line(key, 120), _one_line(problem))
 
     def mapping(self, key: str, value, allowed=None, *, required=()) -> dict:
         if value is None:
@@ -291,10 +379,13 @@ class _Checker:
 
     def name(self, key: str, kind: str, value) -> str:
         if not isinstance(value, str) or not NAME_RE.fullmatch(value):
+            foreign = [c for c in value if not c.isascii()] if isinstance(value, str) else []
+            why = (f" (it holds {foreign[0]!r}, {unicodedata.name(foreign[0], 'U+%04X' % ord(foreign[0]))},"
+                   " which only looks like a letter)" if foreign else "")
             self.fail(
                 key,
-                f"{kind} name {value!r} is not valid: use 1-32 lowercase letters, digits or"
-                " '-', starting with a letter",
+                f"{kind} name {_shown(value)} is not valid{why}: use 1-32 lowercase ASCII"
+                " letters, digits or '-', starting with a letter",
             )
         return value
 
@@ -333,6 +424,18 @@ class _Checker:
         return value
 
 
+def _shown(value, limit: int = 60) -> str:
+    """``repr(value)``, cut to ``limit`` characters for a one-line message."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _one_line(text: str, limit: int = 400) -> str:
+    """``text`` with every character that is not printable escaped (a message is one line)."""
+    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
 def _kind(value) -> str:
     return {
         type(None): "nothing", bool: "a boolean", int: "a number", float: "a number",
@@ -340,10 +443,20 @@ def _kind(value) -> str:
     }.get(type(value), type(value).__name__)
 
 
+#: The largest inventory file read (a homelab's is a few kilobytes).
+MAX_BYTES = 1 << 20
+
+
 def _read(path: str):
-    try:
-        with open(path, encoding="utf-8") as handle:
-            text = handle.read()
+    try:  # O_NONBLOCK and a regular file only: a FIFO or a device is refused, never waited on
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        with os.fdopen(fd, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise InventoryError(path, None, "is not a regular file")
+            raw = handle.read(MAX_BYTES + 1)
+        if len(raw) > MAX_BYTES:
+            raise InventoryError(path, None, f"is larger than {MAX_BYTES} bytes")
+        text = raw.decode("utf-8")
     except FileNotFoundError:
         raise InventoryError(
             path, None,
@@ -357,7 +470,8 @@ def _read(path: str):
         mark = getattr(err, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = getattr(err, "problem", None) or str(err)
-        raise InventoryError(path, None, f"is not valid YAML: {where}{problem}") from None
+        raise InventoryError(path, None,
+                             _one_line(f"is not valid YAML: {where}{problem}")) from None
     if not isinstance(data, dict):
         what = "is empty" if data is None else f"holds {_kind(data)}"
         raise InventoryError(
@@ -395,15 +509,11 @@ def _parse_sheets(check: _Checker, raw, nas: dict[str, Nas]) -> dict[str, Sheet]
         registry = body.get("registry", DEFAULT_REGISTRY)
         if not isinstance(registry, str):
             check.fail(f"{key}.registry", f"expected a path string, got {_kind(registry)}")
-        try:
-            sample = registry.format(volume=volume, sheet=name, env="prod")
-        except (KeyError, IndexError, ValueError) as err:
-            check.fail(
-                f"{key}.registry",
-                f"{registry!r} cannot be filled in ({err}); only {{volume}}, {{sheet}} and"
-                " {env} may appear in braces",
-            )
+        sample = _fill_registry(check, f"{key}.registry", registry, volume, name)
         check.abs_path(f"{key}.registry", sample)
+        if not sample.startswith(volume.rstrip("/") + "/"):
+            check.fail(f"{key}.registry", f"{registry!r} gives {sample}, outside the sheet's"
+                                          f" volume {volume}; keep it under {{volume}}/")
         result[name] = Sheet(name, nas_name, volume, number, registry)
     owners: dict[int, Sheet] = {}
     for sheet in result.values():
@@ -421,6 +531,22 @@ def _parse_sheets(check: _Checker, raw, nas: dict[str, Nas]) -> dict[str, Sheet]
             )
         owners[number] = sheet
     return result
+
+
+def _fill_registry(check: _Checker, key: str, registry: str, volume: str, sheet: str) -> str:
+    """``registry`` with ``{volume}``, ``{sheet}`` and ``{env}`` filled in (prod), or an error:
+    nothing else may stand in braces (no attribute, index, conversion or format spec)."""
+    import string
+
+    try:
+        fields = [f for _, f, spec, conv in string.Formatter().parse(registry)
+                  if f is not None and (f not in ("volume", "sheet", "env") or spec or conv)]
+    except ValueError as err:
+        fields = [str(err)]
+    if fields:
+        check.fail(key, f"{registry!r} cannot be filled in ({fields[0]!r}); only {{volume}},"
+                        " {sheet} and {env} may appear in braces")
+    return registry.format(volume=volume, sheet=sheet, env="prod")
 
 
 SERVICE_KEYS = ("path", "ports", "forward")
@@ -442,7 +568,19 @@ def _service_path(check: _Checker, key: str, value) -> str:
     path = os.path.normpath(os.path.join(base, os.path.expanduser(value)))
     if not os.path.isdir(path):
         check.fail(key, f"{value!r} is not a folder ({path}); paths are relative to the inventory")
-    if not any(os.path.isfile(os.path.join(path, f)) for f in SERVICE_FILES):
+    found = False
+    for name in SERVICE_FILES:
+        try:  # lstat: a link is refused, never followed; a FIFO is not opened
+            mode = os.lstat(os.path.join(path, name)).st_mode
+        except OSError:
+            continue
+        if not stat.S_ISREG(mode):
+            try:
+                context.refuse(os.path.join(path, name), mode)
+            except InputError as err:
+                check.fail(key, str(err))
+        found = True
+    if not found:
         check.fail(key, f"{path} has no {' or '.join(SERVICE_FILES)}")
     return path
 
@@ -456,7 +594,7 @@ def _parse_forward(check: _Checker, key: str, raw, ports: dict, envs: list) -> t
         if isinstance(target, dict):
             target = check.mapping(fkey, target, FORWARD_KEYS, required=("to",))
             env, target = target.get("env"), target["to"]
-        if target not in ports:
+        if not isinstance(target, str) or target not in ports:
             check.fail(fkey, f"{target!r} is not one of this service's ports"
                              f" ({', '.join(ports) or 'none'})")
         if env is None:
@@ -464,7 +602,7 @@ def _parse_forward(check: _Checker, key: str, raw, ports: dict, envs: list) -> t
                 check.fail(fkey, "the machine has several environments; say which one gets the"
                                  f" port: {port}: {{to: {target}, env: prod}}")
             env = envs[0]
-        if env not in envs:
+        if not isinstance(env, str) or env not in envs:
             check.fail(fkey, f"{env!r} is not one of the machine's environments"
                              f" ({', '.join(envs)})")
         result.append((port, target, env))
@@ -540,6 +678,11 @@ def _parse_machines(check: _Checker, raw, sheets: dict[str, Sheet], catalog) -> 
                 )
             if env in envs[:i]:
                 check.fail(f"{key}.environments[{i}]", f"{env!r} is listed twice; list it once")
+            if len(name) + 1 + len(env) > USER_NAME_MAX:  # before any number is taken for it
+                check.fail(key, f"machine name {name!r} is too long: its user {name}-{env} would"
+                                f" have {len(name) + 1 + len(env)} characters and Linux allows"
+                                f" {USER_NAME_MAX}; shorten it to"
+                                f" {USER_NAME_MAX - 1 - len(env)} at most")
         number = body.get("number")
         if number is not None:
             check.integer(f"{key}.number", number, 0, 99)
@@ -575,11 +718,17 @@ def _check_numbers(check: _Checker, inventory: Inventory) -> None:
 
 
 def _check_forwards(check: _Checker, inventory: Inventory) -> None:
-    """A standard port has one owner per host (the seed: one service per standard port)."""
+    """A standard port has one owner per host (the seed: one service per standard port), and is
+    neither the host's SSH port nor a port of a machine-environment there."""
     owners: dict[tuple[str, int], str] = {}
     for machine in inventory.machines.values():
         for service in machine.services.values():
             for port, _, env in service.forward:
+                why = inventory.port_owner(machine.name, port)
+                if why:
+                    check.fail(f"machines.{machine.name}.services.{service.name}.forward.{port}",
+                               f"port {port} of {machine.host} is {why}; forward a standard "
+                               "port (80, 443, 389...)")
                 owner = f"{machine.name}-{env}:{service.name}"
                 first = owners.setdefault((machine.host, port), owner)
                 if first != owner:

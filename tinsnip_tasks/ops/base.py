@@ -20,6 +20,7 @@ import secrets
 import shlex
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Callable, Sequence
 
 from invoke.exceptions import CommandTimedOut
@@ -83,6 +84,10 @@ class Resource:
     def diff(self, out: str) -> str:
         """A unified diff of what :meth:`commands` would change (files only; else empty)."""
         return ""
+
+    def trace(self, out: str) -> str:
+        """What ``-v`` shows of this resource's fact output (a file's content is left out)."""
+        return out
 
     @property
     def shared_file(self) -> str | None:
@@ -149,6 +154,14 @@ def _failed_step(stderr: str, count: int) -> int:
     marks = [int(l[len(STEP_MARK):]) for l in (stderr or "").splitlines()
              if l.startswith(STEP_MARK) and l[len(STEP_MARK):].isdigit()]
     return marks[-1] if marks else 0
+
+
+def _fact_trace(resources: Sequence[Resource], out: str) -> str:
+    """What -v shows of a facts script's output: each resource's :meth:`Resource.trace`."""
+    try:
+        return "\n".join(r.trace(o) for r, o in zip(resources, split_facts(out, len(resources))))
+    except ValueError:
+        return f"(facts output of {len(out)} characters, not in the expected form)"
 
 
 def _without_marks(text: str) -> str:
@@ -249,10 +262,11 @@ class Host:
         return path
 
     def execute(self, command: str, *, step: str, show: str = "", secret: bool = False,
-                facts: bool = False):
+                trace=None, facts: bool = False):
         """:meth:`run`, traced with -v, counted in :attr:`result`. The output of a ``secret``
         command (one that may print a secret, like ``docker compose config``) is never traced;
-        nor is that of a fact read (``facts``: tinsnip's own protocol, not a person's)."""
+        ``trace(stdout)``, when given, is what is traced of the output; a ``facts`` read
+        without one (tinsnip's own protocol, not a person's) traces none."""
         self._trace(f"$ {show}")
         try:
             # never streamed: the output of a secret command, or tinsnip's fact protocol
@@ -261,8 +275,9 @@ class Host:
             self.result.commands, self.result.seconds = self.commands, self.seconds
         if secret:
             self._trace(f"(output of {len(result.stdout)} characters not shown: it may hold secrets)")
-        elif not facts:
-            self._trace(_without_marks(result.stdout) + _without_marks(result.stderr))
+        elif trace is not None or not facts:
+            shown = trace(result.stdout) if trace else _without_marks(result.stdout)
+            self._trace(shown + _without_marks(result.stderr))
         return result
 
     def _trace(self, text: str):
@@ -274,7 +289,8 @@ class Host:
         out = self._ahead.pop(script, None)
         if out is None:
             out = self.execute(script, step=step, facts=True,
-                               show=f"read facts: {_listed(resources)}").stdout
+                               show=f"read facts: {_listed(resources)}",
+                               trace=partial(_fact_trace, resources)).stdout
         return split_facts(out, len(resources))
 
     def read_ahead(self, resources: Sequence[Resource]) -> None:
@@ -282,7 +298,8 @@ class Host:
         resources uses them instead of asking again (once)."""
         script = facts_script(resources)
         self._ahead[script] = self.execute(script, step="facts", facts=True,
-                                           show=f"read facts: {_listed(resources)}").stdout
+                                           show=f"read facts: {_listed(resources)}",
+                                           trace=partial(_fact_trace, resources)).stdout
 
     @property
     def failed(self) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import yaml
@@ -39,7 +39,12 @@ class CatalogEntry:
 
 def _entry(name: str, meta_path: Path, folder: Path | None) -> CatalogEntry:
     try:
-        meta = yaml.safe_load(meta_path.read_text()) if meta_path.is_file() else {}
+        if folder is not None:
+            text = context.read_text(folder, meta_path.name) \
+                if context.exists(folder, meta_path.name) else ""
+        else:
+            text = meta_path.read_text() if meta_path.is_file() else ""
+        meta = yaml.safe_load(text) if text else {}
     except yaml.YAMLError as e:
         raise TemplateError(f"{meta_path} is not valid YAML: {e}") from None
     if not isinstance(meta, dict):
@@ -62,6 +67,7 @@ def service_entry(inv: Inventory, machine: str, service: str) -> CatalogEntry:
     folder = inv.machine(machine).services[service].path
     if folder is None:
         return catalog_entry(service)
+    context.context_files(Path(folder))  # a link, FIFO, socket or device is refused, first
     return _entry(service, Path(folder) / "service.yaml", Path(folder))
 
 
@@ -120,6 +126,8 @@ class Rendered:
     context_files: tuple = ()
     context_digest: str = ""
     build: bool = False
+    public: tuple = ()  # the keys of .env whose values hold no secret (shown in a diff)
+    compose_secret: bool = False  # the compose file holds a secret value
 
 
 def port_lines(smep: Smep, ports: dict) -> str:
@@ -127,6 +135,18 @@ def port_lines(smep: Smep, ports: dict) -> str:
     ``service.env`` can say ``WEB_PORT=${TIN_PORT_WEB}``."""
     return "".join(f"TIN_PORT_{name.upper().replace('-', '_')}={smep.ports[index]}\n"
                    for name, index in sorted(ports.items()))
+
+
+def public_keys(env: str, secrets: dict) -> tuple:
+    """The keys of the ``.env`` text ``env`` that are not secrets and whose values hold no
+    secret value: what a diff may show in clear."""
+    out = []
+    for line in env.splitlines():
+        key, eq, value = line.partition("=")
+        if eq and envfile.KEY_RE.fullmatch(key) and key not in secrets \
+                and not any(v and v in value for v in secrets.values()):
+            out.append(key)
+    return tuple(out)
 
 
 def _builds(compose: str, where: str) -> bool:
@@ -141,14 +161,15 @@ def _builds(compose: str, where: str) -> bool:
 
 def _render_folder(entry: CatalogEntry, smep: Smep, ctx: dict) -> Rendered:
     folder = entry.folder
-    if (folder / "docker-compose.yml.j2").is_file():
-        compose = render("docker-compose.yml.j2", ctx, root=folder)
+    names = context.context_files(folder)  # refuses links, FIFOs, sockets, devices
+    if context.exists(folder, "docker-compose.yml.j2"):
+        compose = render("docker-compose.yml.j2", ctx, root=folder, folder=True)
     else:
-        compose = (folder / "docker-compose.yml").read_text()
-    if (folder / "service.env.j2").is_file():
-        own = render("service.env.j2", ctx, root=folder)
-    elif (folder / "service.env").is_file():
-        own = (folder / "service.env").read_text()
+        compose = context.read_text(folder, "docker-compose.yml")
+    if context.exists(folder, "service.env.j2"):
+        own = render("service.env.j2", ctx, root=folder, folder=True)
+    elif context.exists(folder, "service.env"):
+        own = context.read_text(folder, "service.env")
     else:
         own = ""
     env = (f"# {entry.name} for {smep.label}, written by tinsnip from {folder}\n"
@@ -156,9 +177,9 @@ def _render_folder(entry: CatalogEntry, smep: Smep, ctx: dict) -> Rendered:
            + ("" if own.endswith("\n") or not own else "\n")
            + secret_lines(ctx["secrets"]))
     envfile.check_text(env, str(folder / "service.env"))
-    names = context.context_files(folder)
     return Rendered(compose, env, folder, tuple(names), context.digest(folder, names),
-                    _builds(compose, str(folder / "docker-compose.yml")))
+                    _builds(compose, str(folder / "docker-compose.yml")),
+                    public_keys(env, ctx["secrets"]))
 
 
 def check_service(inv: Inventory, machine_name: str, service: str) -> None:
@@ -183,12 +204,16 @@ def render_service(inv: Inventory, smep: Smep, service: str) -> Rendered:
     ctx = {"smep": smep, "ports": ports, "image": entry.image,
            "secrets": load_secrets(inv, smep.machine, smep.env, entry)}
     if entry.folder is not None:
-        return _render_folder(entry, smep, ctx)
-    base = f"services/{service}"
-    env = render(f"{base}/service.env.j2", ctx)
-    env += ("" if env.endswith("\n") or not env else "\n") + secret_lines(ctx["secrets"])
-    return Rendered(render(f"{base}/docker-compose.yml.j2", ctx),
-                    envfile.check_text(env, f"{base}/service.env.j2"))
+        out = _render_folder(entry, smep, ctx)
+    else:
+        base = f"services/{service}"
+        env = render(f"{base}/service.env.j2", ctx)
+        env += ("" if env.endswith("\n") or not env else "\n") + secret_lines(ctx["secrets"])
+        out = Rendered(render(f"{base}/docker-compose.yml.j2", ctx),
+                       envfile.check_text(env, f"{base}/service.env.j2"),
+                       public=public_keys(env, ctx["secrets"]))
+    return replace(out, compose_secret=any(v and v in out.compose
+                                           for v in ctx["secrets"].values()))
 
 
 @step("service.files", needs=("machine.mount",))
@@ -202,8 +227,10 @@ def files(t: Target) -> list:
     out = [Directory(d, mode=0o750, owner=u)]
     out += [Directory(f"{smep.mount_point}/{f}/{service}", mode=0o750, owner=u)
             for f in DATA_FOLDERS]
-    out += [File(f"{d}/docker-compose.yml", compose.encode(), mode=0o640, owner=u),
-            File(f"{d}/.env", env.encode(), mode=0o600, secret=True, owner=u)]
+    out += [File(f"{d}/docker-compose.yml", compose.encode(), mode=0o640, owner=u,
+                 holds_secret=t.rendered.compose_secret),
+            File(f"{d}/.env", env.encode(), mode=0o600, secret=True, owner=u,
+                 public=t.rendered.public)]
     return out
 
 
@@ -290,13 +317,14 @@ def owner(smep: Smep, service: str) -> str:
     return f"{smep.user}:{service}"
 
 
-def _target_port(inv: Inventory, smep: Smep, service: str, to: str) -> int:
-    ports = inv.machine(smep.machine).services[service].ports \
-        if service in inv.machine(smep.machine).services else {}
-    if str(to).isdigit() and 0 <= int(to) <= 9:
-        return smep.ports[int(to)]
+def _port_index(inv: Inventory, machine: str, service: str, to: str) -> int:
+    """The TIN_PORT index ``--to`` names: an index 0..9, or a port name of ``service``."""
+    svc = inv.machine(machine).services.get(service)
+    ports = svc.ports if svc else {}
+    if re.fullmatch(r"[0-9]", str(to)):
+        return int(to)
     if to in ports:
-        return smep.ports[ports[to]]
+        return ports[to]
     raise InputError(f"--to {to!r} is neither a TIN_PORT index 0..9 nor a port name of {service} "
                      f"({', '.join(ports) or 'no port names in the inventory'})")
 
@@ -318,16 +346,35 @@ def forward_port(port, to: str, *, remove: bool) -> int:
     return port
 
 
-def forward_to(inv: Inventory, smep: Smep, service: str, port, to: str, *,
-               remove: bool) -> Forward:
-    """The forward ``service.forward`` asks for, checked before any host is touched."""
-    validate_name("service", service)
+def check_forward(inv: Inventory, machine: str, env: str, port, to: str, service: str, *,
+                  remove: bool) -> tuple[int, str]:
+    """Everything about a ``service.forward`` that the inventory decides, before any host is
+    contacted: the port, the service (given, or the one with the ``--to`` port name), the
+    target, and a listening port that is neither the host's SSH port nor in a SMEP range of the
+    host (:meth:`Inventory.port_owner`). Returns (port, service)."""
+    inv.check_env(machine, env)
     port = forward_port(port, to, remove=remove)
-    if port in smep.ports:
-        raise InputError(f"--port {port} is one of {smep.user}'s own ports; forward a standard port")
+    service = service or service_with_port(inv, machine, to)
+    validate_name("service", service)
+    if remove:  # a forward of a service no longer in the inventory can still be removed
+        return port, service
+    check_service(inv, machine, service)
+    _port_index(inv, machine, service, to)
+    why = inv.port_owner(machine, port)
+    if why:
+        raise InputError(f"--port {port} of {inv.machine(machine).host} is {why}; forward a "
+                         "standard port (80, 443, 389...)")
+    return port, service
+
+
+def forward_to(inv: Inventory, smep: Smep, service: str, port: int, to: str, *,
+               remove: bool) -> Forward:
+    """The forward ``service.forward`` asks for (checked by :func:`check_forward`): to one of
+    the environment's own ten ports, never to a port given as a number."""
     if remove:
         return Forward(port, None, owner(smep, service))
-    return Forward(port, _target_port(inv, smep, service, to), owner(smep, service))
+    return Forward(port, smep.ports[_port_index(inv, smep.machine, service, to)],
+                   owner(smep, service))
 
 
 @step("service.forward")
