@@ -105,7 +105,7 @@ def check_text(text: str, source: str) -> str:
 
 #: What an unquoted secret value may hold: characters bash, docker compose and python-dotenv
 #: all read as themselves (no space, quote, ``$``, backslash, ``~`` or shell operator; ``#``
-#: only after the first character).
+#: only after the first character); any character beyond ASCII but a space counts as a letter.
 _PLAIN_SECRET_RE = re.compile(r"(?:[A-Za-z0-9_./:@,+%=^!-][A-Za-z0-9_./:@,+%=^!#-]*)?")
 #: A binding's text up to its value: ``export``, the key, ``=`` and the spaces after it.
 _BINDING_RE = re.compile(r"(\s*)(export[ \t]+)?([^=#\s]*)([ \t]*)=([ \t]*)(.*)", re.DOTALL)
@@ -180,8 +180,12 @@ def _check_carried(key: str, raw: str, value: str, where: str) -> None:
         bad = bool(_SINGLE_ESCAPE_RE.search(raw))
     elif quote_char == '"':  # bash expands $ and `; python-dotenv decodes \t and others
         bad = any(c in raw.split('"')[1] for c in "$`\\") if raw.count('"') >= 2 else True
-    else:
-        bad = not _PLAIN_SECRET_RE.fullmatch(value)
+    else:  # letters of other scripts are plain too (bash, compose and dotenv keep them); a
+        # space other than " " or tab is one bash keeps and the others strip
+        ascii_part = "".join("a" if ord(c) > 127 and not c.isspace() else c for c in value)
+        line = raw.split("\n", 1)[0]
+        bad = (not _PLAIN_SECRET_RE.fullmatch(ascii_part)
+               or any(c.isspace() and c not in " \t" for c in line))
     if bad:
         raise InputError(f"{where}: the value of {key} would not read the same in bash, docker "
                          f"compose and tinsnip: {QUOTING_HINT}")
