@@ -93,6 +93,7 @@ class HostResult:
     seconds: float = 0.0
     unreachable: str = ""  # why the host could not be reached; empty when it was
     error: str = ""  # the first failure, naming host and step
+    rolled_back: int = 0  # services brought back to their previous generation
 
     def count(self, *statuses: str) -> int:
         return sum(1 for s in self.steps if s.status in statuses)
@@ -140,6 +141,11 @@ class GroupResult(dict):
     def unreachable(self) -> dict[str, HostResult]:
         return {h: r for h, r in self.items() if r.unreachable}
 
+    @property
+    def rolled_back(self) -> int:
+        """Services brought back to their previous generation, on every host."""
+        return sum(r.rolled_back for r in self.values())
+
     def exit_code(self) -> int:
         """Interrupt, bad input, a failed step, an unreachable host (also one a dry run could
         not check), else 0, in that order."""
@@ -157,6 +163,7 @@ class GroupResult(dict):
         return {"title": self.title, "dry": self.dry, "exit_code": self.exit_code(),
                 "interrupted": self.interrupted, "input_error": self.input_error,
                 "unchecked_hosts": list(self.unchecked),
+                "rolled_back": self.rolled_back,
                 "hosts": {h: r.to_dict() for h, r in self.items()}}
 
     def to_json(self, mask: Masker | None = None) -> str:
@@ -166,13 +173,16 @@ class GroupResult(dict):
 
 
 def recap_line(r: HostResult) -> str:
-    """``HOST: ok=N changed=N failed=N commands=N seconds=S`` plus what else happened."""
+    """``HOST: ok=N changed=N failed=N commands=N seconds=S`` plus what else happened
+    (skipped, unchecked, warnings, rolled_back, unreachable: each only when not zero)."""
     line = (f"{r.host}: ok={r.ok} changed={r.changed} failed={r.failed} "
             f"commands={r.commands} seconds={r.seconds:.2f}")
     for status, word in (("skipped", "skipped"), ("unchecked", "unchecked"),
                          ("warning", "warnings")):
         if r.count(status):
             line += f" {word}={r.count(status)}"
+    if r.rolled_back:
+        line += f" rolled_back={r.rolled_back}"
     if r.unreachable:
         line += " unreachable=1"
     return line

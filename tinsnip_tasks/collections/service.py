@@ -5,6 +5,8 @@ context), runs the preflight (``check``) and starts it as the machine user the s
 """
 from pathlib import Path
 
+from dataclasses import replace
+
 from invoke import Collection, task
 from invoke.exceptions import Exit
 
@@ -14,6 +16,7 @@ from ..core.inventory import load_inventory
 from ..core.render import catalog, render
 from ..errors import TinsnipError
 from ..ops.base import Step
+from ..ops import health
 from ..ops.docker import compose_as
 from ..plans import build
 from ..plans import service as plan
@@ -23,16 +26,33 @@ from . import _args
 HELP = {**_args.COMMON, "service": _args.SERVICE}
 
 
-@task(help=HELP)
-def deploy(c, machine, service, env="", dry=False, json=False, verbose=False):
-    """Upload a service's files (and build context), check them, start it with compose up -d."""
+@task(help={**HELP, "wait": _args.WAIT})
+def deploy(c, machine, service, env="", wait="", dry=False, json=False, verbose=False):
+    """Upload a service's files (and build context), check them, start it with compose up -d,
+    wait for it to be healthy (else bring back the previous generation)."""
     env = default_env(c, env)
     with Run(c, dry=dry, title=f"service.deploy {machine} {env} {service}", json=json,
              verbose=verbose) as run:
+        seconds = health.parse_wait(wait)  # bad input fails here, first
+        plan.check_service(run.inv, machine, service)
+        plan.check_secrets(run.inv, machine, env, service)
+        t = replace(run.target(machine, env, service=service, steps=plan.DEPLOY), wait=seconds)
+        run.machine_host(machine).converge([build(fn, t) for fn in plan.DEPLOY])
+
+
+@task(help={**HELP, "service": "service to roll back (one the inventory lists for the machine)"})
+def rollback(c, machine, service, env="", dry=False, json=False, verbose=False):
+    """Bring a service back to its previous generation (kept by each deploy); again: one more."""
+    env = default_env(c, env)
+    with Run(c, dry=dry, title=f"service.rollback {machine} {env} {service}", json=json,
+             verbose=verbose) as run:
         plan.check_service(run.inv, machine, service)  # bad input fails here, first
         plan.check_secrets(run.inv, machine, env, service)
-        t = run.target(machine, env, service=service, steps=plan.DEPLOY)
-        run.machine_host(machine).converge([build(fn, t) for fn in plan.DEPLOY])
+        t = run.target(machine, env, service=service)
+        h = run.machine_host(machine)
+        if not h.failed:
+            with h.guard("service.rollback"):
+                plan.rollback(h, t)
 
 
 @task(help={"machine": _args.MACHINE, "env": _args.ENV, "service": _args.SERVICE,
@@ -167,4 +187,4 @@ def makefile(c, machine, service, env="", output=""):
         print(text, end="")
 
 
-ns = Collection("service", deploy, check, forward, remove, logs, makefile)
+ns = Collection("service", deploy, check, forward, remove, logs, makefile, rollback)

@@ -17,6 +17,7 @@ from ..cli import program_name
 from ..core import registry as reg
 from ..core.smep import make_smep
 from ..errors import TinsnipError
+from ..ops.health import parse_wait
 from ..plans import Target
 from ..output import write_atomic
 from ..plans import report as report_plan
@@ -82,12 +83,13 @@ def skip_without(run: Run, sel, found: dict, reason: str):
             h.note("site", "skipped", f"{machine}-{env}: {reason}")
 
 
-@task(help=HELP)
-def up(c, limit="", dry=False, json=False, verbose=False):
+@task(help={**HELP, "wait": _args.WAIT})
+def up(c, limit="", wait="", dry=False, json=False, verbose=False):
     """Converge the inventory: NAS work first, then every machine host at once."""
     title = "site.up" + (f" --limit {limit}" if limit else "")
     with Run(c, dry=dry, title=title, json=json, verbose=verbose) as run:
         inv = run.inv
+        seconds = parse_wait(wait)
         sel = plan.select(inv, limit)
         for machine, env in sel.envs:
             run.mask_secrets(machine, env)  # before anything is rendered or printed
@@ -106,7 +108,7 @@ def up(c, limit="", dry=False, json=False, verbose=False):
         for host, steps in plan.nas_steps(inv, done, found).items():
             run.hosts[host].converge(steps)
         failed_nas = {h for h in nas_hosts if run.hosts[h].failed}
-        work = plan.machine_steps(inv, done, found)
+        work = plan.machine_steps(inv, done, found, wait=seconds)
         for machine, env in done.envs:
             if inv.nas_of(machine).host in failed_nas:
                 host = inv.machine(machine).host

@@ -82,6 +82,7 @@ class Service:
     ports: dict[str, int]
     path: str | None = None
     forward: tuple = ()
+    wait: int | None = None  # seconds a deploy waits for it to be healthy (long form ``wait:``)
 
 
 @dataclass(frozen=True)
@@ -549,7 +550,8 @@ def _fill_registry(check: _Checker, key: str, registry: str, volume: str, sheet:
     return registry.format(volume=volume, sheet=sheet, env="prod")
 
 
-SERVICE_KEYS = ("path", "ports", "forward")
+SERVICE_KEYS = ("path", "ports", "forward", "wait")
+MAX_WAIT = 3600  # seconds
 FORWARD_KEYS = ("to", "env")
 SERVICE_FILES = ("docker-compose.yml", "docker-compose.yml.j2")
 
@@ -614,12 +616,14 @@ def _parse_services(check: _Checker, key: str, raw, catalog, envs=()) -> dict[st
     for name, body in check.mapping(key, raw).items():
         skey = f"{key}.{name}"
         check.name(skey, "service", name)
-        path, forward_raw, ports = None, None, body
+        path, forward_raw, ports, wait = None, None, body, None
         if _is_long_form(body):
             body = check.mapping(skey, body, SERVICE_KEYS)
             if body.get("path") is not None:
                 path = _service_path(check, f"{skey}.path", body["path"])
             ports, forward_raw = body.get("ports"), body.get("forward")
+            if body.get("wait") is not None:
+                wait = check.integer(f"{skey}.wait", body["wait"], 0, MAX_WAIT)
             skey_ports = f"{skey}.ports"
         else:
             skey_ports = skey
@@ -634,6 +638,8 @@ def _parse_services(check: _Checker, key: str, raw, catalog, envs=()) -> dict[st
         seen: dict[int, str] = {}
         for port_name, index in ports.items():
             pkey = f"{skey_ports}.{port_name}"
+            if port_name == "wait" and skey_ports == skey:
+                check.fail(pkey, "wait: goes in the long form: {ports: {NAME: INDEX}, wait: SECONDS}")
             check.name(pkey, "port", port_name)
             check.integer(pkey, index, 0, 9)
             if index in seen:
@@ -645,7 +651,7 @@ def _parse_services(check: _Checker, key: str, raw, catalog, envs=()) -> dict[st
             seen[index] = port_name
         forward = _parse_forward(check, f"{skey}.forward", forward_raw, ports, list(envs)) \
             if forward_raw is not None else ()
-        result[name] = Service(name, dict(ports), path, forward)
+        result[name] = Service(name, dict(ports), path, forward, wait)
     return result
 
 

@@ -108,6 +108,9 @@ class Step:
     label: str = ""
     needs: tuple = ()
     before: Any = None  # before(host): runs just before the step changes anything; may refuse
+    # after(host, failure): runs just after the step's commands ran (failure: their RemoteError,
+    # or None); may fail the step (a deploy's health gate)
+    after: Any = None
 
 
 def facts_script(resources: Sequence[Resource]) -> str:
@@ -419,16 +422,29 @@ class Host:
         except RemoteError as e:
             k = _failed_step(e.stderr, len(now))
             for s, todo in now[:k]:
-                self._changed(s, todo)
+                self._done(s, todo)
             s, todo = now[k]
             if e.exit_code == RETRY_EXIT:
                 return k > 0, now[k:]
-            self.fail(s, RemoteError(self.name, s.name, " && ".join(
+            self._done(s, todo, RemoteError(self.name, s.name, " && ".join(
                 str(c) for _, cmds, _ in todo for c in cmds), e.exit_code, _without_marks(e.stderr)))
             return k > 0, []
         for s, todo in now:
-            self._changed(s, todo)
+            self._done(s, todo)
         return True, []
+
+    def _done(self, s: Step, todo, failure: RemoteError | None = None):
+        """Note a step whose commands ran (``failure``: how they failed), once its ``after``
+        hook has had its say."""
+        try:
+            if s.after is not None:
+                s.after(self, failure)
+            if failure is not None:
+                raise failure
+        except TinsnipError as e:
+            self.fail(s, e)
+            return
+        self._changed(s, todo)
 
     def _changed(self, s: Step, todo):
         self.note(s, "changed", "; ".join(r.describe() for r, _, _ in todo),

@@ -14,10 +14,11 @@ from ..core import context, envfile
 from ..core.render import TEMPLATE_DIR, render
 from ..core.smep import Smep
 from ..core.smep import validate_name
-from ..errors import InputError, PreflightError, TemplateError
+from ..errors import HealthError, InputError, PreflightError, TemplateError
 from ..ops.base import Host, q
 from ..ops.docker import ComposeDown, ComposeUp, ContextTree, DockerImage
 from ..ops.forward import Forward
+from ..ops import health
 from ..ops.resources import Absent, Directory, File
 from . import Target, preflight, secrets, step
 from .machine import home, machine_env_text
@@ -35,6 +36,7 @@ class CatalogEntry:
     ports: tuple
     secrets: tuple
     folder: Path | None = None  # the service's own folder; None for a catalog service
+    wait: int | None = None  # seconds a deploy waits for it to be healthy (``wait:``)
 
 
 def _entry(name: str, meta_path: Path, folder: Path | None) -> CatalogEntry:
@@ -51,8 +53,13 @@ def _entry(name: str, meta_path: Path, folder: Path | None) -> CatalogEntry:
         raise TemplateError(f"{meta_path} must be a mapping (image, image_archive, ports, secrets)")
     if folder is None and "image" not in meta:
         raise TemplateError(f"{meta_path} has no image")
+    try:
+        wait = health.parse_wait(meta.get("wait"), f"{meta_path}: wait:")
+    except InputError as e:
+        raise TemplateError(str(e)) from None
     return CatalogEntry(name, meta.get("image", ""), meta.get("image_archive"),
-                        tuple(meta.get("ports") or ()), tuple(meta.get("secrets") or ()), folder)
+                        tuple(meta.get("ports") or ()), tuple(meta.get("secrets") or ()), folder,
+                        wait)
 
 
 def catalog_entry(name: str, root: Path | None = None) -> CatalogEntry:
@@ -297,8 +304,50 @@ def check(h: Host, target: Target) -> None:
                                   f"{len(facts['config'].get('services', {}))} service(s) pass")
 
 
+def wait_seconds(t: Target) -> int:
+    """How long a deploy waits for the service to be healthy: ``--wait``, else the inventory's
+    ``wait:`` for the service, else its ``service.yaml``'s, else :data:`health.DEFAULT_WAIT`."""
+    svc = t.inv.machine(t.smep.machine).services.get(t.service)
+    for value in (t.wait, svc.wait if svc else None,
+                  service_entry(t.inv, t.smep.machine, t.service).wait if svc else None):
+        if value is not None:
+            return value
+    return health.DEFAULT_WAIT
+
+
+def gate(t: Target) -> health.Gate:
+    """The health gate of the service: its containers, and each port the inventory maps for it.
+    (What it reports, container logs included, is printed through the run's mask of secrets.)"""
+    smep, service = t.smep, t.service
+    svc = t.inv.machine(smep.machine).services[service]
+    return health.Gate(smep.user, smep.uid, smep.mount_point, service_dir(smep, service), service,
+                       tuple((name, smep.ports[i]) for name, i in sorted(svc.ports.items())),
+                       wait_seconds(t))
+
+
+def generations(smep: Smep, service: str) -> str:
+    return health.generations_dir(smep.mount_point, service)
+
+
+@step("service.generation", needs=("machine.mount",))
+def generation(t: Target) -> list:
+    """Before a deploy changes the running service, what it runs is kept as a generation."""
+    smep, service = t.smep, t.service
+    return [health.SaveGeneration(smep.user, smep.uid, smep.mount_point,
+                                  service_dir(smep, service), generations(smep, service), service,
+                                  stamp(smep, t.rendered))]
+
+
+def verify(h: Host, failure, target: Target) -> None:
+    """After ``compose up``: wait for the service to be healthy, else roll it back (or stop it)
+    and fail (:func:`health.after_up`)."""
+    t = target
+    health.after_up(h, failure, gate=gate(t), stamp=stamp(t.smep, t.rendered), step="service.up",
+                    gens_dir=generations(t.smep, t.service))
+
+
 @step("service.up", needs=("machine.mount", "machine.docker", "machine.env", "service.files",
-                          "service.context", "service.image"), before=check)
+                          "service.context", "service.image"), before=check, after=verify)
 def up(t: Target) -> list:
     """The Compose project runs with its current files (the seed's ``up -d`` when not); the
     preflight (:func:`check`) runs first, and only when something is to start."""
@@ -400,6 +449,8 @@ def removed(t: Target) -> list:
     state and config folders are NAS data and stay."""
     smep, service = t.smep, t.service
     return [Absent(service_dir(smep, service), smep.uid),
+            Absent(generations(smep, service), smep.uid),
+            health.GenerationTags(smep.user, smep.uid, service),
             Forward(None, None, owner(smep, service))]
 
 
@@ -412,7 +463,45 @@ def service_with_port(inv: Inventory, machine: str, name: str) -> str:
     return found[0]
 
 
-#: service.deploy: files, build context, image, (preflight and) compose project, forwards.
-DEPLOY = (files, upload, image, up, forwards)
-#: service.remove: compose down, then the service's folder and forwards.
+def rollback(h: Host, t: Target) -> None:
+    """``service.rollback``: the service back to its newest kept generation (which is dropped,
+    so a second call goes one further back); ok when no generation is kept. Then the health
+    gate: a generation that is not healthy fails the step (nothing further is rolled back)."""
+    smep, service = t.smep, t.service
+    want = health.Rollback(smep.user, smep.uid, smep.mount_point, service_dir(smep, service),
+                           generations(smep, service), service)
+    label = f"{t.scope} {service}"
+    if h.conn is None:
+        h.note("service.rollback", "unchecked", "host not reachable; would " + want.describe(),
+               label=label)
+        return
+    live, gens = want.parse(h.read([want], step="service.rollback")[0])
+    if not gens:
+        h.note("service.rollback", "ok", f"no older generation of {service} is kept in "
+                                         f"{generations(smep, service)}", label=label)
+        return
+    g = gens[-1]
+    what = (f"{service} back to generation {g.number} (saved {g.saved or '?'}, stamp "
+            f"{g.stamp[:12] or '?'}); {len(gens) - 1} older kept")
+    cmds = want.commands((live, gens))
+    if h.dry:
+        h.note("service.rollback", "would change", what, commands=[str(c) for c in cmds],
+               label=label)
+        return
+    for c in cmds:
+        h.execute(c.text, step="service.rollback", show=c.show)
+    h.result.rolled_back += 1
+    check_gate = gate(t)
+    if check_gate.wait:
+        healthy, state = check_gate.wait_healthy(h, "service.rollback")
+        if not healthy:
+            raise HealthError(f"{what}, but it is not healthy within {check_gate.wait} s:\n"
+                                     + check_gate.report(h, "service.rollback", state))
+    h.note("service.rollback", "changed", what, commands=[str(c) for c in cmds], label=label)
+
+
+#: service.deploy: the generation kept, files, build context, image, (preflight and) compose
+#: project (and its health gate), forwards.
+DEPLOY = (generation, files, upload, image, up, forwards)
+#: service.remove: compose down, then the service's folder, generations and forwards.
 REMOVE = (down, removed)
