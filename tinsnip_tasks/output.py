@@ -16,6 +16,7 @@ import os
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 from .results import GroupResult, Masker, StepResult, recap_line, step_line
@@ -80,6 +81,16 @@ class Output:
         if self.verbose:
             self._write(self.err, "".join(f"{host}| {line}\n" for line in text.splitlines()).rstrip("\n"))
 
+    def progress(self, host: str, step: str, text: str):
+        """A line of a step still running (its output, or how long it has run)."""
+        self._write(self.lines, f"{host:<10} {step:<20} {text}")
+
+    @property
+    def live(self) -> bool:
+        """Whether step lines reach a terminal (a running step's output is then streamed)."""
+        isatty = getattr(self.lines, "isatty", None)
+        return bool(isatty and isatty())
+
     def recap(self, group: GroupResult):
         if self.json:
             with self._lock:  # masked as data, before JSON escapes anything
@@ -113,3 +124,79 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
         os.fsync(dfd)
     finally:
         os.close(dfd)
+
+
+#: A step running longer than this many seconds shows progress ...
+PROGRESS_AFTER = 2.0
+#: ... and, when its output is not streamed to a terminal, a line this often.
+PROGRESS_EVERY = 10.0
+
+
+class Progress:
+    """Progress of one command on a host while it runs: nothing for the first
+    :data:`PROGRESS_AFTER` seconds; then, on a terminal, its output streamed line by line under
+    the step's name (the lines so far first), else a line every :data:`PROGRESS_EVERY` seconds
+    saying how long it has run. ``stream=False`` (a fact read: tinsnip's own protocol) shows the
+    time only. Lines starting with ``hidden`` prefixes (tinsnip's markers) are never shown.
+
+    ``out`` and ``err`` are file-like objects for Invoke's ``out_stream``/``err_stream``;
+    :meth:`stop` ends it."""
+
+    def __init__(self, output: Output, host: str, step: str, *, stream: bool = True,
+                 hidden: tuple = (), after: float = PROGRESS_AFTER, every: float = PROGRESS_EVERY):
+        self.output, self.host, self.step = output, host, step
+        self.stream = stream and output.live
+        self.hidden, self.after, self.every = hidden, after, every
+        self.started = time.monotonic()
+        self.streaming = False
+        self._lines: list[str] = []
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        self.out, self.err = _LineWriter(self._line), _LineWriter(self._line)
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+
+    def _line(self, line: str):
+        if line.startswith(self.hidden) or not line.strip():
+            return
+        with self._lock:
+            if not self.streaming:
+                self._lines.append(line)
+                return
+        self.output.progress(self.host, self.step, f"| {line}")
+
+    def _watch(self):
+        if self._done.wait(self.after):
+            return
+        if self.stream:
+            with self._lock:
+                self.streaming, lines, self._lines = True, self._lines, []
+            for line in lines:
+                self.output.progress(self.host, self.step, f"| {line}")
+            return
+        while True:
+            seconds = time.monotonic() - self.started
+            self.output.progress(self.host, self.step, f"still running ({seconds:.0f} s)")
+            if self._done.wait(self.every):
+                return
+
+    def stop(self):
+        self._done.set()
+        self._thread.join(1)
+
+
+class _LineWriter:
+    """A write()-able stream handing whole lines to ``emit``."""
+
+    def __init__(self, emit):
+        self.emit, self._part = emit, ""
+
+    def write(self, text: str) -> int:
+        self._part += text
+        *lines, self._part = self._part.replace("\r", "\n").split("\n")
+        for line in lines:
+            self.emit(line)
+        return len(text)
+
+    def flush(self):
+        pass

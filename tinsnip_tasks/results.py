@@ -131,6 +131,7 @@ class GroupResult(dict):
         self.dry, self.title = dry, title
         self.interrupted = False
         self.input_error = ""
+        self.unchecked: list[str] = []  # hosts a dry run could not reach, so could not check
 
     @property
     def failed(self) -> dict[str, HostResult]:
@@ -146,20 +147,22 @@ class GroupResult(dict):
         return sum(r.rolled_back for r in self.values())
 
     def exit_code(self) -> int:
-        """Interrupt, bad input, a failed step, an unreachable host, else 0, in that order."""
+        """Interrupt, bad input, a failed step, an unreachable host (also one a dry run could
+        not check), else 0, in that order."""
         if self.interrupted:
             return EXIT_INTERRUPTED
         if self.input_error:
             return EXIT_INPUT
         if self.failed:
             return EXIT_FAILED
-        if self.unreachable:
+        if self.unreachable or self.unchecked:
             return EXIT_UNREACHABLE
         return EXIT_OK
 
     def to_dict(self) -> dict:
         return {"title": self.title, "dry": self.dry, "exit_code": self.exit_code(),
                 "interrupted": self.interrupted, "input_error": self.input_error,
+                "unchecked_hosts": list(self.unchecked),
                 "rolled_back": self.rolled_back,
                 "hosts": {h: r.to_dict() for h, r in self.items()}}
 

@@ -9,6 +9,7 @@ reached), or the JSON recap with ``--json``, and the exit code tells what went w
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -112,6 +113,8 @@ class Run:
             self.conns.profile = SshProfile.from_settings(self.settings, self.c.config)
             self.inv = replace(load_inventory(self.settings.inventory, catalog=catalog()),
                                age_identity=self.settings.age_identity)
+            # exports and fstab lines name hosts by what the other side can reach
+            self.inv = self.inv.with_addresses(self.conns.profile.resolver())
             if self.override:
                 check_target(self.override)
         except TinsnipError as e:
@@ -170,25 +173,29 @@ class Run:
         """Connect to every target not connected yet, all at once (one thread each)."""
         new = [t for t in dict.fromkeys(targets) if t not in self.hosts]
         outcomes = parallel(self._open, new)
-        for target, (conn, problem) in zip(new, outcomes):
+        for target, (conn, problem, seconds) in zip(new, outcomes):
             if isinstance(problem, InputError):
                 raise problem
             self._add(target, conn, problem)
+            h = self.hosts[target]
+            h.seconds += seconds  # the recap counts the time spent connecting too
+            h.result.seconds = h.seconds
         return [self.hosts[t] for t in targets]
 
     def _open(self, target):
+        started = time.monotonic()
         try:
-            return self.conns.get(target), None
-        except UnreachableError as e:
-            return None, e
-        except InputError as e:
-            return None, e
+            conn, problem = self.conns.get(target), None
+        except (UnreachableError, InputError) as e:
+            conn, problem = None, e
+        return conn, problem, time.monotonic() - started
 
     def _add(self, target, conn, problem):
         unreachable = ""
         if isinstance(problem, UnreachableError):
             if self.dry:
                 self.output.note(f"note: {problem}; the plan below lists steps without checking them")
+                self.results.unchecked.append(target)  # a dry run that could not check: exit 3
             else:
                 unreachable = str(problem)
         user = getattr(conn, "user", "root") if conn else "root"

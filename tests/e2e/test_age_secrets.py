@@ -21,7 +21,7 @@ ARGS = ("--machine", "keeper", "--env", "prod")
 USER, UID, HOST = "keeper-prod", 14700, "homelab1"
 TOKEN = random.token_hex(8)  # in every value: a file holding it holds a plain secret
 SECRETS = (f"# keeper's secrets\nDB_PASSWORD='s3cr3t {TOKEN} $(id) `x` *'\n"
-           f"API_TOKEN=\"tok\\\"{TOKEN}\\\\x\"\nODD_VALUE=ünï😀-{TOKEN}\n")
+           f"API_TOKEN=\"tok'{TOKEN} x!\"\nODD_VALUE=ünï😀-{TOKEN}\n")
 COMPOSE = """\
 services:
   app:
@@ -45,7 +45,7 @@ def project(lab, tmp_path_factory):
     (src / "service.yaml").write_text(META)
     inventory = {
         "sheets": {"dynamicalsystem": {"nas": "ds412plus", "volume": "/volume1"}},
-        "nas": {"ds412plus": {"host": "ds412plus", "kind": "synology"}},
+        "nas": {"ds412plus": {"host": "ds412plus"}},
         "machines": {"keeper": {"sheet": "dynamicalsystem", "host": HOST,
                                 "environments": ["prod"], "number": 47,
                                 "services": {"vaultapp": {"path": "src/vaultapp",

@@ -40,7 +40,7 @@ def test_nas_tree_and_export(lab, first_run):
                                f"{NAS_DIR}/config {NAS_DIR}/service").stdout.splitlines()
     assert [l.split()[1:] for l in out] == [["10100:10100", "750"]] * 5
     exports = lab.read("ds412plus", "/etc/exports")
-    assert (f"{NAS_DIR} homelab1(rw,sync,all_squash,anonuid=10100,anongid=10100,"
+    assert (f"{NAS_DIR} {lab.ip('homelab1')}(rw,sync,all_squash,anonuid=10100,anongid=10100,"
             f"no_subtree_check)") in exports.splitlines()
 
 
@@ -48,9 +48,9 @@ def test_machine_user_mount_links(lab, first_run):
     assert lab.run("homelab1", "id -u gazette-prod; id -g gazette-prod").stdout.split() == ["10100", "10100"]
     assert "gazette-prod:661913600:65536" in lab.read("homelab1", "/etc/subuid")
     fstab = lab.read("homelab1", "/etc/fstab")
-    assert f"ds412plus:{NAS_DIR} /mnt/gazette-prod nfs rw,hard,vers=3,_netdev 0 0" in fstab.splitlines()
+    assert f"{lab.ip('ds412plus')}:{NAS_DIR} /mnt/gazette-prod nfs rw,hard,vers=3,_netdev 0 0" in fstab.splitlines()
     mounts = lab.run("homelab1", "awk '$2==\"/mnt/gazette-prod\"' /proc/mounts").stdout
-    assert mounts.startswith(f"ds412plus:{NAS_DIR} /mnt/gazette-prod ")
+    assert mounts.startswith(f"{lab.ip('ds412plus')}:{NAS_DIR} /mnt/gazette-prod ")
     link = lab.run("homelab1", "readlink /home/gazette-prod/.local/share/dynamicalsystem/@gazette").stdout
     assert link.strip() == "/mnt/gazette-prod/data"
 

@@ -71,7 +71,7 @@ def site(lab, tmp_path_factory):
     inventory = {
         "sheets": {"dynamicalsystem": {"nas": "ds412plus", "volume": "/volume1",
                                        "docker": registry.INVENTORY_DOCKER}},
-        "nas": {"ds412plus": {"host": "ds412plus", "kind": "synology"}},
+        "nas": {"ds412plus": {"host": "ds412plus"}},
         "machines": {"vault": {"sheet": "dynamicalsystem", "host": HOST, "number": 45,
                                "environments": ["prod", "test"], "services": services}},
     }

@@ -50,7 +50,7 @@ def site(lab, tmp_path_factory):
     inventory = {
         "sheets": {"reportsheet": {"nas": "ds412plus", "volume": "/volume1", "number": 6,
                                    "docker": registry.INVENTORY_DOCKER}},
-        "nas": {"ds412plus": {"host": "ds412plus", "kind": "synology"}},
+        "nas": {"ds412plus": {"host": "ds412plus"}},
         "machines": {
             "north": {"sheet": "reportsheet", "host": "homelab1", "environments": ["prod", "test"],
                       "number": 11, "services": {"hello": {"ports": {"http": 0},

@@ -49,7 +49,7 @@ def site(lab, tmp_path_factory):
         shutil.copytree(DATA / name, root / name)
     inventory = {
         "sheets": {"dynamicalsystem": {"nas": "ds412plus", "volume": "/volume1"}},
-        "nas": {"ds412plus": {"host": "ds412plus", "kind": "synology"}},
+        "nas": {"ds412plus": {"host": "ds412plus"}},
         "machines": {"rollouts": {
             "sheet": "dynamicalsystem", "host": HOST, "environments": ["prod"], "number": 45,
             "services": {"rollhello": {"path": "rollhello", "ports": {"web": 0}},

@@ -41,8 +41,8 @@ def test_one_call_converges_the_whole_inventory(lab, first):
         body = urllib.request.urlopen(f"http://{lab.ip(host)}:{port}/", timeout=10).read().decode()
         assert "hello from" in body
     exports = lab.read("ds412plus", "/etc/exports")
-    assert "/volume1/sitesheet/station/prod homelab1(ro" in exports
-    assert "/volume1/sitesheet/cache/prod homelab2(rw" in exports
+    assert f"/volume1/sitesheet/station/prod {lab.ip('homelab1')}(ro" in exports
+    assert f"/volume1/sitesheet/cache/prod {lab.ip('homelab2')}(rw" in exports
 
 
 def test_second_call_changes_nothing_at_one_command_per_machine_host(site, first):

@@ -30,7 +30,7 @@ sheets:
       registry_mirrors: [{MIRROR}]
       insecure_registries: [{INSECURE}]
 nas:
-  ds412plus: {{host: ds412plus, kind: linux}}
+  ds412plus: {{host: ds412plus}}
 machines:
   upgrade:
     sheet: upsheet

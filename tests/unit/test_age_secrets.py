@@ -22,7 +22,7 @@ from tinsnip_tasks.plans import secrets, service
 
 ROOT = Path(__file__).resolve().parents[2]
 LLDAP = ("LLDAP_LDAP_BASE_DN='dc=example,dc=com'\nLLDAP_JWT_SECRET='$(touch pwned) `id` *'\n"
-         "LLDAP_KEY_SEED=a b  c\nLLDAP_LDAP_USER_PASS=\"pa$$ w\\\"rd\"\n")
+         "LLDAP_KEY_SEED='a b  c'\nLLDAP_LDAP_USER_PASS=\"pa!! w'rd\"\n")
 LEAK = "s3cr3t-"
 
 

@@ -18,7 +18,7 @@ BASE = """\
 sheets:
   dynamicalsystem: {nas: n, volume: /volume1REG}
 nas:
-  n: {host: nas1, kind: synology}
+  n: {host: nas1}
 machines:
   gazette: {sheet: dynamicalsystem, host: h1, environments: [prod]MORE, services: {hello: {http: 0}}}
 """
@@ -44,7 +44,7 @@ CASES = [
     ("sexagesimal", inventory(more=", number: 1:20"), None, "'1:20' is a number"),
     ("hex", inventory(more=", number: 0x0a"), None, "'0x0a' is a number"),
     ("underscore", inventory(more=", number: 1_0"), None, "'1_0' is a number"),
-    ("yes-as-bool", inventory().replace("synology", "yes"), None, "'yes' is read as a boolean"),
+    ("yes-as-bool", inventory().replace("host: nas1", "host: yes"), None, "'yes' is read as a boolean"),
     ("on-as-env", inventory().replace("[prod]", "[prod, on]"), None, "'on' is read as a boolean"),
     ("format-attribute", inventory(reg=", registry: '{volume.nope}'"), "sheets.dynamicalsystem.registry",
      "cannot be filled in ('volume.nope')"),

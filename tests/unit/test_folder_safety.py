@@ -46,7 +46,7 @@ def site(tmp_path, files):
     d.mkdir(parents=True)
     for name, text in files.items():
         (d / name).write_text(text)
-    inv = {"sheets": {"dynamicalsystem": {"nas": "n"}}, "nas": {"n": {"host": "n", "kind": "linux"}},
+    inv = {"sheets": {"dynamicalsystem": {"nas": "n"}}, "nas": {"n": {"host": "n"}},
            "machines": {"webapps": {"sheet": "dynamicalsystem", "host": "h", "number": 40,
                                     "environments": ["prod"],
                                     "services": {"app": {"path": "src/app", "ports": {"web": 2}}}}}}
@@ -128,7 +128,7 @@ def test_a_link_at_the_compose_file_is_refused_when_the_inventory_loads(tmp_path
 
 
 def _inv(tmp_path):
-    inv = {"sheets": {"dynamicalsystem": {"nas": "n"}}, "nas": {"n": {"host": "n", "kind": "linux"}},
+    inv = {"sheets": {"dynamicalsystem": {"nas": "n"}}, "nas": {"n": {"host": "n"}},
            "machines": {"webapps": {"sheet": "dynamicalsystem", "host": "h", "number": 40,
                                     "environments": ["prod"],
                                     "services": {"app": {"path": "src/app", "ports": {"web": 2}}}}}}

@@ -22,7 +22,7 @@ LISTEN 0      4096         0.0.0.0:10100     0.0.0.0:*    users:(("rootlesskit",
 """
 INV = {
     "sheets": {"dynamicalsystem": {"nas": "n"}, "racesheet": {"nas": "n", "number": 2}},
-    "nas": {"n": {"host": "nas1.invalid", "kind": "synology"}},
+    "nas": {"n": {"host": "nas1.invalid"}},
     "machines": {
         "gazette": {"sheet": "dynamicalsystem", "host": "box1.invalid",
                     "environments": ["prod", "test"], "services": {"hello": {"http": 0}}},

@@ -289,7 +289,7 @@ def inventory(tmp_path, services, folder_meta=None):
         (d / "docker-compose.yml").write_text("services: {}\n")
         (d / "service.yaml").write_text(folder_meta)
     data = {"sheets": {"dynamicalsystem": {"nas": "ds412plus"}},
-            "nas": {"ds412plus": {"host": "ds412plus", "kind": "synology"}},
+            "nas": {"ds412plus": {"host": "ds412plus"}},
             "machines": {"gazette": {"sheet": "dynamicalsystem", "host": "homelab1",
                                      "environments": ["prod"], "number": 1,
                                      "services": services}}}

@@ -26,7 +26,7 @@ sheets:
       registry_mirrors: [http://10.0.0.5:5000]
       insecure_registries: [10.0.0.5:5000]
 nas:
-  nas1: {host: nas1, kind: linux}
+  nas1: {host: nas1}
 machines:
   gazette:
     sheet: home
@@ -234,7 +234,7 @@ def test_status_says_which_image_runs_and_whether_a_newer_one_waits():
     ])
     lines = status.image_lines(status.parse_images(out), GP)
     assert lines[0] == (f"hello: busybox:1.36 runs {OLD}; newer available: {NEW} "
-                        "(`service.deploy --machine gazette --env prod --service hello --pull`)")
+                        "(`tinsnip service.deploy --machine gazette --env prod --service hello --pull`)")
     assert lines[1] == f"app: app-app runs {ID}; built or loaded here, no registry digest"
     assert lines[2].endswith("the registry has no newer one")
     assert lines[3].endswith("the registry could not be asked: connection refused")

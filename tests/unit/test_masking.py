@@ -128,7 +128,7 @@ class _Result:
 
 SECRET_FOLDER_INV = {
     "sheets": {"dynamicalsystem": {"nas": "n"}},
-    "nas": {"n": {"host": "nas1.invalid", "kind": "linux"}},
+    "nas": {"n": {"host": "nas1.invalid"}},
     "machines": {"webapps": {"sheet": "dynamicalsystem", "host": "box1.invalid", "number": 40,
                              "environments": ["prod"],
                              "services": {"app": {"path": "app", "ports": {"web": 2}}}}}}

@@ -108,26 +108,67 @@ def remove(c, machine, service, env="", dry=False, json=False, verbose=False):
         run.machine_host(machine).converge([build(fn, t) for fn in plan.REMOVE])
 
 
-@task(help={**HELP, "tail": "number of lines from the end of each container's log (default 100)"})
-def logs(c, machine, service, env="", tail="100", dry=False, json=False, verbose=False):
-    """Print the service's compose logs, read as the machine user."""
+@task(help={**HELP, "tail": "number of lines from the end of each container's log (default 100)",
+            "follow": "keep printing new lines until Ctrl-C"})
+def logs(c, machine, service, env="", tail="100", follow=False, dry=False, json=False,
+         verbose=False):
+    """Print the service's compose logs, read as the machine user (only logs on stdout)."""
     env = default_env(c, env)
-    with Run(c, dry=dry, title=f"service.logs {machine} {env} {service}", json=json,
-             verbose=verbose) as run:
+    run = Run(c, dry=dry, title=f"service.logs {machine} {env} {service}", json=json,
+              verbose=verbose)
+    run.output.out = run.output.err  # stdout carries the logs alone; title and recap: stderr
+    with run:
         plan.check_runs(run.inv, None, service)
         tail = plan.positive("--tail", tail)
         t = run.target(machine, env, service=service)
         smep, h = t.smep, run.machine_host(machine)
-        command = compose_as(smep.user, smep.mount_point, plan.service_dir(smep, service),
-                             f"logs --no-color --tail {int(tail)}")
+        action = f"logs --no-color --tail {int(tail)}" + (" --follow" if follow else "")
+        command = compose_as(smep.user, smep.mount_point, plan.service_dir(smep, service), action)
         if dry or h.conn is None or h.failed:
-            h.note("service.logs", "unchecked" if not h.failed else "skipped", service,
-                   commands=[command])
+            h.note("service.logs", "skipped", f"{service}: dry run" if dry and not h.failed
+                   else service, commands=[command])
             return
         with h.guard("service.logs"):
+            if follow:
+                stream(h, command, step="service.logs")
+                h.note("service.logs", "ok", f"{service}: followed until Ctrl-C")
+                return
             out = h.execute(command, step="service.logs", show=f"compose logs of {service}")
-            run.output.info(out.stdout.rstrip("\n"))
+            print(out.stdout, end="", flush=True)
             h.note("service.logs", "ok", f"{service}: {len(out.stdout.splitlines())} line(s)")
+
+
+def stream(h, command: str, *, step: str) -> None:
+    """Run ``command`` on host ``h`` as :meth:`Host.run` does, its output going straight to
+    this program's stdout and stderr, until it ends or Ctrl-C (which ends it: the channel is
+    closed, and the host's sshd hangs up on the command)."""
+    import signal
+    import sys
+
+    from ..errors import RemoteError
+    from ..ops.base import ScriptStream, remote_script
+
+    stopped = []
+
+    def stop(signum, frame):  # Ctrl-C: hang up, so the command and Invoke's readers end
+        stopped.append(signum)
+        h.conn.close()
+
+    h.commands += 1
+    previous = signal.signal(signal.SIGINT, stop)
+    try:
+        result = h.conn.run("sudo -n sh -s" if h.sudo else "sh -s", hide=False, warn=True,
+                            in_stream=ScriptStream(remote_script(command)),
+                            out_stream=sys.stdout, err_stream=sys.stderr)
+    except Exception:
+        if stopped:
+            return
+        raise
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        h.result.commands = h.commands
+    if not stopped and not result.ok:
+        raise RemoteError(h.name, step, command, result.exited, "")
 
 
 @task(help={"machine": _args.MACHINE, "env": _args.ENV, "service": _args.SERVICE,

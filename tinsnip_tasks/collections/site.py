@@ -13,8 +13,10 @@ from pathlib import Path
 from invoke import Collection, task
 from invoke.exceptions import Exit
 
+from ..cli import program_name
 from ..core import registry as reg
 from ..core.smep import make_smep
+from ..errors import TinsnipError
 from ..ops.health import parse_wait
 from ..plans import Target
 from ..output import write_atomic
@@ -31,16 +33,27 @@ LIMIT = ("only these parts of the inventory: comma-separated host, machine, mach
 HELP = {"limit": LIMIT, "dry": _args.DRY, **_args.OUTPUT}
 
 
-def check_services(inv, sel) -> None:
+def check_services(inv, sel, *, dry: bool = False) -> dict:
     """Render every selected service once with provisional numbers, so a missing secret, a
-    broken template or a bad image reference is refused before any host is touched."""
+    broken template or a bad image reference is refused before any host is touched. In a dry
+    run the services that cannot be rendered are returned instead (``{(machine, env, service):
+    error}``) and taken out of ``sel``, so everything else is still previewed."""
+    refused = {}
     for (machine, env), services in sel.services.items():
         m = inv.machine(machine)
         number = m.number if m.number is not None else (reg.lookup(machine, None) or reg.FIRST_FREE)
         smep = make_smep(inv.sheet_of(machine).name, machine, env, number,
                          pinned_sheet_no=inv.sheet_of(machine).number)
         for service in services:
-            service_plan.tracked_images(Target(inv, smep, service))  # renders it, checks its images
+            try:
+                service_plan.tracked_images(Target(inv, smep, service))  # renders, checks images
+            except TinsnipError as e:
+                if not dry:
+                    raise
+                refused[(machine, env, service)] = e
+    for machine, env, service in refused:
+        sel.services[(machine, env)].remove(service)
+    return refused
 
 
 def targets(run: Run, sel, *, assign: bool) -> dict:
@@ -82,10 +95,14 @@ def up(c, limit="", wait="", pull=False, dry=False, json=False, verbose=False):
         sel = plan.select(inv, limit)
         for machine, env in sel.envs:
             run.mask_secrets(machine, env)  # before anything is rendered or printed
-        check_services(inv, sel)
+        refused = check_services(inv, sel, dry=run.dry)
         nas_hosts = list(dict.fromkeys(inv.nas_of(m).host for m, _ in sel.envs))
         machine_hosts = list(dict.fromkeys(inv.machine(m).host for m, _ in sel.envs))
         run.connect(nas_hosts + machine_hosts)
+        for (machine, env, service), error in refused.items():  # what cannot be previewed
+            run.hosts[inv.machine(machine).host].note(
+                "service.files", "failed", f"cannot preview {service}: {error}",
+                label=f"{machine}-{env} {service}")
         found = targets(run, sel, assign=True)
         skip_without(run, sel, found, "its NAS failed or could not be reached")
         done = plan.Selection([k for k in sel.envs if k in found],
@@ -117,7 +134,8 @@ def check_all(run: Run, limit: str):
     by_host: dict[str, list] = {}
     for (machine, _), t in found.items():
         by_host.setdefault(inv.machine(machine).host, []).append(t)
-    parallel(lambda host: checks.check(run.hosts[host], by_host[host]), list(by_host))
+    program = program_name(run.c)
+    parallel(lambda host: checks.check(run.hosts[host], by_host[host], program), list(by_host))
     return sel, found
 
 

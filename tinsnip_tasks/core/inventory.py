@@ -10,7 +10,7 @@ import re
 import stat
 import unicodedata
 from collections.abc import Hashable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import yaml
 
@@ -25,19 +25,22 @@ from tinsnip_tasks.core.smep import (
     make_smep,
     sheet_number,
 )
-from tinsnip_tasks.core.target import address_of, check_target, split_target
+from tinsnip_tasks.core.target import (address_of, check_address, check_target, host_address,
+                                       split_target)
 from tinsnip_tasks.errors import InputError, InventoryError
 
 DEFAULT_PATH = "inventory.yaml"
 ENV_VAR = "TINSNIP_INVENTORY"
 DEFAULT_VOLUME = "/volume1"
 DEFAULT_REGISTRY = "{volume}/{sheet}/station/{env}/machine-registry"
-NAS_KINDS = ("synology", "linux")
+#: Keys an inventory used to have and no longer does, with what to do instead.
+RETIRED_KEYS = {"kind": "tinsnip treats every NAS alike (an NFS server with /etc/exports and "
+                        "exportfs); remove this line"}
 
 TOP_KEYS = ("sheets", "nas", "machines")
 SHEET_KEYS = ("nas", "volume", "number", "registry", "docker")
-NAS_KEYS = ("host", "kind")
-MACHINE_KEYS = ("sheet", "host", "environments", "number", "services", "docker")
+NAS_KEYS = ("host", "address")
+MACHINE_KEYS = ("sheet", "host", "address", "environments", "number", "services", "docker")
 DOCKER_KEYS = ("registry_mirrors", "insecure_registries")
 
 _PATH_PART_RE = re.compile(r"[A-Za-z0-9._-]+")
@@ -73,7 +76,7 @@ class Nas:
 
     name: str
     host: str
-    kind: str
+    address: str | None = None  # what the machines mount from; None: from the SSH target
 
 
 @dataclass(frozen=True)
@@ -119,6 +122,7 @@ class Machine:
     number: int | None
     services: dict[str, Service]
     docker: DockerSettings | None = None
+    address: str | None = None  # what the NAS exports to; None: from the SSH target
 
 
 @dataclass(frozen=True)
@@ -244,12 +248,29 @@ class Inventory:
         return own.over(self.sheets[m.sheet].docker)
 
     def nas_address(self, machine: str) -> str:
-        """The address the machine host mounts its export from (the NAS host's name)."""
-        return address_of(self.nas_of(machine).host)
+        """The address the machine host mounts its export from: the NAS's ``address`` (see
+        :meth:`with_addresses`), else its host's name."""
+        nas = self.nas_of(machine)
+        return nas.address or host_address(nas.host)
 
     def export_client(self, machine: str) -> str:
-        """The client an export of ``machine`` is restricted to (its host's name)."""
-        return address_of(self.machine(machine).host)
+        """The client an export of ``machine`` is restricted to: the machine's ``address``
+        (see :meth:`with_addresses`), else its host's name."""
+        m = self.machine(machine)
+        return m.address or host_address(m.host)
+
+    def with_addresses(self, resolve) -> "Inventory":
+        """This inventory with an address for every NAS and machine that has none: what
+        ``resolve(name)`` gives for its SSH host (the SSH config's ``HostName``), else the
+        host's name.
+
+        :raises InputError: ``resolve`` gives something that is not an address.
+        """
+        nas = {n: replace(x, address=x.address or host_address(x.host, resolve))
+               for n, x in self.nas.items()}
+        machines = {n: replace(m, address=m.address or host_address(m.host, resolve))
+                    for n, m in self.machines.items()}
+        return replace(self, nas=nas, machines=machines)
 
     def station(self, sheet_name: str, env: str) -> "Station":
         """The station of a sheet in ``env`` (prod or test): its numbers, folder, registry, the
@@ -265,8 +286,8 @@ class Inventory:
             raise InputError(f"sheet {sheet_name!r} is not in {self.path}; known sheets: {known}")
         sheet = self.sheets[sheet_name]
         smep = make_smep(sheet_name, reg.STATION, env, 0, pinned_sheet_no=sheet.number)
-        clients = sorted({address_of(m.host) for m in self.machines.values()
-                          if m.sheet == sheet_name})
+        clients = sorted({m.address or host_address(m.host)
+                          for m in self.machines.values() if m.sheet == sheet_name})
         if not clients:
             raise InputError(f"sheet {sheet_name!r} has no machines in {self.path} to export to")
         return Station(smep, f"{sheet.volume}/{sheet_name}/station/{env}",
@@ -414,6 +435,19 @@ class _Checker:
         except InputError as err:
             self.fail(key, str(err))
 
+    def address(self, key: str, value) -> str | None:
+        if value is None:
+            return None
+        try:
+            return check_address(value)
+        except InputError as err:
+            self.fail(key, str(err))
+
+    def retired(self, key: str, body) -> None:
+        for name, hint in RETIRED_KEYS.items():
+            if isinstance(body, dict) and name in body:
+                self.fail(f"{key}.{name}", hint)
+
     def abs_path(self, key: str, value) -> str:
         parts = value.split("/")[1:] if isinstance(value, str) and value.startswith("/") else []
         if not parts or any(p in ("", ".", "..") or not _PATH_PART_RE.fullmatch(p) for p in parts):
@@ -486,14 +520,10 @@ def _parse_nas(check: _Checker, raw) -> dict[str, Nas]:
     for name, body in check.mapping("nas", raw).items():
         key = f"nas.{name}"
         check.name(key, "NAS", name)
-        body = check.mapping(key, body, NAS_KEYS, required=("host", "kind"))
+        check.retired(key, body)
+        body = check.mapping(key, body, NAS_KEYS, required=("host",))
         host = check.ssh_target(f"{key}.host", body["host"])
-        kind = body["kind"]
-        if not isinstance(kind, str) or kind not in NAS_KINDS:
-            check.fail(
-                f"{key}.kind", f"{kind!r} is not a NAS kind; use one of {', '.join(NAS_KINDS)}"
-            )
-        result[name] = Nas(name, host, kind)
+        result[name] = Nas(name, host, check.address(f"{key}.address", body.get("address")))
     return result
 
 
@@ -596,6 +626,7 @@ def _fill_registry(check: _Checker, key: str, registry: str, volume: str, sheet:
 
 SERVICE_KEYS = ("path", "ports", "forward", "wait")
 MAX_WAIT = 3600  # seconds
+FORWARD_KEYS = ("to", "env")
 SERVICE_FILES = ("docker-compose.yml", "docker-compose.yml.j2")
 
 
@@ -637,7 +668,7 @@ def _parse_forward(check: _Checker, key: str, raw, ports: dict, envs: list) -> t
         check.integer(fkey, port, 1, 65535)
         env = None
         if isinstance(target, dict):
-            target = check.mapping(fkey, target, ("to", "env"), required=("to",))
+            target = check.mapping(fkey, target, FORWARD_KEYS, required=("to",))
             env, target = target.get("env"), target["to"]
         if not isinstance(target, str) or target not in ports:
             check.fail(fkey, f"{target!r} is not one of this service's ports"
@@ -748,7 +779,8 @@ def _parse_machines(check: _Checker, raw, sheets: dict[str, Sheet], catalog) -> 
             pinned[(sheet, number)] = name
         services = _parse_services(check, f"{key}.services", body.get("services"), catalog, envs)
         docker = _parse_docker(check, f"{key}.docker", body["docker"]) if "docker" in body else None
-        result[name] = Machine(name, sheet, host, tuple(envs), number, services, docker)
+        address = check.address(f"{key}.address", body.get("address"))
+        result[name] = Machine(name, sheet, host, tuple(envs), number, services, docker, address)
     return result
 
 

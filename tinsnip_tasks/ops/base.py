@@ -145,6 +145,13 @@ def summarize(resources: Sequence[Resource], limit: int = 3) -> str:
     return "; ".join(names[:limit - 1]) + f"; and {len(names) - limit + 1} more, all as wanted"
 
 
+def _listed(resources: Sequence[Resource], limit: int = 3) -> str:
+    """What a fact read asks about, in a line: the first resources and how many more."""
+    names = [r.describe() for r in resources]
+    more = f"; and {len(names) - limit} more" if len(names) > limit else ""
+    return "; ".join(names[:limit]) + more
+
+
 def _failed_step(stderr: str, count: int) -> int:
     """Index of the step whose commands were running when a change script stopped."""
     marks = [int(l[len(STEP_MARK):]) for l in (stderr or "").splitlines()
@@ -209,24 +216,36 @@ class Host:
         self._ahead: dict[str, str] = {}  # facts read ahead: script -> output
 
     # -- running ---------------------------------------------------------------------------
-    def run(self, command: str, *, step: str, show: str = ""):
+    def run(self, command: str, *, step: str, show: str = "", facts: bool = False):
         """Run one script as root (through ``sudo -n`` when the login user is not root).
 
         The script goes over stdin (see :func:`remote_script`); a script that takes longer
-        than ``timeout`` seconds fails the step.
+        than ``timeout`` seconds fails the step. One that runs longer than 2 s shows progress
+        (:class:`~tinsnip_tasks.output.Progress`; its output streamed on a terminal unless
+        ``facts``: a fact read, or a command whose output may hold a secret).
         """
+        from ..output import Progress
+
         text = "sudo -n sh -s" if self.sudo else "sh -s"
         self.commands += 1
         started = time.monotonic()
+        streams = {"hide": True}
+        progress = None
+        if self.output is not None and not self.output.json:
+            progress = Progress(self.output, self.name, step, stream=not facts,
+                                hidden=(MARK, STEP_MARK))
+            streams = {"hide": False, "out_stream": progress.out, "err_stream": progress.err}
         try:
-            result = self.conn.run(text, hide=True, warn=True, timeout=self.timeout,
-                                   in_stream=ScriptStream(remote_script(command)))
+            result = self.conn.run(text, warn=True, timeout=self.timeout,
+                                   in_stream=ScriptStream(remote_script(command)), **streams)
         except CommandTimedOut as e:
             raise RemoteError(self.name, step, show or command, "timeout",
                               f"no answer within {self.timeout:g} s (set timeouts.command "
                               f"or `inv -T SECONDS`)") from e
         finally:
             self.seconds += time.monotonic() - started
+            if progress is not None:
+                progress.stop()
         if not result.ok:
             raise RemoteError(self.name, step, show or command, result.exited, result.stderr)
         return result
@@ -246,18 +265,20 @@ class Host:
         return path
 
     def execute(self, command: str, *, step: str, show: str = "", secret: bool = False,
-                trace=None):
+                trace=None, facts: bool = False):
         """:meth:`run`, traced with -v, counted in :attr:`result`. The output of a ``secret``
         command (one that may print a secret, like ``docker compose config``) is never traced;
-        ``trace(stdout)``, when given, is what is traced of the output."""
+        ``trace(stdout)``, when given, is what is traced of the output; a ``facts`` read
+        without one (tinsnip's own protocol, not a person's) traces none."""
         self._trace(f"$ {show}")
         try:
-            result = self.run(command, step=step, show=show)
+            # never streamed: the output of a secret command, or tinsnip's fact protocol
+            result = self.run(command, step=step, show=show, facts=facts or secret)
         finally:
             self.result.commands, self.result.seconds = self.commands, self.seconds
         if secret:
             self._trace(f"(output of {len(result.stdout)} characters not shown: it may hold secrets)")
-        else:
+        elif trace is not None or not facts:
             shown = trace(result.stdout) if trace else _without_marks(result.stdout)
             self._trace(shown + _without_marks(result.stderr))
         return result
@@ -270,7 +291,8 @@ class Host:
         script = facts_script(resources)
         out = self._ahead.pop(script, None)
         if out is None:
-            out = self.execute(script, step=step, show="read facts",
+            out = self.execute(script, step=step, facts=True,
+                               show=f"read facts: {_listed(resources)}",
                                trace=partial(_fact_trace, resources)).stdout
         return split_facts(out, len(resources))
 
@@ -278,7 +300,8 @@ class Host:
         """Read the facts of ``resources`` now; a later :meth:`read` of exactly the same
         resources uses them instead of asking again (once)."""
         script = facts_script(resources)
-        self._ahead[script] = self.execute(script, step="facts", show="read facts",
+        self._ahead[script] = self.execute(script, step="facts", facts=True,
+                                           show=f"read facts: {_listed(resources)}",
                                            trace=partial(_fact_trace, resources)).stdout
 
     @property
