@@ -5,7 +5,8 @@ from ..core import envfile
 from ..core.render import render
 from ..core.smep import Smep
 from ..core.target import nfs_server
-from ..ops.docker import DockerStopped, NoContainers, RootlessDocker, docker_host
+from ..ops.docker import (DaemonConfig, DockerStopped, NoContainers, RootlessDocker, daemon_json,
+                          docker_host)
 from ..ops.forward import Forward
 from ..ops.resources import (Directory, Edited, File, Mounted, Symlink, Unmounted, User, UserAbsent,
                              drop_lines, field_is, set_line)
@@ -73,7 +74,17 @@ def xdg_links(t: Target) -> list:
     return out
 
 
-@step("machine.docker", needs=("machine.user", "machine.mount"))
+@step("machine.docker-config", needs=("machine.user", "xdg.link"))
+def docker_config(t: Target) -> list:
+    """The rootless daemon's ``daemon.json`` from the inventory's ``docker:`` settings (registry
+    mirrors, insecure registries), written by the machine user; a running daemon is stopped
+    when it changes, and ``machine.docker`` starts it again."""
+    smep = t.smep
+    config = t.inv.docker(smep.machine).daemon_config()
+    return [DaemonConfig(smep.user, smep.uid, home(smep), daemon_json(config))]
+
+
+@step("machine.docker", needs=("machine.user", "machine.mount", "machine.docker-config"))
 def docker(t: Target) -> list:
     """A rootless Docker daemon for the machine user (its unit follows the host's script). It
     starts after the mount: rootlesskit gives the daemon a copy of the mounts there are when it
@@ -97,11 +108,11 @@ def machine_env(t: Target) -> list:
     d = f"{smep.mount_point}/.machine"
     return [Directory(d, mode=0o750, owner=smep.uid),
             File(f"{d}/machine.env", machine_env_text(smep).encode(), mode=0o640,
-                 secret=True, owner=smep.uid)]
+                 owner=smep.uid)]  # numbers and paths, no secret: its diff shows them
 
 
 #: machine.setup: the seed's order.
-SETUP = (user, mount, xdg_links, docker, machine_env)
+SETUP = (user, mount, xdg_links, docker_config, docker, machine_env)
 
 
 # machine.teardown: containers, daemon, forwards, mount, fstab line, user and home (with its XDG
