@@ -21,9 +21,14 @@ from tinsnip_tasks.core.inventory import load_inventory
 KERNEL_INVENTORY = """\
 # Written by `inv demo --kernel`: the demo's homelab on the lab's kernel hosts.
 sheets:
-  dynamicalsystem: {nas: ds920, volume: /volume1}
+  dynamicalsystem:
+    nas: ds920
+    volume: /volume1
+    docker:   # the machine users' daemons pull through the lab's registry
+      registry_mirrors: [http://REGISTRY]
+      insecure_registries: [REGISTRY]
 nas:
-  ds920: {host: ds920, kind: synology}
+  ds920: {host: ds920}
 machines:
   gazette:
     sheet: dynamicalsystem
@@ -46,7 +51,8 @@ def demo(c, machine="gazette", env="prod", service="hello", keep=True, kernel=Fa
     if kernel:
         path = lab.lab_dir() / "kernel-inventory.yaml"
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(KERNEL_INVENTORY)
+        path.write_text(KERNEL_INVENTORY.replace(
+            "REGISTRY", f"{lab_settings.REGISTRY_HOST}:{lab_settings.REGISTRY_PORT}"))
         c.config.tinsnip.inventory = str(path)
     if not lab.is_up() or (kernel and not lab_settings.kernel_enabled()):
         print("== lab.up" + (" --kernel" if kernel else "")

@@ -11,12 +11,15 @@ import pytest
 import yaml
 
 from e2e.conftest import ROOT, Cli, http  # noqa: F401  (http: used by the tests)
-from tinsnip_lab import pybase
+from tinsnip_lab import pybase, settings
 from tinsnip_lab.testing import FIGURES, kernel_lab, lab  # noqa: F401  (session fixtures)
 from tinsnip_tasks.core.inventory import load_inventory
 
 HOST, NAS, MACHINE = "homelab4", "ds920", "gazette"
 EXAMPLE = ROOT / "examples" / "pyhello"
+#: The machine users' daemons pull through the lab's registry on the fast NAS (no internet).
+MIRROR = {"registry_mirrors": [f"http://{settings.REGISTRY_HOST}:{settings.REGISTRY_PORT}"],
+          "insecure_registries": [f"{settings.REGISTRY_HOST}:{settings.REGISTRY_PORT}"]}
 #: The uv example builds Python on the machine: minutes under software emulation, so it runs
 #: only when asked (the tier's own folder service, ``counter``, is built there by default).
 PYHELLO = os.environ.get("TINSNIP_KERNEL_PYHELLO") == "1"
@@ -24,7 +27,7 @@ PYHELLO = os.environ.get("TINSNIP_KERNEL_PYHELLO") == "1"
 # A service of the user's own, built on homelab4 from its folder by the rootless daemon's
 # classic builder: it counts its starts in its NFS-backed data folder and serves the count.
 COUNTER = {
-    "Dockerfile": "FROM tinsnip/busybox:1.35\nCOPY counter.sh /counter.sh\n"
+    "Dockerfile": "FROM busybox:1.36\nCOPY counter.sh /counter.sh\n"
                   "CMD [\"sh\", \"/counter.sh\"]\n",
     "counter.sh": "set -eu\nn=$(cat /data/starts 2>/dev/null || echo 0)\n"
                   "n=$((n + 1))\necho $n > /data/starts\nmkdir -p /tmp/www\n"
@@ -60,6 +63,15 @@ class Env:
     def docker(self, lab, command):
         return lab.run(HOST, f"sudo -u {self.user} env DOCKER_HOST=unix:///run/user/{self.uid}"
                              f"/docker.sock docker {command}", warn=True, timeout=300)
+
+
+def fstab_entry(lab, env):
+    """The fields of the /etc/fstab line tinsnip wrote for ``env``'s mount point."""
+    for line in lab.read(HOST, "/etc/fstab").splitlines():
+        fields = line.split()
+        if len(fields) == 6 and fields[1] == env.mount:
+            return fields
+    raise AssertionError(f"no fstab line for {env.mount}")
 
 
 def timed(label, fn, *a, **kw):
@@ -111,8 +123,8 @@ def site(tmp_path_factory):
         with open(root / "src" / "pyhello" / "service.env", "a") as f:
             f.write(f"PYHELLO_BASE_IMAGE={pybase.IMAGE}\n")
     inventory = {
-        "sheets": {"dynamicalsystem": {"nas": NAS, "volume": "/volume1"}},
-        "nas": {NAS: {"host": NAS, "kind": "synology"}},
+        "sheets": {"dynamicalsystem": {"nas": NAS, "volume": "/volume1", "docker": MIRROR}},
+        "nas": {NAS: {"host": NAS}},
         "machines": {MACHINE: {
             "sheet": "dynamicalsystem", "host": HOST, "environments": ["prod", "test"],
             "services": {"hello": {"http": 0},

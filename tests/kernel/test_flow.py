@@ -4,7 +4,7 @@ import shlex
 
 import pytest
 
-from .conftest import HOST, NAS, PYHELLO, changed, deploy, http, status, timed
+from .conftest import HOST, NAS, PYHELLO, changed, deploy, fstab_entry, http, status, timed
 
 
 def test_first_run_succeeds_everywhere(deployed):
@@ -14,11 +14,12 @@ def test_first_run_succeeds_everywhere(deployed):
 
 
 def test_the_mount_is_the_kernel_nfs_client_from_the_fstab_line(kernel_lab, deployed, prod):
-    line = f"{NAS}:{prod.nas_dir} {prod.mount} nfs rw,hard,vers=3,_netdev 0 0"
-    assert line in kernel_lab.read(HOST, "/etc/fstab").splitlines()
+    entry = fstab_entry(kernel_lab, prod)
+    assert entry[0].endswith(f":{prod.nas_dir}") and entry[2] == "nfs", entry
+    assert {"hard", "vers=3", "_netdev"} <= set(entry[3].split(",")), entry
     source, fstype, options = kernel_lab.run(
         HOST, f"awk '$2 == \"{prod.mount}\" {{print $1, $3, $4}}' /proc/mounts").stdout.split()
-    assert (source, fstype) == (f"{NAS}:{prod.nas_dir}", "nfs")
+    assert (source, fstype) == (entry[0], "nfs")
     assert "vers=3" in options and "hard" in options
     unit = kernel_lab.run(HOST, f"systemd-escape -p --suffix=mount {prod.mount}").stdout.strip()
     show = kernel_lab.run(HOST, f"systemctl show {shlex.quote(unit)} -p SourcePath "

@@ -4,7 +4,8 @@ rootless daemon, whose restart policy starts the service again.
 
 Then a power cut of the whole homelab where the NAS comes back last: homelab4 boots while ds920
 is down, its mount gives up, and once ds920 is back one ``machine.setup`` brings back the mount
-and the service (by restarting the daemon, which started without the mount).
+and the service: it mounts, and restarts the daemon, which had started before the mount (its
+containers could not start then); the daemon starts them again by their restart policy.
 """
 import time
 
@@ -12,7 +13,7 @@ import pytest
 
 from tinsnip_lab.testing import FIGURES
 
-from .conftest import HOST, NAS, changed, http, status, steps
+from .conftest import HOST, NAS, changed, fstab_entry, http, status, steps
 
 
 def boot_id(lab, host):
@@ -52,7 +53,7 @@ def rebooted(kernel_lab, kcli, prod, deployed):
 
 
 def test_the_mount_is_back_from_fstab(kernel_lab, prod, rebooted):
-    assert mount_of(kernel_lab, prod) == [f"{NAS}:{prod.nas_dir}", "nfs"]
+    assert mount_of(kernel_lab, prod) == [fstab_entry(kernel_lab, prod)[0], "nfs"]
 
 
 def test_the_daemon_is_back_through_linger_and_the_service_answers(kernel_lab, prod, rebooted):
@@ -107,7 +108,7 @@ def test_one_machine_setup_brings_back_mount_and_service(kernel_lab, kcli, prod,
     p = kcli.inv("machine.setup", *prod.args)
     done = {step for step, (state, _) in steps(p).items() if state == "changed"}
     assert done == {"machine.mount", "machine.docker"}, p.stdout
-    assert mount_of(kernel_lab, prod) == [f"{NAS}:{prod.nas_dir}", "nfs"]
+    assert mount_of(kernel_lab, prod) == [fstab_entry(kernel_lab, prod)[0], "nfs"]
     assert "hello from gazette-prod" in http(kernel_lab, HOST, prod.uid, wait=180)
     assert starts(kernel_lab, prod) == nas_came_back_last["starts"] + 1
     again = kcli.inv("machine.setup", *prod.args)

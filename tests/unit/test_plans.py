@@ -204,6 +204,16 @@ def test_systemd_repairs_only_what_is_wrong(drop, want, unwanted):
         assert "daemon-reload" in texts(r.plan(fact))[-3]
 
 
+def test_systemd_daemon_started_before_its_mount_is_restarted():
+    r = RootlessDocker("gazette-prod", 10100, "/home/gazette-prod", mount_point="/mnt/gazette-prod")
+    good = SD_FACT + f"linger=yes\nunit={_unit_sha()}\nenabled=yes\nactive=yes\nserver=20.10\n"
+    assert r.plan(good) == []
+    t = " ; ".join(texts(r.plan(good + "before_mount=yes\n")))
+    assert "restart docker.service" in t and "daemon-reload" not in t
+    assert "ActiveEnterTimestampMonotonic" in r.fact_command()
+    assert "ActiveEnterTimestampMonotonic" not in RootlessDocker("u", 1, "/h").fact_command()
+
+
 def test_systemd_daemon_from_a_login_session_is_refused_with_the_fix():
     r = RootlessDocker("gazette-prod", 10100, "/home/gazette-prod")
     fact = SD_FACT + f"linger=yes\nunit={_unit_sha()}\nenabled=yes\nserver=20.10\n"

@@ -93,9 +93,24 @@ class RootlessDocker(Resource):
     uid: int
     home: str
     wait_seconds: int = 30
+    #: The NFS mount its containers bind: on systemd, a daemon started before it was mounted
+    #: (a boot while the NAS was down) is restarted, which starts its containers again.
+    mount_point: str = ""
 
     def describe(self):
         return f"rootless docker for {self.user} at {docker_host(self.uid)}"
+
+    def _started_before_mount(self):
+        """Shell printing ``before_mount=yes`` when systemd mounted ``mount_point`` after the
+        daemon started (both on the monotonic clock, in microseconds)."""
+        if not self.mount_point:
+            return ""
+        return (f"[ \"$init\" = systemd ] && pid=$(pgrep -u {int(self.uid)} -x dockerd | head -n 1) "
+                f"&& [ -n \"$pid\" ] && m=$(systemctl show -P ActiveEnterTimestampMonotonic "
+                f"\"$(systemd-escape -p --suffix=mount \"$(readlink -f {q(self.mount_point)})\")\" "
+                f"2>/dev/null) && [ \"${{m:-0}}\" -gt 0 ] && "
+                f"st=$(sed 's/.*) //' /proc/$pid/stat | cut -d' ' -f20) && "
+                f"[ $((st * 1000000 / $(getconf CLK_TCK))) -lt \"$m\" ] && echo before_mount=yes; ")
 
     def fact_command(self):
         u = q(self.user)
@@ -113,7 +128,8 @@ class RootlessDocker(Resource):
                 f"docker.service && echo active=yes; "
                 f"[ -S {q(runtime_dir(self.uid) + '/docker.sock')} ] && "
                 f"{as_user(self.user, self.uid, 'docker version --format {{.Server.Version}}')} "
-                f"2>/dev/null | sed 's/^/server=/'")
+                f"2>/dev/null | sed 's/^/server=/'; "
+                + self._started_before_mount() + "true")
 
     def parse(self, out):
         fact = {}
@@ -163,7 +179,7 @@ class RootlessDocker(Resource):
             cmds.append(Cmd(f"{systemctl} daemon-reload"))
         if not (enabled and active):
             cmds.append(Cmd(f"{systemctl} enable --now docker.service"))
-        elif changed or not server:
+        elif changed or not server or fact.get("before_mount"):
             cmds.append(Cmd(f"{systemctl} restart docker.service"))
         if cmds:
             cmds.append(self._wait(f"{systemctl} status docker.service"))

@@ -90,7 +90,7 @@ def docker(t: Target) -> list:
     starts after the mount: rootlesskit gives the daemon a copy of the mounts there are when it
     starts, and containers bind paths on the mount."""
     smep = t.smep
-    return [RootlessDocker(smep.user, smep.uid, home(smep))]
+    return [RootlessDocker(smep.user, smep.uid, home(smep), mount_point=smep.mount_point)]
 
 
 def machine_env_text(smep: Smep) -> str:
