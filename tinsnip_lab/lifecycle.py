@@ -183,11 +183,12 @@ def start_kernel(log=print):
 
     :raises LabError: the lab is not up, or an image or QEMU step failed.
     """
+    if settings.BRIDGE_NETNS not in network.lab_namespaces():
+        raise LabError("the lab is not up; lab.up first")
+    image = kernelimage.ensure(log)  # under a lock of its own: the lab's stays free meanwhile
     with _exclusive():
         if settings.BRIDGE_NETNS not in network.lab_namespaces():
             raise LabError("the lab is not up; lab.up first")
-        image = kernelimage.ensure(log)
-        kernelimage.prune(image, in_use=bool(network.any_lab_namespaces()))
         settings.set_kernel(True)
         made = sshkeys.ensure_keys()
         if made:
@@ -263,6 +264,7 @@ def _up(rebuild, log):
     lower, key = rootfs.ensure_rootfs(rebuild=rebuild, log=log)
     in_use = bool(network.any_lab_namespaces())
     rootfs.prune_unpacked(key, in_use=in_use)
+    kernelimage.prune(kernelimage.image_dir(), in_use=in_use)
     sdlower = sdrootfs.ensure(log) if settings.SYSTEMD_HOSTS else None
     if sdlower is not None:
         sdrootfs.prune_unpacked(sdlower, in_use=in_use)

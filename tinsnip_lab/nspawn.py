@@ -65,23 +65,26 @@ def cgroup_path(host):
     return f"{CGROUP_PARENT}/{settings.netns_name(host)}"
 
 
-def network_file(host):
-    """Return the systemd-networkd file that gives ``host`` its lab address on ``eth0``."""
-    return ("# Written by the tinsnip lab.\n[Match]\nName=eth0\n\n[Network]\n"
+def network_file(host, match="Name=eth0"):
+    """Return the systemd-networkd file that gives ``host`` its lab address on the link
+    ``match`` selects (``eth0``, the lab's veth, by default)."""
+    return (f"# Written by the tinsnip lab.\n[Match]\n{match}\n\n[Network]\n"
             f"Address={settings.LAB_HOSTS[host]}/{settings.PREFIX_LEN}\n"
             "LinkLocalAddressing=no\nIPv6AcceptRA=no\n")
 
 
-def prepare(host):
-    """A fresh, empty disk for ``host`` and the files its first boot copies onto it."""
+def prepare(host, match="Name=eth0"):
+    """A fresh, empty disk for ``host`` and the files its boot copies onto it (its network
+    file with ``match``); returns the seed folder."""
     hosts.prepare(host)
     seed = hosts.host_dir(host) / "seed"
     net = seed / "etc/systemd/network/10-tinsnip-lab.network"
     net.parent.mkdir(parents=True)
     for d in ("etc/systemd", "etc/systemd/network"):
         (seed / d).chmod(0o755)
-    net.write_text(network_file(host))
+    net.write_text(network_file(host, match))
     net.chmod(0o644)
+    return seed
 
 
 def start(host, lower, *, fresh=True):

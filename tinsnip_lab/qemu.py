@@ -18,7 +18,7 @@ import subprocess
 import tarfile
 import time
 
-from tinsnip_lab import hosts, kernelimage, network, remote, settings
+from tinsnip_lab import hosts, kernelimage, network, nspawn, remote, settings
 from tinsnip_lab.errors import LabError
 
 #: Software emulation by default, with a translation cache of 256 MiB (QEMU's default of 1 GiB
@@ -31,13 +31,6 @@ def tap_name(host):
     return (settings.PREFIX + host)[:15]
 
 
-def network_file(host):
-    """The systemd-networkd file giving the guest its lab address on its one NIC."""
-    return ("# Written by the tinsnip lab.\n[Match]\nType=ether\n\n[Network]\n"
-            f"Address={settings.LAB_HOSTS[host]}/{settings.PREFIX_LEN}\n"
-            "LinkLocalAddressing=no\nIPv6AcceptRA=no\n")
-
-
 def create_tap(host):
     """A tap for ``host`` on the lab bridge (in the bridge's namespace, where QEMU runs)."""
     tap, br = tap_name(host), settings.BRIDGE_NETNS
@@ -48,15 +41,8 @@ def create_tap(host):
 
 def prepare(host, image):
     """A fresh disk (qcow2 overlay of the image) and the seed tarball for ``host``."""
-    hosts.prepare(host)
+    seed = nspawn.prepare(host, match="Type=ether")  # the guest's one NIC, whatever its name
     base = hosts.host_dir(host)
-    seed = base / "seed"
-    net = seed / "etc/systemd/network/10-tinsnip-lab.network"
-    net.parent.mkdir(parents=True)
-    for d in ("etc/systemd", "etc/systemd/network"):
-        (seed / d).chmod(0o755)
-    net.write_text(network_file(host))
-    net.chmod(0o644)
     if host == settings.KERNEL_NAS:
         (seed / "volume1").mkdir(mode=0o755)
     with tarfile.open(base / "seed.tar", "w") as tar:

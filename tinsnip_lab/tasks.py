@@ -78,22 +78,23 @@ def reboot(c, host):
         raise Exit(f"lab.reboot failed: {e}", code=1)
 
 
+def _power(host, on):
+    try:
+        _lab.power(host, on=on)
+    except LabError as e:
+        raise Exit(f"lab.{'boot' if on else 'poweroff'} failed: {e}", code=1)
+
+
 @task(help={"host": "The kernel host to power off (ds920 or homelab4)."})
 def poweroff(c, host):
     """Power a kernel host off from inside (`systemctl poweroff`); lab.boot starts it again."""
-    try:
-        _lab.power(host, on=False)
-    except LabError as e:
-        raise Exit(f"lab.poweroff failed: {e}", code=1)
+    _power(host, on=False)
 
 
 @task(help={"host": "The kernel host to boot again on its disk (ds920 or homelab4)."})
 def boot(c, host):
     """Boot a kernel host that was powered off, on the disk it had."""
-    try:
-        _lab.power(host, on=True)
-    except LabError as e:
-        raise Exit(f"lab.boot failed: {e}", code=1)
+    _power(host, on=True)
 
 
 ns = Collection("lab", up, down, status, reboot, poweroff, boot)
