@@ -52,10 +52,11 @@ def read_private(path: Path) -> bytes | None:
         return None
     except OSError as e:
         raise InputError(f"{path} cannot be read: {e.strerror}") from None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        raise InputError(f"{path} is not a regular file: tinsnip reads secrets only from one")
     with os.fdopen(fd, "rb") as f:
-        st = os.fstat(f.fileno())
-        if not stat.S_ISREG(st.st_mode):
-            raise InputError(f"{path} is not a regular file: tinsnip reads secrets only from one")
         envfile.check_private(str(path), st.st_mode, st.st_uid, os.getuid())
         try:
             return f.read()
