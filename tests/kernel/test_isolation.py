@@ -13,7 +13,7 @@ try:
 except ImportError:  # the shared checks are not in this tree
     isolation_checks = None
 
-IMAGE = "tinsnip/busybox:1.35"
+IMAGE = "busybox:1.36"  # hello's image, which both environments pulled
 
 
 @pytest.fixture(scope="module")
