@@ -19,9 +19,9 @@ from ..errors import InputError, PreflightError, TemplateError
 from ..ops.base import Host, q
 from ..ops.docker import ComposeDown, ComposeUp, ContextTree, DockerImage
 from ..ops.forward import Forward
-from ..ops.resources import Absent, Directory, File
+from ..ops.resources import Absent, Directory, File, as_uid
 from . import Target, preflight, step
-from .machine import home, machine_env_text
+from .machine import home, machine_env_text, recorded
 
 DATA_FOLDERS = ("data", "state", "config")
 
@@ -208,7 +208,8 @@ def files(t: Target) -> list:
     out += [Directory(f"{smep.mount_point}/{f}/{service}", mode=0o750, owner=u)
             for f in DATA_FOLDERS]
     out += [File(f"{d}/docker-compose.yml", compose.encode(), mode=0o640, owner=u),
-            File(f"{d}/.env", env.encode(), mode=0o600, secret=True, owner=u)]
+            File(f"{d}/.env", env.encode(), mode=0o600, secret=True, owner=u),
+            recorded(f"{d}/.env", env.encode(), smep.mount_point)]
     return out
 
 
@@ -250,7 +251,7 @@ def check(h: Host, target: Target) -> None:
     if h.conn is None:
         h.note("service.check", "unchecked", "host not reachable; would run docker compose config")
         return
-    exists = h.execute(f"[ -f {q(d + '/docker-compose.yml')} ] && echo yes || true",
+    exists = h.execute(as_uid(smep.uid, f"[ -f {q(d + '/docker-compose.yml')} ] && echo yes || true"),
                        step="service.check", show=f"look for {d}/docker-compose.yml").stdout.strip()
     if exists != "yes":  # a dry run before the first deploy: nothing to check on the host yet
         h.note("service.check", "unchecked", f"{d} not written yet; checked at deploy")
