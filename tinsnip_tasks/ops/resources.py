@@ -631,7 +631,11 @@ class Mounted(Resource):
 
     def commands(self, fact):
         if fact is None:
-            return [Cmd(sh("mount", self.mount_point))]
+            # another run that mounted it meanwhile (same source) is as good as this one
+            mine = (f"awk -v m={q(self.mount_point)} -v s={q(self.source)} "
+                    "'$2 == m && $1 == s {f = 1} END {exit !f}' /proc/mounts")
+            return [Cmd(f"{sh('mount', self.mount_point)} || {mine}",
+                        f"mount {self.mount_point}")]
         if fact[0] != self.source:
             raise ConflictError(f"{self.mount_point} already has {fact[0]} mounted")
         return []

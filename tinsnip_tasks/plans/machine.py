@@ -17,6 +17,8 @@ from . import Target, step
 
 # nosuid,nodev: a setuid file or a device node someone leaves on the export means nothing here
 MOUNT_OPTIONS = "rw,hard,vers=3,nosuid,nodev,_netdev"
+#: a host whose PID 1 is systemd makes its mount units from /etc/fstab: read it again
+SYSTEMD_RELOAD = 'if [ "$(cat /proc/1/comm)" = systemd ]; then systemctl daemon-reload; fi'
 #: what tinsnip wrote before the gate (the export mounted directly on /mnt/M-E): adopted as its
 #: own when a host is converted, even without its marker comment
 OLD_MOUNT_OPTIONS = "rw,hard,vers=3,_netdev"
@@ -86,7 +88,7 @@ def mount(t: Target) -> list:
         Directory(where),
         DaemonOffOldMount(smep.user, smep.uid, smep.mount_point),
         Edited("/etc/fstab", _moved(smep.mount_point, where, line, old_line),
-               f"fstab line for {where}"),
+               f"fstab line for {where}", after=(SYSTEMD_RELOAD,)),
         Mounted(where, source),
         GateLink(smep.mount_point, where),
     ]
@@ -176,7 +178,7 @@ def unmounted(t: Target) -> list:
     return [Unmounted(where), Unmounted(smep.mount_point),
             Edited("/etc/fstab", lambda text: drop_lines(field_is(1, where))(
                 drop_lines(field_is(1, smep.mount_point))(text)),
-                   f"no fstab line for {smep.mount_point} or {where}"),
+                   f"no fstab line for {smep.mount_point} or {where}", after=(SYSTEMD_RELOAD,)),
             Absent(gate_dir(smep.mount_point))]
 
 
