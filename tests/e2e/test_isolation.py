@@ -194,9 +194,14 @@ def test_teardown_after_a_killed_daemon_ends_everything(lab, both):
     lab.run(h, "pkill -KILL -u 10110 -x dockerd; sleep 1")
     survivors = lab.run(h, f"ps -e -o uid= | awk '$1 >= {lo} && $1 < {lo + 65536}' | wc -l").stdout
     assert int(survivors) > 0  # the container outlived its daemon
-    # a process of another user that kept the export in a mount namespace of its own
-    holder = lab.run(h, "cd / && setsid unshare -m --propagation private sleep 600 "
-                        ">/dev/null 2>&1 < /dev/null & echo $!").stdout.strip()
+    # a process of another user that keeps the export in a mount namespace of its own, bound
+    # elsewhere (a copy at the mount point itself goes when the mount point is removed)
+    hold = ("mkdir -p /tmp/isolation-hold && mount --bind /var/lib/tinsnip/gazette-test/nfs/data "
+            "/tmp/isolation-hold && exec sleep 601")
+    holder = lab.run(h, "start-stop-daemon --start --background --exec /usr/bin/unshare -- -m "
+                        f"--propagation private sh -c '{hold}' && sleep 0.5 && "
+                        "pgrep -x -f 'sleep 601'").stdout.strip()
+    assert lab.run(h, f"grep -c isolation-hold /proc/{holder}/mountinfo", warn=True).ok
     try:
         p = both.inv("machine.teardown", *GT, check=False)
         assert p.returncode == 1

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tinsnip_tasks.errors import ConflictError
+from tinsnip_tasks.errors import ConflictError, LeftBehind
 from tinsnip_tasks.ops import gate
 from tinsnip_tasks.ops.docker import seed_env
 from tinsnip_tasks.ops.gate import (DaemonOffOldMount, GateLink, NowhereMounted, end_processes,
@@ -227,7 +227,7 @@ rmdir "$d"
     holder = lines[0].split()[1]
     found = NowhereMounted(source).parse("\n".join(lines[1:]))
     assert [h[0] for h in found] == [holder] and found[0][1:] == ["0", "sleep"]
-    with pytest.raises(ConflictError, match=f"still mounted in the mount namespace of PID {holder} "
+    with pytest.raises(LeftBehind, match=f"still mounted in the mount namespace of PID {holder} "
                                             r"\(sleep, UID 0\)"):
         NowhereMounted(source).plan("\n".join(lines[1:]))
     # and afterwards nothing holds it

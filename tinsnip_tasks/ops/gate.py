@@ -15,7 +15,7 @@ from __future__ import annotations
 import posixpath
 from dataclasses import dataclass
 
-from ..errors import ConflictError
+from ..errors import ConflictError, LeftBehind
 from .base import Cmd, Resource, q, sh
 from .resources import _pin_folder, _refuse
 
@@ -180,8 +180,8 @@ class GateLink(Resource):
 
     def commands(self, fact):
         if fact["kind"] == "other":
-            raise ConflictError(f"{self.link} is neither a folder nor a link; tinsnip leaves it "
-                                "alone: move it away and run again")
+            raise ConflictError(f"{self.link} is neither a folder nor a link, and tinsnip leaves "
+                                "it alone")
         if fact["kind"] == "link" and fact["target"] == self.target and not fact["mounted"]:
             return []
         folder, name = posixpath.split(self.link)
@@ -237,7 +237,7 @@ class NowhereMounted(Resource):
             return []
         held = ", ".join(f"PID {h[0]} ({h[2] if len(h) > 2 else '?'}, UID "
                          f"{h[1] if len(h) > 1 else '?'})" for h in fact)
-        raise ConflictError(f"{self.source} is still mounted in the mount namespace of {held}: "
+        raise LeftBehind(f"{self.source} is still mounted in the mount namespace of {held}: "
                             "end those processes (or unmount it inside their namespace with "
                             "`nsenter -t PID -m umount -l PATH`) and run machine.teardown again")
 
