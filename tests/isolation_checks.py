@@ -151,6 +151,19 @@ def own_access(run: Callable, host: str, owner: Env, image: str, token: str) -> 
     return out
 
 
+def nfs_client_cross_access(run: Callable, host: str, nas: str, export: str, accounts: list,
+                            token: str) -> list:
+    """What each of ``accounts`` gets when it skips the mount and speaks NFS to the NAS itself
+    with a userspace client (libnfs's ``nfs-cat``, which the host must have): the gate is a
+    check of the host's paths, so only the NAS refusing unprivileged source ports (exports'
+    ``secure``) stops this. Empty when the host has no ``nfs-cat``."""
+    if not run(host, "command -v nfs-cat").ok:
+        return []
+    url = f"nfs://{nas}{export}/data/isolation-secret.txt"
+    return [_outcome(run, host, who, "own NFS client (nfs-cat)", as_account(who, f"nfs-cat {q(url)}"),
+                     token, says_denied=False) for who in accounts]
+
+
 def not_refused(outcomes: list) -> list:
     """The cross-access rows that were not refused as they must be (should be none)."""
     return [o for o in outcomes

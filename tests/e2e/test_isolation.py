@@ -61,7 +61,7 @@ def started_at(lab, env, host="homelab1"):
 def both(lab, e2e_cli):
     for args in (GP, GT):
         deploy(e2e_cli, args)
-    lab.run("homelab1", "id plain >/dev/null 2>&1 || useradd -m plain")
+    lab.run("homelab1", "id plain >/dev/null 2>&1 || useradd -u 5000 -m plain")
     return e2e_cli
 
 
@@ -75,6 +75,17 @@ def test_every_cross_access_is_refused_and_own_access_works(lab, both):
         out = lab.run(NAS, f"stat -c %u {d}/isolation-ctr.txt {d}/isolation-own.txt; "
                            f"test ! -e {d}/isolation-intruder.txt && echo none").stdout.split()
         assert out == [str(env.uid), str(env.uid), "none"]
+
+
+def test_a_local_account_s_own_nfs_client_is_refused_by_the_nas(lab, both):
+    """The NAS serves only privileged source ports (exports' default `secure`): root's mount is
+    served, a local account speaking NFS itself is not."""
+    token = ic.plant_secret(run_as_root(lab), "homelab1", PROD)
+    rows = ic.nfs_client_cross_access(run_as_root(lab), "homelab1", NAS, NAS_DIR[PROD],
+                                      ["plain", "gazette-test", 4242], token)
+    assert rows and not ic.not_refused(rows), "\n".join(map(str, rows))
+    assert lab.run("homelab1", f"nfs-cat nfs://{NAS}{NAS_DIR[PROD]}/data/isolation-secret.txt"
+                   ).stdout.strip() == token  # root, from a privileged port
 
 
 def test_the_running_services_answer_and_write_as_their_uid(lab, both):
