@@ -8,8 +8,9 @@ PYTHON := $(VENV)/bin/python
 
 .PHONY: install demo test unit lab-down
 
-$(VENV)/.installed: pyproject.toml .ci/lab-deps.sh
+$(VENV)/.installed: pyproject.toml .ci/lab-deps.sh .ci/test-deps.sh
 	bash .ci/lab-deps.sh
+	sh .ci/test-deps.sh
 	test -x $(PYTHON) || $(SYSTEM_PYTHON) -m venv $(VENV)
 	$(PYTHON) -m pip install -q --disable-pip-version-check -e '.[test]'
 	touch $@

@@ -7,6 +7,7 @@ set -eu
 PACKAGES="python3-venv debootstrap iproute2 openssh-client util-linux mount zstd tar curl ca-certificates procps psmisc kmod systemd-container"
 
 missing=""
+[ $# -eq 0 ] || PACKAGES="$*"  # packages given as arguments instead (.ci/test-deps.sh)
 for p in $PACKAGES; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
         missing="$missing $p"

@@ -49,7 +49,7 @@ def main():
         data = timed("context: gzip tarball", lambda: context.tarball(app, files))
         print(f"{'context size':<48} {len(data) / 1e6:7.1f} MB ({len(files)} files)")
         inv = {"sheets": {"dynamicalsystem": {"nas": "ds412plus"}},
-               "nas": {"ds412plus": {"host": "ds412plus", "kind": "synology"}},
+               "nas": {"ds412plus": {"host": "ds412plus"}},
                "machines": {"benchapps": {"sheet": "dynamicalsystem", "host": HOST, "number": 41,
                                           "environments": ["prod"],
                                           "services": {"pyhello": {"path": "pyhello",

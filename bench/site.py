@@ -41,7 +41,7 @@ GROWTH = {1: 2, 5: 3, 10: 4, 20: 5}  # hosts: the sheet number of that run (UIDs
 
 def inventory(machines: list[tuple[str, str, list, dict]], sheet="benchsheet", number=6) -> str:
     lines = [f"sheets:\n  {sheet}:\n    nas: ds412plus\n    volume: /volume1\n    number: {number}",
-             "nas:\n  ds412plus:\n    host: ds412plus\n    kind: synology", "machines:"]
+             "nas:\n  ds412plus:\n    host: ds412plus", "machines:"]
     for name, host, envs, services in machines:
         lines.append(f"  {name}:\n    sheet: {sheet}\n    host: {host}\n"
                      f"    environments: [{', '.join(envs)}]")

@@ -1,11 +1,15 @@
-"""Build a Docker image archive without a Docker daemon.
+"""Build Docker images without a Docker daemon: a ``docker save`` archive, and the blobs and
+manifest that the lab pushes into its registry.
 
-The lab's hosts cannot reach an image registry, so the rootfs carries a small busybox
-image in ``docker save`` format: one layer holding the static busybox binary and a few
-applet links, a config blob, ``manifest.json`` and ``repositories``. Everything has fixed
-timestamps, so the same busybox binary always gives the same archive bytes.
+The lab has no internet, so its images are made here: one layer holding the static busybox
+binary and a few applet links, and a config blob. The rootfs carries one in ``docker save``
+format (for the lab's own Docker tests); the lab's registry serves the same layer under the
+public names the catalog uses (``library/busybox:1.36``, pulled as ``busybox:1.36``).
+Everything has fixed timestamps, so the same busybox binary always gives the same bytes;
+``variant`` adds a file that makes a different image of the same tag (an upgrade).
 """
 
+import gzip
 import hashlib
 import io
 import json
@@ -41,10 +45,11 @@ def _tar_bytes(fill):
     return buf.getvalue()
 
 
-def busybox_layer(busybox_binary):
+def busybox_layer(busybox_binary, variant=""):
     """Return the bytes of the image's single layer tar.
 
     :param bytes busybox_binary: contents of a statically linked busybox.
+    :param str variant: when given, written to ``/etc/image-variant`` (another image).
     """
 
     def fill(tar):
@@ -56,18 +61,14 @@ def busybox_layer(busybox_binary):
             _add(tar, f"bin/{applet}", kind=tarfile.SYMTYPE, mode=0o777, target="busybox")
         _add(tar, "etc/passwd", data=_PASSWD.encode())
         _add(tar, "etc/group", data=_GROUP.encode())
+        if variant:
+            _add(tar, "etc/image-variant", data=f"{variant}\n".encode())
 
     return _tar_bytes(fill)
 
 
-def image_archive(busybox_binary, repo, tag):
-    """Return the bytes of a ``docker save`` archive holding one busybox image.
-
-    :param bytes busybox_binary: contents of a statically linked busybox.
-    :param str repo: image repository, e.g. ``tinsnip/busybox``.
-    :param str tag: image tag, e.g. ``1.35``.
-    """
-    layer = busybox_layer(busybox_binary)
+def image_config(layer):
+    """Return the image config blob (bytes) of an image made of ``layer`` alone."""
     diff_id = "sha256:" + hashlib.sha256(layer).hexdigest()
     config = {
         "architecture": "amd64",
@@ -81,7 +82,44 @@ def image_archive(busybox_binary, repo, tag):
         "rootfs": {"type": "layers", "diff_ids": [diff_id]},
         "history": [{"created": _CREATED, "created_by": "tinsnip lab: busybox-static"}],
     }
-    config_bytes = json.dumps(config, sort_keys=True, separators=(",", ":")).encode()
+    return json.dumps(config, sort_keys=True, separators=(",", ":")).encode()
+
+
+MANIFEST_TYPE = "application/vnd.docker.distribution.manifest.v2+json"
+CONFIG_TYPE = "application/vnd.docker.container.image.v1+json"
+LAYER_TYPE = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+
+
+def digest(data):
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def registry_image(busybox_binary, variant=""):
+    """Return ``(manifest, blobs)`` of the busybox image for a registry: the image manifest
+    (schema 2, bytes) and ``{digest: bytes}`` of its config and gzipped layer."""
+    layer = busybox_layer(busybox_binary, variant)
+    packed = gzip.compress(layer, mtime=0)
+    config = image_config(layer)
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": MANIFEST_TYPE,
+        "config": {"mediaType": CONFIG_TYPE, "size": len(config), "digest": digest(config)},
+        "layers": [{"mediaType": LAYER_TYPE, "size": len(packed), "digest": digest(packed)}],
+    }
+    body = json.dumps(manifest, indent=3).encode()
+    return body, {digest(config): config, digest(packed): packed}
+
+
+def image_archive(busybox_binary, repo, tag):
+    """Return the bytes of a ``docker save`` archive holding one busybox image.
+
+    :param bytes busybox_binary: contents of a statically linked busybox.
+    :param str repo: image repository, e.g. ``tinsnip/busybox``.
+    :param str tag: image tag, e.g. ``1.35``.
+    """
+    layer = busybox_layer(busybox_binary)
+    config_bytes = image_config(layer)
+    config = json.loads(config_bytes)
     config_name = hashlib.sha256(config_bytes).hexdigest() + ".json"
     # Legacy per-layer directory name: any stable 64-hex id works; derive it from the layer.
     layer_id = hashlib.sha256(b"layer:" + layer).hexdigest()

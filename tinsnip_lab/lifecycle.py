@@ -7,7 +7,7 @@ import os
 import time
 
 from tinsnip_lab.errors import LabError
-from tinsnip_lab import hosts, network, nspawn, rootfs, sdrootfs, settings, sshkeys
+from tinsnip_lab import hosts, network, nspawn, registry, rootfs, sdrootfs, settings, sshkeys
 
 
 def _state_path():
@@ -161,6 +161,7 @@ def _up(rebuild, log):
         for host, pid in pids.items():
             _wait_ready(host, pid)
         extra = _start_nas_services(log)
+        extra += registry.start((lower / "bin/busybox").read_bytes(), log)
     except Exception:
         _down(log=lambda msg: None)
         raise

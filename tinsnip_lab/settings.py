@@ -56,6 +56,7 @@ ROOTFS_PACKAGES = (
     "docker.io", "rootlesskit", "slirp4netns", "uidmap", "fuse3", "libfuse2",
     "python3-fusepy", "libnfs13", "libnfs-utils", "nfs-ganesha", "nfs-ganesha-vfs",
     "nfs-kernel-server", "rpcbind", "busybox-static", "dbus-user-session", "kmod",
+    "docker-registry",
 )
 
 #: Packages of the systemd hosts' root filesystem (its own cache key): a machine host's
@@ -76,6 +77,11 @@ COMPOSE_VERSION = "2.40.3"
 BUSYBOX_IMAGE = "tinsnip/busybox"
 BUSYBOX_TAG = "1.35"
 BUSYBOX_ARCHIVE = "/opt/tinsnip/images/busybox.tar"
+
+#: The lab's image registry (Debian's docker-registry, see registry.py): its host and port.
+#: The machines reach it by name as a registry mirror (``http://ds412plus:5000``).
+REGISTRY_HOST = NAS_HOST
+REGISTRY_PORT = 5000
 
 #: Caches kept outside the repository: debootstrap output, rootfs tarballs, compose binary.
 CACHE_DIR = Path("/var/cache/tinsnip-lab")

@@ -21,6 +21,9 @@ from invoke.config import Config
 
 from .errors import InputError, TinsnipError
 
+#: Seconds tinsnip waits for a host to connect and speak SSH, unless ``connect_timeout`` says.
+CONNECT_TIMEOUT = 10.0
+
 #: The ``tinsnip`` section's keys and defaults.
 DEFAULTS = {
     # the inventory file, relative to the current folder
@@ -41,11 +44,15 @@ DEFAULTS = {
     "verbose": False,
     # also write the JSON recap to this file
     "recap_file": "",
+    # seconds to wait for a host to answer: the TCP connection, the SSH banner, authentication
+    "connect_timeout": CONNECT_TIMEOUT,
+    # the age identity file that decrypts secrets/<machine>-<env>.env.age (None: none)
+    "age_identity": None,
 }
 SUDO_MODES = ("auto", "always", "never")
 #: Keys that ``TINSNIP_<KEY>`` sets, as a shortcut for the program's own prefixed variable.
 SHORTCUTS = ("inventory", "env", "ssh_config", "known_hosts", "allowed_hosts", "sudo",
-             "recap_file")
+             "recap_file", "connect_timeout", "age_identity")
 SHORTCUT_PREFIX = "TINSNIP_"
 
 
@@ -79,7 +86,13 @@ class TinsnipConfig(Config):
     prefix = "tinsnip"
 
     def load_shell_env(self) -> None:
-        super().load_shell_env()
+        from invoke.exceptions import Exit, UncastableEnvVar
+
+        try:
+            super().load_shell_env()
+        except (ValueError, UncastableEnvVar) as e:  # TINSNIP_TINSNIP_CONNECT_TIMEOUT=soon
+            raise Exit(f"error: a TINSNIP_ variable has a value its setting cannot take: {e}",
+                       code=2) from None
         apply_shortcuts(self)
 
 
@@ -93,6 +106,8 @@ class Settings:
     allowed_hosts: frozenset[str] | None
     sudo: str
     dry: bool
+    connect_timeout: float = CONNECT_TIMEOUT
+    age_identity: str | None = None
 
     def use_sudo(self, login_user: str) -> bool:
         """Whether commands for a host logged in as ``login_user`` go through ``sudo -n``."""
@@ -115,6 +130,18 @@ def _path(key, value) -> str | None:
     if not isinstance(value, str):
         raise InputError(f"config tinsnip.{key}: give a file path, not {value!r}")
     return os.path.expanduser(value)
+
+
+def _seconds(key, value) -> float:
+    """A positive number of seconds (a number, or its text from a variable), at most a day."""
+    try:
+        seconds = float(value) if not isinstance(value, bool) else None
+    except (TypeError, ValueError):
+        seconds = None
+    if seconds is None or not 0 < seconds <= 86400:
+        raise InputError(f"config tinsnip.{key}: give a number of seconds (0 < N <= 86400), "
+                         f"not {value!r}")
+    return seconds
 
 
 def read(c, *, dry: bool = False) -> Settings:
@@ -145,6 +172,8 @@ def read(c, *, dry: bool = False) -> Settings:
         allowed_hosts=frozenset(allowed) if raw["allowed_hosts"] is not None else None,
         sudo=sudo,
         dry=bool(dry) or run_dry,
+        connect_timeout=_seconds("connect_timeout", raw["connect_timeout"]),
+        age_identity=_path("age_identity", raw["age_identity"]),
     )
 
 

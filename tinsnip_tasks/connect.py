@@ -19,6 +19,10 @@ from typing import Any
 from .errors import InputError, UnreachableError
 
 
+#: What paramiko says of a host that accepted the connection but did not speak SSH in time.
+SILENT = ("No existing session", "Error reading SSH protocol banner")
+
+
 @functools.cache
 def _quiet_paramiko():
     # paramiko reports connection failures through logging as well as by raising; the raised
@@ -51,25 +55,38 @@ class SshProfile:
         config's ``HostName``); None: any.
     :param base: a Fabric ``Config`` to start from (the one ``fab`` built from its flags and
         files); None: a fresh one.
+    :param connect_timeout: seconds a host has to accept the connection, send its SSH banner
+        and finish authentication (tinsnip's ``connect_timeout`` setting).
     """
 
     ssh_config: str | None = None
     known_hosts: tuple[str, ...] = ()
     allowed_hosts: frozenset[str] | None = None
     base: Any = None
+    connect_timeout: float = 10.0
 
     @classmethod
     def from_settings(cls, settings, config=None) -> "SshProfile":
         """The profile of :class:`tinsnip_tasks.config.Settings`; ``config`` is the task's
         configuration, used as ``base`` when it is Fabric's (tasks run by ``fab``)."""
         base = config if hasattr(config, "base_ssh_config") else None
-        return cls(settings.ssh_config, settings.known_hosts, settings.allowed_hosts, base)
+        profile = cls(settings.ssh_config, settings.known_hosts, settings.allowed_hosts, base,
+                      settings.connect_timeout)
+        profile.check_files()
+        return profile
+
+    def check_files(self) -> None:
+        """:raises InputError: the SSH config file given does not exist or is not a file."""
+        if self.ssh_config and not os.path.isfile(self.ssh_config):
+            raise InputError(f"the SSH config file {self.ssh_config} (tinsnip.ssh_config) does "
+                             "not exist or is not a file; create it or leave the setting out")
 
     def fabric_config(self):
         """The Fabric ``Config`` connections of this profile are made with."""
         from fabric import Config
         from paramiko import SSHConfig
 
+        self.check_files()
         if self.base is None:
             cfg = Config(runtime_ssh_path=self.ssh_config)
         else:
@@ -78,9 +95,25 @@ class SshProfile:
                 cfg._set(base_ssh_config=SSHConfig.from_path(self.ssh_config))
         cfg.runners.remote = quick_remote()
         cfg.run.dry = False  # tinsnip reads facts in a dry run and plans its own changes
-        if cfg.timeouts.connect is None:
-            cfg.timeouts.connect = 10
+        cfg.timeouts.connect = self.connect_timeout
+        # paramiko waits 15 s for the banner and 30 s for authentication whatever the TCP
+        # timeout: a host that accepts the connection but never speaks SSH is given the same
+        kwargs = dict(cfg.connect_kwargs or {})
+        kwargs.setdefault("banner_timeout", self.connect_timeout)
+        kwargs.setdefault("auth_timeout", self.connect_timeout)
+        cfg.connect_kwargs = kwargs
         return cfg
+
+    def resolver(self):
+        """A function giving the ``HostName`` the SSH config names for a host alias (None
+        when it names none), reading the config once."""
+        self.check_files()
+        lookup = self.fabric_config().base_ssh_config.lookup
+
+        def hostname(alias: str) -> str | None:
+            return lookup(alias).get("hostname")
+
+        return hostname
 
     def known_hosts_files(self, conn) -> list[Path]:
         """The known_hosts files checked for ``conn``'s host key."""
@@ -91,7 +124,13 @@ class SshProfile:
         return files or [Path.home() / ".ssh" / "known_hosts"]
 
     def check_allowed(self, conn) -> None:
-        """:raises InputError: ``conn`` would reach a host the profile does not allow."""
+        """:raises InputError: ``conn`` would reach a host the profile does not allow, or would
+        be reached through a ``ProxyCommand`` while only some hosts are allowed (a command can
+        reach any host: nothing can check where it goes)."""
+        if self.allowed_hosts is not None and isinstance(conn.gateway, str):
+            raise InputError(f"{conn.original_host}: the SSH config reaches it through a "
+                             f"ProxyCommand ({conn.gateway[:60]}), which tinsnip.allowed_hosts "
+                             "cannot check; use ProxyJump through an allowed host instead")
         if self.allowed_hosts is None or conn.host in self.allowed_hosts:
             return
         shown = conn.original_host + (f" ({conn.host})" if conn.host != conn.original_host else "")
@@ -142,6 +181,9 @@ def connect(target: str, profile: SshProfile = SshProfile(), **kwargs):
         raise UnreachableError(name, f"its host key does not match known_hosts ({e}); if the "
                                      "host was rebuilt, check the new key and replace the entry") from e
     except paramiko.SSHException as e:
+        if any(w in str(e) for w in SILENT):
+            raise UnreachableError(name, f"no SSH answer within {profile.connect_timeout:g} s "
+                                         f"(tinsnip.connect_timeout): {e}") from e
         hint = (" (check its key, then add it to known_hosts)" if "known_hosts" in str(e) else "")
         raise UnreachableError(name, f"{e}{hint}") from e
     except (OSError, socket.timeout) as e:

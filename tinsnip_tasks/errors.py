@@ -93,3 +93,8 @@ class PreflightError(TinsnipError):
         self.host, self.step, self.findings = host, step, list(findings)
         super().__init__(f"{host}: the preflight refused the deploy, nothing was started:\n  "
                          + "\n  ".join(str(f) for f in self.findings))
+
+
+class HealthError(TinsnipError):
+    """A service a deploy started did not become healthy in time; says what was done about it
+    (rolled back, or left stopped) and what its containers said."""

@@ -9,6 +9,8 @@ reached), or the JSON recap with ``--json``, and the exit code tells what went w
 from __future__ import annotations
 
 import threading
+import time
+from dataclasses import replace
 from pathlib import Path
 
 from invoke.exceptions import Exit
@@ -19,7 +21,7 @@ from .core.render import catalog
 from .core.target import check_target
 from .errors import InputError, TinsnipError, UnreachableError
 from .ops.base import DEFAULT_TIMEOUT, Host
-from .output import Output
+from .output import Output, write_atomic
 from .plans.numbers import Numbers
 from .results import EXIT_INPUT, GroupResult
 
@@ -109,7 +111,10 @@ class Run:
             self.settings = settings_mod.read(self.c, dry=self.dry)
             self.dry = self.results.dry = self.settings.dry
             self.conns.profile = SshProfile.from_settings(self.settings, self.c.config)
-            self.inv = load_inventory(self.settings.inventory, catalog=catalog())
+            self.inv = replace(load_inventory(self.settings.inventory, catalog=catalog()),
+                               age_identity=self.settings.age_identity)
+            # exports and fstab lines name hosts by what the other side can reach
+            self.inv = self.inv.with_addresses(self.conns.profile.resolver())
             if self.override:
                 check_target(self.override)
         except TinsnipError as e:
@@ -130,13 +135,30 @@ class Run:
         self.conns.close()
         self.output.recap(self.results)
         if self.recap_file:
-            Path(self.recap_file).write_text(self.results.to_json() + "\n")
+            try:
+                write_atomic(Path(self.recap_file),
+                             (self.results.to_json(self.output.mask) + "\n").encode())
+            except OSError as e:
+                self.output.error(f"error: cannot write the recap file {self.recap_file}: "
+                                  f"{e.strerror or e}")
         if error is not None and not isinstance(error, (TinsnipError, KeyboardInterrupt)):
             return False
         code = self.results.exit_code()
         if code:
             raise Exit(code=code)
         return error is not None
+
+    def mask_secrets(self, machine: str, env: str) -> None:
+        """Hide every value of the machine-environment's secrets file in all this run prints
+        and records. A file that cannot be read (or decrypted) gives no value to any step, so
+        none can be printed: the step that needs one refuses it, naming the problem."""
+        from .plans.service import read_secrets, secrets_path
+
+        try:
+            values = read_secrets(secrets_path(self.inv, machine, env), self.inv.age_identity)
+        except InputError:
+            return
+        self.output.mask.add(values.values())
 
     # -- hosts -----------------------------------------------------------------------------
     def host(self, target: str) -> Host:
@@ -151,25 +173,29 @@ class Run:
         """Connect to every target not connected yet, all at once (one thread each)."""
         new = [t for t in dict.fromkeys(targets) if t not in self.hosts]
         outcomes = parallel(self._open, new)
-        for target, (conn, problem) in zip(new, outcomes):
+        for target, (conn, problem, seconds) in zip(new, outcomes):
             if isinstance(problem, InputError):
                 raise problem
             self._add(target, conn, problem)
+            h = self.hosts[target]
+            h.seconds += seconds  # the recap counts the time spent connecting too
+            h.result.seconds = h.seconds
         return [self.hosts[t] for t in targets]
 
     def _open(self, target):
+        started = time.monotonic()
         try:
-            return self.conns.get(target), None
-        except UnreachableError as e:
-            return None, e
-        except InputError as e:
-            return None, e
+            conn, problem = self.conns.get(target), None
+        except (UnreachableError, InputError) as e:
+            conn, problem = None, e
+        return conn, problem, time.monotonic() - started
 
     def _add(self, target, conn, problem):
         unreachable = ""
         if isinstance(problem, UnreachableError):
             if self.dry:
                 self.output.note(f"note: {problem}; the plan below lists steps without checking them")
+                self.results.unchecked.append(target)  # a dry run that could not check: exit 3
             else:
                 unreachable = str(problem)
         user = getattr(conn, "user", "root") if conn else "root"
@@ -218,6 +244,7 @@ class Run:
         from .plans import Target, build
 
         self.inv.check_env(machine, env)
+        self.mask_secrets(machine, env)
         guess = self.numbers.guess(machine, env)
         machine_target, nas_target = self.machine_target(machine), self.nas_target(machine)
         if not (guess and steps) or machine_target == nas_target:

@@ -29,7 +29,7 @@ INVENTORY = """
 sheets:
   dynamicalsystem: {nas: ds412plus, volume: /volume1}
 nas:
-  ds412plus: {host: ds412plus, kind: synology}
+  ds412plus: {host: ds412plus}
 machines:
   opsbox: {sheet: dynamicalsystem, host: homelab2, environments: [dev], number: 50}
 """

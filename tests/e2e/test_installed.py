@@ -61,6 +61,9 @@ def test_the_wheel_holds_the_product_and_its_templates_only(installed):
     names = zipfile.ZipFile(installed[1]).namelist()
     assert "tinsnip_tasks/templates/services/hello/docker-compose.yml.j2" in names
     assert "tinsnip_tasks/templates/Makefile.j2" in names
+    assert {"tinsnip_tasks/templates/init/inventory.yaml",
+            "tinsnip_tasks/templates/init/tinsnip.yaml",
+            "tinsnip_tasks/templates/python-uv/pyproject.toml.j2"} <= set(names)
     assert not [n for n in names if n.startswith(("tinsnip_lab/", "tests/"))]
 
 
@@ -89,3 +92,14 @@ def test_a_dry_run_renders_the_packaged_templates_against_lab_hosts(lab, install
     assert "dry run: nothing is changed" in p.stdout
     assert "homelab2   service.files        would change" in p.stdout, p.stdout
     assert "not reachable" not in p.stdout  # the host was reached, its facts read
+
+
+def test_init_and_task_help_from_an_empty_folder(installed, tmp_path):
+    help_ = tinsnip(installed, tmp_path, "machine.setup", "--help")
+    assert help_.returncode == 0 and help_.stdout.startswith("Usage: tinsnip"), help_.stderr
+    p = tinsnip(installed, tmp_path, "init")
+    assert p.returncode == 0, p.stderr
+    table = tinsnip(installed, tmp_path, "smep.table", "--sheet", "home")
+    assert table.returncode == 0 and "| web | prod | unassigned |" in table.stdout, table.stderr
+    again = tinsnip(installed, tmp_path, "init")
+    assert again.returncode == 2 and "exists" in again.stderr

@@ -57,7 +57,7 @@ def homelab3_rebooted(lab, e2e_cli):
 def test_homelab3_mount_comes_back_from_fstab_after_the_network(lab, homelab3_rebooted):
     mounts = lab.run("homelab3", "awk '$2 == \"/var/lib/tinsnip/gateway-prod/nfs\" {print $1, $3}' "
                                  "/proc/mounts").stdout
-    assert mounts.split() == ["ds412plus:/volume1/dynamicalsystem/gateway/prod", "fuse.nfs"]
+    assert mounts.split() == [f"{lab.ip('ds412plus')}:/volume1/dynamicalsystem/gateway/prod", "fuse.nfs"]
     unit = "var-lib-tinsnip-gateway\\\\x2dprod-nfs.mount"
     show = lab.run("homelab3", f"systemctl show {unit} -p SourcePath -p After -p ActiveState").stdout
     assert "SourcePath=/etc/fstab" in show and "ActiveState=active" in show

@@ -22,10 +22,10 @@ def probe(lab, e2e_cli):
     args = ("--machine", "gazette", "--env", "prod")
     e2e_cli.inv("nas.setup", *args)
     e2e_cli.inv("machine.setup", *args)
-    e2e_cli.inv("service.deploy", *args, "--service", "hello")  # loads the busybox image
+    e2e_cli.inv("service.deploy", *args, "--service", "hello")  # pulls busybox:1.36
     quotable = [v for v in VALUES if _quotable(v)]
     env = "".join(envfile.line(f"V{i}", v) + "\n" for i, v in enumerate(quotable))
-    compose = ("services:\n  t:\n    image: tinsnip/busybox:1.35\n    env_file: [.env]\n"
+    compose = ("services:\n  t:\n    image: busybox:1.36\n    env_file: [.env]\n"
                "    environment:\n"
                + "".join(f"      I{i}: ${{V{i}}}\n" for i in range(len(quotable))))
     for name, text in ((".env", env), ("docker-compose.yml", compose)):

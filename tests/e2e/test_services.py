@@ -140,7 +140,7 @@ def site(lab, tmp_path_factory):
     services.update({name: {"path": f"src/{name}", "ports": {}} for name in BAD})
     inventory = {
         "sheets": {"dynamicalsystem": {"nas": "ds412plus", "volume": "/volume1"}},
-        "nas": {"ds412plus": {"host": "ds412plus", "kind": "synology"}},
+        "nas": {"ds412plus": {"host": "ds412plus"}},
         "machines": {"webapps": {"sheet": "dynamicalsystem", "host": HOST,
                                  "environments": ["prod"], "number": 40,
                                  "services": services}},

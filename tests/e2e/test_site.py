@@ -41,8 +41,8 @@ def test_one_call_converges_the_whole_inventory(lab, first):
         body = urllib.request.urlopen(f"http://{lab.ip(host)}:{port}/", timeout=10).read().decode()
         assert "hello from" in body
     exports = lab.read("ds412plus", "/etc/exports")
-    assert "/volume1/sitesheet/station/prod homelab1(ro" in exports
-    assert "/volume1/sitesheet/cache/prod homelab2(rw" in exports
+    assert f"/volume1/sitesheet/station/prod {lab.ip('homelab1')}(ro" in exports
+    assert f"/volume1/sitesheet/cache/prod {lab.ip('homelab2')}(rw" in exports
 
 
 def test_second_call_changes_nothing_at_one_command_per_machine_host(site, first):
@@ -99,7 +99,7 @@ def test_dry_run_plans_the_site_and_changes_nothing(lab, site, first):
                    for s in r["steps"] if s["status"] == "would change"]
         assert changed == [("homelab2", "machine.env", "mail-test")], p.stdout
         # a fresh copy written by the machine user, never a chmod through the name
-        assert f"to {env} through a new temporary file (secret)" in p.stdout, p.stdout
+        assert f"to {env} through a new temporary file" in p.stdout, p.stdout
         assert lab.run("homelab2", f"stat -c %a {env}").stdout.strip() == "600"
     finally:
         site.inv("site.up", "--limit", "mail:test")
@@ -129,7 +129,7 @@ def test_an_unreachable_host_fails_alone(lab, site, first, tmp_path):
     hosts = p.recap["hosts"]
     assert p.returncode == 3, p.stdout + p.stderr
     assert hosts["homelab2:2999"]["reachable"] is False
-    assert [s["status"] for s in hosts["homelab2:2999"]["steps"]] == ["skipped"] * 5
+    assert [s["status"] for s in hosts["homelab2:2999"]["steps"]] == ["skipped"] * 6
     assert "homelab2:2999: ok=0 changed=0 failed=0 commands=0" in p.stdout
     assert all(hosts[h]["failed"] == 0 for h in ("ds412plus", "homelab1", "homelab2"))
     assert hosts["homelab1"]["commands"] == 1 and hosts["homelab2"]["changed"] == 0

@@ -18,9 +18,10 @@ def test_station_folder_registry_and_export(lab, station):
     assert lab.run("ds412plus", f"stat -c '%u %a' {STATION}").stdout.split() == ["10000", "755"]
     registry = reg.parse_registry(lab.read("ds412plus", f"{STATION}/machine-registry"))
     assert registry["gazette"] == 1 and registry["lldap"] == 2
-    assert (f"{STATION} homelab1(ro,sync,all_squash,anonuid=10000,anongid=10000,no_subtree_check) "
-            f"homelab2(ro,sync,all_squash,anonuid=10000,anongid=10000,no_subtree_check) "
-            f"homelab3(ro,sync,all_squash,anonuid=10000,anongid=10000,no_subtree_check)"
+    # the clients by the addresses the SSH config gives for the hosts' aliases
+    clients = sorted(lab.ip(h) for h in ("homelab1", "homelab2", "homelab3"))
+    assert (f"{STATION} " + " ".join(
+        f"{ip}(ro,sync,all_squash,anonuid=10000,anongid=10000,no_subtree_check)" for ip in clients)
             ) in lab.read("ds412plus", "/etc/exports").splitlines()
 
 

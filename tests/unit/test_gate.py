@@ -233,3 +233,27 @@ rmdir "$d"
     # and afterwards nothing holds it
     gone = subprocess.run(["sh", "-c", mount_holders(source)], capture_output=True, text=True)
     assert gone.stdout == ""
+
+
+def test_a_digest_is_recorded_once_and_the_oldest_go():
+    edit = gate.with_digest("/mnt/x/service/s/.env", "a" * 64, keep=3)
+    once = edit("b" * 64 + "  /mnt/x/.machine/machine.env\n")
+    assert edit(once) == once  # idempotent: a second run changes nothing
+    text = once
+    for d in "cdef":
+        text = gate.with_digest("/mnt/x/service/s/.env", d * 64, keep=3)(text)
+    mine = [l.split()[0][0] for l in text.splitlines() if l.endswith("/s/.env")]
+    assert mine == ["d", "e", "f"] and "b" * 64 + "  /mnt/x/.machine/machine.env" in text
+
+
+def test_a_file_tinsnip_wrote_before_is_sourced_too(mount, tmp_path):
+    """A rollback brings back the .env of a kept generation: its digest is still recorded."""
+    env = mount / "service" / "hello" / ".env"
+    sums = Path(gate.sums_file(str(mount)))
+    old = hashlib.sha256(env.read_bytes()).hexdigest()
+    env.write_text("HELLO=2\n")
+    sums.write_text(gate.with_digest(str(env), hashlib.sha256(b"HELLO=2\n").hexdigest())(
+        sums.read_text()))
+    assert sourced(mount, tmp_path).stdout.strip() == "ran 10100 2"
+    env.write_text("HELLO=1\n")  # the generation before
+    assert old in sums.read_text() and sourced(mount, tmp_path).stdout.strip() == "ran 10100 1"

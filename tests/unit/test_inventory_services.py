@@ -9,7 +9,7 @@ from tinsnip_tasks.errors import InventoryError
 
 BASE = {
     "sheets": {"dynamicalsystem": {"nas": "ds412plus"}},
-    "nas": {"ds412plus": {"host": "ds412plus", "kind": "synology"}},
+    "nas": {"ds412plus": {"host": "ds412plus"}},
     "machines": {"gazette": {"sheet": "dynamicalsystem", "host": "homelab1",
                              "environments": ["prod"], "services": {}}},
 }

@@ -1,6 +1,7 @@
 """Output through the real CLI (`inv`): stdout for answers and recaps, stderr for errors, colour
 only on a terminal, JSON on request, exit codes that tell what went wrong. No host answers here:
 the inventory names hosts that do not resolve, or a local port that never speaks SSH."""
+import io
 import json
 import os
 import pty
@@ -153,3 +154,43 @@ def test_ctrl_c_exits_130_with_a_recap(tmp_path):
     server.close()
     assert proc.returncode == 130, (out, err)
     assert "interrupted" in err
+
+
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+@pytest.mark.parametrize("terminal", [False, True])
+def test_a_step_running_longer_than_2_s_shows_progress(terminal):
+    """Run for real through a local Invoke context: the script sleeps past the 2 s mark."""
+    from invoke import Context
+
+    from tinsnip_tasks.ops.base import STEP_MARK, Host
+    from tinsnip_tasks.output import Output
+
+    out = _Terminal() if terminal else io.StringIO()
+    h = Host("box", Context(), output=Output(out=out, err=io.StringIO()))
+    result = h.run(f"echo pulling; echo {STEP_MARK}0 >&2; sleep 2.6; echo done",
+                   step="service.image")
+    assert result.stdout == "pulling\ndone\n"  # captured as before
+    lines = out.getvalue().splitlines()
+    if terminal:  # the output, streamed under the step's name (the first line too)
+        assert lines == ["box        service.image        | pulling",
+                         "box        service.image        | done"]
+    else:  # a line saying how long it has run
+        assert lines == ["box        service.image        still running (2 s)"]
+
+
+def test_a_quick_step_or_a_secret_one_shows_nothing_while_it_runs():
+    from invoke import Context
+
+    from tinsnip_tasks.ops.base import Host
+    from tinsnip_tasks.output import Output
+
+    out = _Terminal()
+    h = Host("box", Context(), output=Output(out=out, err=io.StringIO()))
+    h.run("echo quick", step="s")
+    h.execute("echo s3cr3t; sleep 2.5", step="s", show="compose config", secret=True)
+    assert "quick" not in out.getvalue() and "s3cr3t" not in out.getvalue()
+    assert "still running" in out.getvalue()

@@ -68,7 +68,7 @@ def test_machine_env_has_every_number_and_the_socket(inv):
     assert values["DOCKER_HOST"] == "unix:///run/user/10110/docker.sock"
     assert values["TIN_DATA_DIR"] == "/home/gazette-test/.local/share/dynamicalsystem/@gazette"
     env_file = machine.machine_env(Target(inv, GT))[1]
-    assert env_file.mode == 0o640 and env_file.secret
+    assert env_file.mode == 0o640 and not env_file.secret  # no secret in it: the diff shows it
 
 
 def test_hello_compose_follows_the_seed_pattern(inv):
@@ -126,8 +126,10 @@ def test_compose_up_only_when_needed(fact, needs_up):
     assert bool(cmds) is needs_up
     if needs_up:
         # the stamp is written by the machine user, through a fresh temporary file
-        assert texts(cmds)[-1].startswith("setpriv --reuid=1 --regid=1 --clear-groups sh -c ")
-        assert str(cmds[-1]) == "as UID 1: record abc in /m/service/s/.tinsnip-deployed"
+        assert texts(cmds)[-1].startswith("sudo -u u env DOCKER_HOST=unix:///run/user/1/docker.sock sh -c ")
+        assert "mktemp .tinsnip-deployed.XXXXXXXXXX" in texts(cmds)[-1]
+        assert str(cmds[-1]) == ("as u: record abc and the image digests in "
+                                 "/m/service/s/.tinsnip-deployed")
 
 
 def test_stamp_follows_every_file_the_service_starts_from(inv):
@@ -259,8 +261,9 @@ SD_GOOD = ["@init systemd", "@mount ds412plus:/volume1/d/gazette/prod fuse.nfs r
            "@daemonenv 77 "]
 
 
-def _host_items(lines):
-    return {item: (ok, detail) for item, ok, detail in status._host_items(status.parse("\n".join(lines)), GP)}
+def _host_items(lines, program="inv"):
+    return {item: (ok, detail) for item, ok, detail in
+            status._host_items(status.parse("\n".join(lines)), GP, program)}
 
 
 def test_status_on_systemd_checks_the_user_unit():
@@ -298,6 +301,20 @@ def test_each_failure_mode_fails_its_item_with_the_fix(change, item, fix):
     items = _host_items([change[1] if line == change[0] else line for line in SD_GOOD])
     assert [i for i, (ok, _) in items.items() if not ok] == [item]
     assert fix in items[item][1]
+    # the fix names the program that runs
+    assert fix.replace("inv ", "fab ") in _host_items(
+        [change[1] if line == change[0] else line for line in SD_GOOD], "fab")[item][1]
+
+
+def test_a_machine_environment_never_set_up_is_one_failed_item():
+    assert status.evaluate(status.parse("@nouser\n"), GP, "tinsnip") == [
+        ("user", False, "gazette-prod does not exist on this host: this machine-environment is "
+         "not set up; run `tinsnip machine.setup --machine gazette --env prod`")]
+
+
+def test_the_checklist_script_asks_for_the_user_first():
+    text = status.script(GP)
+    assert text.index("id -u gazette-prod") < text.index("sudo -u")
 
 
 def test_station_plan_exports_read_only_to_every_machine_host(inv):
@@ -326,3 +343,18 @@ def test_status_reads_a_service_folder_with_a_space_and_a_vanished_container(tmp
     facts = status.parse(line + "@env \n@container \n")
     assert facts["compose"] == [("my app", 3, "bad thing")]
     assert facts["env"] == [] and facts["container"] == []
+
+
+@pytest.mark.parametrize("exports, client, found", [
+    ("/v/s/g/prod homelab1(rw,sync)\n", "homelab1", True),
+    ("# tinsnip: /v/s/g/prod\n/v/s/g/prod homelab1(rw) homelab2(rw)\n", "homelab2", True),
+    ("/v/s/g/prod homelab1(rw)\n", "homelab2", False),
+    ("/v/s/g/test homelab1(rw)\n", "homelab1", False),
+    ("/v/s/g/prod 10.0.0.0/24(rw)\n", "10.0.0.7", True),
+    ("/v/s/g/prod 10.0.0.0/24(rw)\n", "10.0.1.7", False),
+    ("/v/s/g/prod *(ro)\n", "box", True),
+    ("# /v/s/g/prod homelab1(rw)\n", "homelab1", False),
+    ("", "homelab1", False),
+])
+def test_exported_to_reads_the_nas_exports(exports, client, found):
+    assert nas.exported_to(exports, "/v/s/g/prod", client) is found

@@ -131,3 +131,14 @@ def test_read_distinguishes_missing_from_empty(tmp_path):
     assert plan.parse_output(sh(plan.read_command(str(path))), "r") == {}
     path.write_text("web=04")
     assert plan.parse_output(sh(plan.read_command(str(path))), "r") == {"web": 4}
+
+
+def test_a_default_number_is_never_said_to_be_in_a_file_that_lists_nothing():
+    from tinsnip_tasks.plans import registry as registry_plan
+
+    entry = registry_plan.entry("/volume1/s/station/prod/machine-registry", "gazette")[-1]
+    assert entry.edit("") == ""  # the built-in default: nothing to write
+    assert entry.describe() == ("gazette=01 (built-in default; /volume1/s/station/prod/"
+                                "machine-registry lists no machine, nas.station seeds it)")
+    entry.edit("gazette=07\n")
+    assert entry.describe() == "gazette=07 in /volume1/s/station/prod/machine-registry"

@@ -17,7 +17,7 @@ def site(tmp_path, files, ports=None, secrets=None):
     for name, text in files.items():
         (d / name).parent.mkdir(parents=True, exist_ok=True)
         (d / name).write_text(text)
-    inv = {"sheets": {"dynamicalsystem": {"nas": "n"}}, "nas": {"n": {"host": "n", "kind": "linux"}},
+    inv = {"sheets": {"dynamicalsystem": {"nas": "n"}}, "nas": {"n": {"host": "n"}},
            "machines": {"webapps": {"sheet": "dynamicalsystem", "host": "h", "number": 40,
                                     "environments": ["prod"],
                                     "services": {"app": {"path": "src/app",
@@ -46,7 +46,7 @@ def test_a_template_is_rendered_with_the_catalog_context_and_build_is_seen(tmp_p
         "docker-compose.yml.j2": "services:\n  app:\n    build: .\n"
                                  "    ports: ['${TIN_PORT_{{ ports.web }}}:80']  # {{ smep.label }}\n",
         "Dockerfile": "FROM x\n", "service.yaml": "ports: [web]\nsecrets: [TOKEN]\n"},
-        secrets="TOKEN=a b$c\n")
+        secrets="TOKEN='a b$c'\n")
     r = service.render_service(inv, SMEP, "app")
     assert "['${TIN_PORT_2}:80']  # dynamicalsystem/webapps/prod" in r.compose and r.build
     assert r.env.endswith("TOKEN='a b$c'\n")  # literal for bash and compose alike
@@ -65,7 +65,7 @@ def test_the_stamp_follows_the_context(tmp_path):
     ({"docker-compose.yml": "services: {}\n", "service.yaml": "ports: [web, api]\n"}, None,
      "must map the port names api"),
     ({"docker-compose.yml": "services: {}\n", "service.yaml": "secrets: [TOKEN]\n"}, "TOKEN=it's $x\n",
-     "TOKEN holds a single quote together with"),
+     "TOKEN would not read the same in bash, docker compose and tinsnip"),
     ({"docker-compose.yml": "services: {}\n", "service.env": "A = b c\n"}, None,
      "not a KEY=value line"),
     ({"docker-compose.yml": "services: [\n"}, None, "is not valid YAML"),

@@ -88,13 +88,20 @@ def test_machine_steps_per_host_in_the_seeds_order(inv):
     sel = site.select(inv, "homelab2,!mail:test")
     steps = site.machine_steps(inv, sel, targets(inv, sel))
     assert list(steps) == ["homelab2"]
-    setup = ["machine.user", "machine.mount", "xdg.link", "machine.docker", "machine.env"]
-    deploy = ["service.files", "service.image", "service.up"]  # no build context, no forwards
+    setup = ["machine.user", "machine.mount", "xdg.link", "machine.docker-config",
+             "machine.docker", "machine.env"]
+    # no build context, no image archive, no forwards
+    deploy = ["service.generation", "service.files", "service.up"]
     assert [(s.name, s.label) for s in steps["homelab2"]] == (
         [(n, "mail-prod") for n in setup] + [(n, "mail-prod hello") for n in deploy]
         + [(n, "cache-prod") for n in setup])
     up = [s for s in steps["homelab2"] if s.name == "service.up"][0]
     assert up.scope == "mail-prod" and "machine.mount" in up.needs and up.before is not None
+    assert up.after is not None  # the health gate
+    pulled = site.machine_steps(inv, sel, targets(inv, sel), pull=True)["homelab2"]
+    assert [s.name for s in pulled if s.label == "mail-prod hello"] == [
+        "service.generation", "service.files", "service.pull", "service.up"]
+    assert "service.pull" in up.needs
 
 
 def test_status_without_services_needs_no_containers():

@@ -54,7 +54,7 @@ def inventory(tmp_path, nas_host="ds412plus", machine_host="homelab1"):
     path = tmp_path / "inventory.yaml"
     path.write_text(yaml.safe_dump({
         "sheets": {"dynamicalsystem": {"nas": "ds412plus"}},
-        "nas": {"ds412plus": {"host": nas_host, "kind": "linux"}},
+        "nas": {"ds412plus": {"host": nas_host}},
         "machines": {"gazette": {"sheet": "dynamicalsystem", "host": machine_host,
                                  "environments": ["prod"]}}}))
     return path

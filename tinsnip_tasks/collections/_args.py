@@ -12,3 +12,5 @@ VERBOSE = "show every command run on a host and its output, and a diff of every 
 #: Flags of every task that touches hosts.
 OUTPUT = {"json": JSON, "verbose": VERBOSE}
 COMMON = {"machine": MACHINE, "env": ENV, "dry": DRY, **OUTPUT}
+WAIT = ("seconds to wait for the service to be healthy after compose up before bringing back "
+        "its previous generation (default: the service's wait: setting, else 60; 0: no wait)")

@@ -4,19 +4,50 @@
 """
 from invoke import Collection, task
 
+from ..cli import program_name
 from ..config import default_env
 from ..plans import build
+from ..errors import InputError
 from ..plans import machine as plan
+from ..plans import nas as nas_plan
 from ..plans import status as checks
 from ..run import Run
 from . import _args
 
+STEP = "machine.export"
 
-def converge(c, title, machine, env, steps, *, dry, json, verbose, assign=False):
-    """Run ``steps`` (step functions) for one machine-environment on its machine host."""
+
+def converge(c, title, machine, env, steps, *, dry, json, verbose, assign=False,
+             exported=False):
+    """Run ``steps`` (step functions) for one machine-environment on its machine host; with
+    ``exported``, only once the NAS exports the machine-environment to that host."""
     with Run(c, dry=dry, title=f"{title} {machine} {env}", json=json, verbose=verbose) as run:
         t = run.target(machine, env, assign=assign, steps=steps)
-        run.machine_host(machine).converge([build(fn, t) for fn in steps])
+        h = run.machine_host(machine)
+        if exported:
+            check_exported(run, h, machine, env, program_name(c))
+        h.converge([build(fn, t) for fn in steps])
+
+
+def check_exported(run, h, machine, env, program) -> None:
+    """Fail ``h`` (the machine host) before it changes anything when the NAS's /etc/exports
+    does not export the machine-environment to it, naming nas.setup; in a dry run the plan is
+    still shown, under a failed item."""
+    nas = run.nas_host(machine)
+    if nas.conn is None or nas.failed or h.failed:
+        return  # not reachable (said already) or failed (said already)
+    path, client = run.inv.export_dir(machine, env), run.inv.export_client(machine)
+    with nas.guard(STEP):
+        out = nas.execute(nas_plan.EXPORTS_COMMAND, step=STEP, show="cat /etc/exports").stdout
+        if nas_plan.exported_to(out, path, client):
+            nas.note(STEP, "ok", f"{path} is exported to {client}", label=f"{machine}-{env}")
+            return
+        problem = (f"the NAS ({nas.name}) does not export {path} to {client} yet: run "
+                   f"`{program} nas.setup --machine {machine} --env {env}` first")
+        if run.dry:
+            h.note(STEP, "failed", problem, label=f"{machine}-{env}")
+        else:
+            h.fail(STEP, InputError(problem))
 
 
 @task(help=_args.COMMON)
@@ -24,7 +55,7 @@ def setup(c, machine, env="", dry=False, json=False, verbose=False):
     """Set up a machine-environment: user, mount, XDG links, rootless Docker, machine.env."""
     env = default_env(c, env)
     converge(c, "machine.setup", machine, env, plan.SETUP, dry=dry, json=json, verbose=verbose,
-             assign=True)
+             assign=True, exported=True)
 
 
 @task(help=_args.COMMON)
@@ -39,14 +70,17 @@ def mount(c, machine, env="", dry=False, json=False, verbose=False):
     """Mount the NAS export behind the gate /var/lib/tinsnip/{machine}-{env} (fstab line, nosuid,
     nodev), /mnt/{machine}-{env} a link to it; converts a host set up before the gate."""
     env = default_env(c, env)
-    converge(c, "machine.mount", machine, env, (plan.mount,), dry=dry, json=json, verbose=verbose)
+    converge(c, "machine.mount", machine, env, (plan.mount,), dry=dry, json=json, verbose=verbose,
+             exported=True)
 
 
 @task(help=_args.COMMON)
 def docker(c, machine, env="", dry=False, json=False, verbose=False):
-    """Run a rootless Docker daemon for the machine user (user unit with systemd, else detached)."""
+    """Run a rootless Docker daemon for the machine user (user unit with systemd, else
+    detached), with the inventory's ``docker:`` settings in its daemon.json."""
     env = default_env(c, env)
-    converge(c, "machine.docker", machine, env, (plan.docker,), dry=dry, json=json,
+    converge(c, "machine.docker", machine, env, (plan.docker_config, plan.docker), dry=dry,
+             json=json,
              verbose=verbose)
 
 
@@ -64,7 +98,7 @@ def status(c, machine, env="", json=False, verbose=False):
     env = default_env(c, env)
     with Run(c, title=f"machine.status {machine} {env}", json=json, verbose=verbose) as run:
         t = run.target(machine, env)
-        checks.check(run.machine_host(machine), [t])
+        checks.check(run.machine_host(machine), [t], program_name(c))
 
 
 @task(help=_args.COMMON)

@@ -5,6 +5,8 @@ context), runs the preflight (``check``) and starts it as the machine user the s
 """
 from pathlib import Path
 
+from dataclasses import replace
+
 from invoke import Collection, task
 from invoke.exceptions import Exit
 
@@ -14,6 +16,7 @@ from ..core.inventory import load_inventory
 from ..core.render import catalog, render
 from ..errors import TinsnipError
 from ..ops.base import Step
+from ..ops import health
 from ..ops.docker import compose_as
 from ..plans import build
 from ..plans import service as plan
@@ -21,18 +24,39 @@ from ..run import Run
 from . import _args
 
 HELP = {**_args.COMMON, "service": _args.SERVICE}
+PULL = ("pull every image of the service (and the base images of what it builds) where the "
+        "registry serves a new digest, and start again what uses one")
 
 
-@task(help=HELP)
-def deploy(c, machine, service, env="", dry=False, json=False, verbose=False):
-    """Upload a service's files (and build context), check them, start it with compose up -d."""
+@task(help={**HELP, "wait": _args.WAIT, "pull": PULL})
+def deploy(c, machine, service, env="", wait="", pull=False, dry=False, json=False,
+           verbose=False):
+    """Upload a service's files (and build context), check them, start it with compose up -d,
+    wait for it to be healthy (else bring back the previous generation)."""
     env = default_env(c, env)
-    with Run(c, dry=dry, title=f"service.deploy {machine} {env} {service}", json=json,
+    title = f"service.deploy {machine} {env} {service}" + (" --pull" if pull else "")
+    with Run(c, dry=dry, title=title, json=json, verbose=verbose) as run:
+        seconds = health.parse_wait(wait)  # bad input fails here, first
+        plan.check_service(run.inv, machine, service)
+        plan.check_secrets(run.inv, machine, env, service)
+        steps = plan.deploy_steps(pull)
+        t = replace(run.target(machine, env, service=service, steps=steps), wait=seconds)
+        run.machine_host(machine).converge([build(fn, t) for fn in steps])
+
+
+@task(help={**HELP, "service": "service to roll back (one the inventory lists for the machine)"})
+def rollback(c, machine, service, env="", dry=False, json=False, verbose=False):
+    """Bring a service back to its previous generation (kept by each deploy); again: one more."""
+    env = default_env(c, env)
+    with Run(c, dry=dry, title=f"service.rollback {machine} {env} {service}", json=json,
              verbose=verbose) as run:
         plan.check_service(run.inv, machine, service)  # bad input fails here, first
         plan.check_secrets(run.inv, machine, env, service)
-        t = run.target(machine, env, service=service, steps=plan.DEPLOY)
-        run.machine_host(machine).converge([build(fn, t) for fn in plan.DEPLOY])
+        t = run.target(machine, env, service=service)
+        h = run.machine_host(machine)
+        if not h.failed:
+            with h.guard("service.rollback"):
+                plan.rollback(h, t)
 
 
 @task(help={"machine": _args.MACHINE, "env": _args.ENV, "service": _args.SERVICE,
@@ -50,18 +74,24 @@ def check(c, machine, service, env="", json=False, verbose=False):
                 plan.check(h, t)
 
 
-@task(help={**_args.COMMON, "port": "standard port on the machine host, e.g. 389",
-            "to": "port name of a service (from the inventory) or TIN_PORT index 0..9",
+@task(help={**_args.COMMON, "port": "standard port on the machine host, e.g. 389 (not the "
+                                    "host's SSH port, nor a port of a SMEP range there)",
+            "to": "port name of a service (from the inventory) or TIN_PORT index 0..9 of this "
+                  "environment",
             "service": "the service that owns the forward (default: the one with the --to name)",
             "remove": "remove the forward of this port instead"})
 def forward(c, machine, port, env="", to="", service="", remove=False, dry=False, json=False,
             verbose=False):
-    """Forward a standard port on the machine host to one of the environment's ten ports."""
+    """Forward a standard port on the machine host to one of the environment's ten ports.
+
+    Checked before any host is contacted: the service and --to in the inventory, --port neither
+    the SSH port tinsnip uses nor in a SMEP range of the host; on the host: not a port its sshd
+    listens on."""
     env = default_env(c, env)
     with Run(c, dry=dry, title=f"service.forward {machine} {env} {port}", json=json,
              verbose=verbose) as run:
-        port = plan.forward_port(port, to, remove=remove)  # bad input fails here, first
-        service = service or plan.service_with_port(run.inv, machine, to)
+        port, service = plan.check_forward(run.inv, machine, env, port, to, service,
+                                           remove=remove)  # bad input fails here, first
         t = run.target(machine, env)
         want = plan.forward_to(run.inv, t.smep, service, port, to, remove=remove)
         run.machine_host(machine).converge([Step("service.forward", (want,), t.scope, t.scope)])
@@ -78,26 +108,67 @@ def remove(c, machine, service, env="", dry=False, json=False, verbose=False):
         run.machine_host(machine).converge([build(fn, t) for fn in plan.REMOVE])
 
 
-@task(help={**HELP, "tail": "number of lines from the end of each container's log (default 100)"})
-def logs(c, machine, service, env="", tail="100", dry=False, json=False, verbose=False):
-    """Print the service's compose logs, read as the machine user."""
+@task(help={**HELP, "tail": "number of lines from the end of each container's log (default 100)",
+            "follow": "keep printing new lines until Ctrl-C"})
+def logs(c, machine, service, env="", tail="100", follow=False, dry=False, json=False,
+         verbose=False):
+    """Print the service's compose logs, read as the machine user (only logs on stdout)."""
     env = default_env(c, env)
-    with Run(c, dry=dry, title=f"service.logs {machine} {env} {service}", json=json,
-             verbose=verbose) as run:
+    run = Run(c, dry=dry, title=f"service.logs {machine} {env} {service}", json=json,
+              verbose=verbose)
+    run.output.out = run.output.err  # stdout carries the logs alone; title and recap: stderr
+    with run:
         plan.check_runs(run.inv, None, service)
         tail = plan.positive("--tail", tail)
         t = run.target(machine, env, service=service)
         smep, h = t.smep, run.machine_host(machine)
-        command = compose_as(smep.user, smep.mount_point, plan.service_dir(smep, service),
-                             f"logs --no-color --tail {int(tail)}")
+        action = f"logs --no-color --tail {int(tail)}" + (" --follow" if follow else "")
+        command = compose_as(smep.user, smep.mount_point, plan.service_dir(smep, service), action)
         if dry or h.conn is None or h.failed:
-            h.note("service.logs", "unchecked" if not h.failed else "skipped", service,
-                   commands=[command])
+            h.note("service.logs", "skipped", f"{service}: dry run" if dry and not h.failed
+                   else service, commands=[command])
             return
         with h.guard("service.logs"):
+            if follow:
+                stream(h, command, step="service.logs")
+                h.note("service.logs", "ok", f"{service}: followed until Ctrl-C")
+                return
             out = h.execute(command, step="service.logs", show=f"compose logs of {service}")
-            run.output.info(out.stdout.rstrip("\n"))
+            print(out.stdout, end="", flush=True)
             h.note("service.logs", "ok", f"{service}: {len(out.stdout.splitlines())} line(s)")
+
+
+def stream(h, command: str, *, step: str) -> None:
+    """Run ``command`` on host ``h`` as :meth:`Host.run` does, its output going straight to
+    this program's stdout and stderr, until it ends or Ctrl-C (which ends it: the channel is
+    closed, and the host's sshd hangs up on the command)."""
+    import signal
+    import sys
+
+    from ..errors import RemoteError
+    from ..ops.base import ScriptStream, remote_script
+
+    stopped = []
+
+    def stop(signum, frame):  # Ctrl-C: hang up, so the command and Invoke's readers end
+        stopped.append(signum)
+        h.conn.close()
+
+    h.commands += 1
+    previous = signal.signal(signal.SIGINT, stop)
+    try:
+        result = h.conn.run("sudo -n sh -s" if h.sudo else "sh -s", hide=False, warn=True,
+                            in_stream=ScriptStream(remote_script(command)),
+                            out_stream=sys.stdout, err_stream=sys.stderr)
+    except Exception:
+        if stopped:
+            return
+        raise
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        h.result.commands = h.commands
+    if not stopped and not result.ok:
+        raise RemoteError(h.name, step, command, result.exited, "")
 
 
 @task(help={"machine": _args.MACHINE, "env": _args.ENV, "service": _args.SERVICE,
@@ -120,4 +191,4 @@ def makefile(c, machine, service, env="", output=""):
         print(text, end="")
 
 
-ns = Collection("service", deploy, check, forward, remove, logs, makefile)
+ns = Collection("service", deploy, check, forward, remove, logs, makefile, rollback)

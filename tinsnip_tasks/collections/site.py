@@ -7,14 +7,24 @@ exit code says whether any failed.
 """
 from __future__ import annotations
 
-from invoke import Collection, task
+from json import dumps
+from pathlib import Path
 
+from invoke import Collection, task
+from invoke.exceptions import Exit
+
+from ..cli import program_name
 from ..core import registry as reg
 from ..core.smep import make_smep
+from ..errors import TinsnipError
+from ..ops.health import parse_wait
 from ..plans import Target
+from ..output import write_atomic
+from ..plans import report as report_plan
 from ..plans import service as service_plan
 from ..plans import site as plan
 from ..plans import status as checks
+from ..results import EXIT_INPUT
 from ..run import Run, parallel
 from . import _args
 
@@ -23,16 +33,27 @@ LIMIT = ("only these parts of the inventory: comma-separated host, machine, mach
 HELP = {"limit": LIMIT, "dry": _args.DRY, **_args.OUTPUT}
 
 
-def check_services(inv, sel) -> None:
-    """Render every selected service once with provisional numbers, so a missing secret or a
-    broken template is refused before any host is touched."""
+def check_services(inv, sel, *, dry: bool = False) -> dict:
+    """Render every selected service once with provisional numbers, so a missing secret, a
+    broken template or a bad image reference is refused before any host is touched. In a dry
+    run the services that cannot be rendered are returned instead (``{(machine, env, service):
+    error}``) and taken out of ``sel``, so everything else is still previewed."""
+    refused = {}
     for (machine, env), services in sel.services.items():
         m = inv.machine(machine)
         number = m.number if m.number is not None else (reg.lookup(machine, None) or reg.FIRST_FREE)
         smep = make_smep(inv.sheet_of(machine).name, machine, env, number,
                          pinned_sheet_no=inv.sheet_of(machine).number)
         for service in services:
-            service_plan.render_service(inv, smep, service)
+            try:
+                service_plan.tracked_images(Target(inv, smep, service))  # renders, checks images
+            except TinsnipError as e:
+                if not dry:
+                    raise
+                refused[(machine, env, service)] = e
+    for machine, env, service in refused:
+        sel.services[(machine, env)].remove(service)
+    return refused
 
 
 def targets(run: Run, sel, *, assign: bool) -> dict:
@@ -62,17 +83,26 @@ def skip_without(run: Run, sel, found: dict, reason: str):
             h.note("site", "skipped", f"{machine}-{env}: {reason}")
 
 
-@task(help=HELP)
-def up(c, limit="", dry=False, json=False, verbose=False):
+@task(help={**HELP, "wait": _args.WAIT,
+            "pull": "pull every image of the selected services where the registry serves a new "
+                    "digest, and start again what uses one"})
+def up(c, limit="", wait="", pull=False, dry=False, json=False, verbose=False):
     """Converge the inventory: NAS work first, then every machine host at once."""
-    title = "site.up" + (f" --limit {limit}" if limit else "")
+    title = "site.up" + (f" --limit {limit}" if limit else "") + (" --pull" if pull else "")
     with Run(c, dry=dry, title=title, json=json, verbose=verbose) as run:
         inv = run.inv
+        seconds = parse_wait(wait)
         sel = plan.select(inv, limit)
-        check_services(inv, sel)
+        for machine, env in sel.envs:
+            run.mask_secrets(machine, env)  # before anything is rendered or printed
+        refused = check_services(inv, sel, dry=run.dry)
         nas_hosts = list(dict.fromkeys(inv.nas_of(m).host for m, _ in sel.envs))
         machine_hosts = list(dict.fromkeys(inv.machine(m).host for m, _ in sel.envs))
         run.connect(nas_hosts + machine_hosts)
+        for (machine, env, service), error in refused.items():  # what cannot be previewed
+            run.hosts[inv.machine(machine).host].note(
+                "service.files", "failed", f"cannot preview {service}: {error}",
+                label=f"{machine}-{env} {service}")
         found = targets(run, sel, assign=True)
         skip_without(run, sel, found, "its NAS failed or could not be reached")
         done = plan.Selection([k for k in sel.envs if k in found],
@@ -80,7 +110,7 @@ def up(c, limit="", dry=False, json=False, verbose=False):
         for host, steps in plan.nas_steps(inv, done, found).items():
             run.hosts[host].converge(steps)
         failed_nas = {h for h in nas_hosts if run.hosts[h].failed}
-        work = plan.machine_steps(inv, done, found)
+        work = plan.machine_steps(inv, done, found, wait=seconds, pull=pull)
         for machine, env in done.envs:
             if inv.nas_of(machine).host in failed_nas:
                 host = inv.machine(machine).host
@@ -89,22 +119,55 @@ def up(c, limit="", dry=False, json=False, verbose=False):
         parallel(lambda host: run.hosts[host].converge(work[host]), list(work))
 
 
+def check_all(run: Run, limit: str):
+    """The Testing Checklist on every machine-environment ``limit`` selects, every machine host
+    at once. Returns the selection and the targets found."""
+    inv = run.inv
+    sel = plan.select(inv, limit)
+    for machine, env in sel.envs:
+        run.mask_secrets(machine, env)
+    nas_hosts = list(dict.fromkeys(inv.nas_of(m).host for m, _ in sel.envs))
+    machine_hosts = list(dict.fromkeys(inv.machine(m).host for m, _ in sel.envs))
+    run.connect(nas_hosts + machine_hosts)
+    found = targets(run, sel, assign=False)
+    skip_without(run, sel, found, "its NAS failed or could not be reached")
+    by_host: dict[str, list] = {}
+    for (machine, _), t in found.items():
+        by_host.setdefault(inv.machine(machine).host, []).append(t)
+    program = program_name(run.c)
+    parallel(lambda host: checks.check(run.hosts[host], by_host[host], program), list(by_host))
+    return sel, found
+
+
 @task(help={"limit": LIMIT, **_args.OUTPUT})
 def status(c, limit="", json=False, verbose=False):
     """Run the Testing Checklist on every selected machine-environment at once."""
     title = "site.status" + (f" --limit {limit}" if limit else "")
     with Run(c, title=title, json=json, verbose=verbose) as run:
-        inv = run.inv
-        sel = plan.select(inv, limit)
-        nas_hosts = list(dict.fromkeys(inv.nas_of(m).host for m, _ in sel.envs))
-        machine_hosts = list(dict.fromkeys(inv.machine(m).host for m, _ in sel.envs))
-        run.connect(nas_hosts + machine_hosts)
-        found = targets(run, sel, assign=False)
-        skip_without(run, sel, found, "its NAS failed or could not be reached")
-        by_host: dict[str, list] = {}
-        for (machine, _), t in found.items():
-            by_host.setdefault(inv.machine(machine).host, []).append(t)
-        parallel(lambda host: checks.check(run.hosts[host], by_host[host]), list(by_host))
+        check_all(run, limit)
 
 
-ns = Collection("site", up, status)
+@task(help={"limit": LIMIT, "verbose": _args.VERBOSE,
+            "html": "write the report as one self-contained HTML page to this file",
+            "json": "write the report's data as JSON to this file"})
+def report(c, limit="", html="", json="", verbose=False):
+    """Run the checklist everywhere (as site.status) and write the site report (--html, --json)."""
+    if not (html or json):
+        raise Exit("error: say where to write the report: --html FILE and/or --json FILE",
+                   code=EXIT_INPUT)
+    for path in (html, json):
+        if path and not Path(path).resolve().parent.is_dir():
+            raise Exit(f"error: {path}: its folder does not exist", code=EXIT_INPUT)
+    title = "site.report" + (f" --limit {limit}" if limit else "")
+    with Run(c, title=title, verbose=verbose) as run:
+        sel, found = check_all(run, limit)
+        data = run.output.mask.data(report_plan.build(run.inv, report_plan.envs_of(sel, found),
+                                                      run.results))
+        for path, text in ((json, lambda: dumps(data, indent=2) + "\n"),
+                           (html, lambda: report_plan.html(data))):
+            if path:
+                write_atomic(Path(path), text().encode(), mode=0o644)
+                run.output.info(f"wrote {path}")
+
+
+ns = Collection("site", up, status, report)

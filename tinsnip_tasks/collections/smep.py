@@ -16,10 +16,11 @@ from ..core import registry as reg
 from ..core.inventory import load_inventory
 from ..core.render import catalog
 from ..core.smep import ENVIRONMENTS, env_number, make_smep, sheet_number, validate_name
-from ..errors import TinsnipError
+from ..errors import InputError, TinsnipError
 from . import _args
 
-HELP = {"sheet": _args.SHEET, "machine": _args.MACHINE, "env": _args.ENV}
+HELP = {"sheet": _args.SHEET + " (default: the machine's sheet in the inventory)",
+        "machine": _args.MACHINE, "env": _args.ENV}
 
 
 def _number(inv, sheet, machine):
@@ -40,11 +41,18 @@ def _inventory(c, *, required=False):
 
 
 def _smep(c, sheet, machine, env):
-    """Numbers for a machine-environment, honouring the inventory's pins when it knows them."""
-    validate_name("sheet", sheet)
+    """Numbers for a machine-environment, honouring the inventory's pins when it knows them;
+    without ``sheet``, the machine's sheet in the inventory."""
     validate_name("machine", machine)
     env_number(env)
     inv = _inventory(c)
+    if not sheet:
+        if inv is None or machine not in inv.machines:
+            where = inv.path if inv else "no inventory here"
+            raise InputError(f"give --sheet: machine {machine!r} is not in the inventory "
+                             f"({where}), so its sheet is not known")
+        sheet = inv.machines[machine].sheet
+    validate_name("sheet", sheet)
     pinned_sheet = inv.sheets[sheet].number if inv and sheet in inv.sheets else None
     number = _number(inv, sheet, machine)
     if number is None:
@@ -62,14 +70,14 @@ def _answer(fn):
 
 
 @task(help=HELP)
-def uid(c, sheet, machine, env=""):
+def uid(c, machine, sheet="", env=""):
     """Print the UID of a machine-environment (e.g. 10110 for dynamicalsystem/gazette/test)."""
     env = default_env(c, env)
     print(_answer(lambda: _smep(c, sheet, machine, env)).uid)
 
 
 @task(help=HELP)
-def ports(c, sheet, machine, env=""):
+def ports(c, machine, sheet="", env=""):
     """Print the ten TCP ports of a machine-environment, space-separated."""
     env = default_env(c, env)
     print(" ".join(str(p) for p in _answer(lambda: _smep(c, sheet, machine, env)).ports))

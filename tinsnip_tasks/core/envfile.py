@@ -103,69 +103,92 @@ def check_text(text: str, source: str) -> str:
     return text
 
 
+#: What an unquoted secret value may hold: characters bash, docker compose and python-dotenv
+#: all read as themselves (no space, quote, ``$``, backslash, ``~`` or shell operator; ``#``
+#: only after the first character); any character beyond ASCII but a space counts as a letter.
+_PLAIN_SECRET_RE = re.compile(r"(?:[A-Za-z0-9_./:@,+%=^!-][A-Za-z0-9_./:@,+%=^!#-]*)?")
+#: A binding's text up to its value: ``export``, the key, ``=`` and the spaces after it.
+_BINDING_RE = re.compile(r"(\s*)(export[ \t]+)?([^=#\s]*)([ \t]*)=([ \t]*)(.*)", re.DOTALL)
+QUOTING_HINT = ("write KEY=value with a plain value (letters, digits, . / : @ , + % = ^ ! _ -), "
+                "KEY='value' (no \\\\ or \\' inside) or KEY=\"value\" (none of $ ` \\ inside), with "
+                "nothing after it but a # comment")
+
+
 def parse_secrets(text: str, source: str) -> dict[str, str]:
-    """The operator's secrets file: ``KEY=value`` lines, blank lines and ``#`` comments.
+    """The operator's secrets file: ``KEY=value`` lines, blank lines and ``#`` comments, read
+    with python-dotenv's parser (no interpolation), as docker compose reads an env file.
 
-    A value is taken literally, with no interpolation from any environment: unquoted, it runs
-    to the end of the line (``#`` included) with surrounding spaces dropped; in single quotes,
-    everything inside; in double quotes, everything inside with ``\\"`` and ``\\\\`` unescaped.
-    An optional ``export `` before the key is allowed. CRLF line ends are accepted.
+    On top of the parser, tinsnip refuses what would read differently in bash (the seed's
+    ``set -a; source``), docker compose or python-dotenv, so a value means one thing
+    everywhere: an unquoted value with anything but plain characters, a ``\\`` in single
+    quotes, a ``$``, backtick or ``\\`` in double quotes, spaces around ``=``, text after a
+    closing quote; and, as before, a key given twice, a NUL, a line break or another control
+    character in a value, a carriage return (CRLF line ends: bash keeps the ``\\r``).
+    ``A=abc # note`` is ``abc``; ``export A=...`` is allowed.
 
-    :raises InputError: naming ``source``, the line and the key (never a value) for a line
-        that is not ``KEY=value``, an unclosed quote, a key given twice, a NUL or a line break
-        inside a value.
+    :raises InputError: naming ``source``, the line and the key (never a value).
     """
+    from io import StringIO
+
+    from dotenv.parser import parse_stream
+
     if "\0" in text:
         raise InputError(f"{source} holds a NUL character; it must be a text file")
+    if "\r" in text:
+        n = text[:text.index("\r")].count("\n") + 1
+        raise InputError(f"{source}, line {n}: a carriage return (Windows line end), which bash "
+                         f"reads into the value; convert the file (dos2unix {source})")
     values: dict[str, str] = {}
-    for n, raw in enumerate(text.split("\n"), start=1):
-        body = raw[:-1] if raw.endswith("\r") else raw
-        stripped = body.strip()
-        if not stripped or stripped.startswith("#"):
-            continue
-        if stripped.startswith("export "):
-            stripped = stripped[len("export "):].lstrip()
-        key, eq, value = stripped.partition("=")
-        key = key.rstrip()
-        where = f"{source}, line {n}"
-        if not eq or not KEY_RE.fullmatch(key):
-            shown = key[:40] if eq else "?"
-            raise InputError(f"{where}: not a KEY=value line (key {shown!r})")
-        value = value.strip()
-        if value[:1] == "'":
-            if len(value) < 2 or not value.endswith("'") or "'" in value[1:-1]:
-                raise InputError(f"{where}: the value of {key} must close its single quote at"
-                                 " the end of the line and hold no ' inside (use double quotes)")
-            value = value[1:-1]
-        elif value[:1] == '"':
-            value = _double_quoted(value, f"{where}: the value of {key}")
+    for b in parse_stream(StringIO(text)):
+        raw = b.original.string
+        m = _BINDING_RE.fullmatch(raw)
+        lead = m.group(1) if m else raw[:len(raw) - len(raw.lstrip())]
+        where = f"{source}, line {b.original.line + lead.count(chr(10))}"
+        if b.key is None and not b.error:
+            continue  # blank lines and comments
+        key = m.group(3) if m else "?"
+        if b.error or m is None or b.value is None or not KEY_RE.fullmatch(key):
+            shown = key[:40] if m else "?"
+            raise InputError(f"{where}: not a KEY=value line bash and docker compose read alike"
+                             f" (key {shown!r}): {QUOTING_HINT}")
+        if m.group(4):
+            raise InputError(f"{where}: {key} has a space before '='; write {key}=value")
+        rest = m.group(6)
+        if m.group(5) and rest.strip():
+            raise InputError(f"{where}: the value of {key} follows a space after '=' (bash runs "
+                             f"it as a command, compose reads a comment there as the value); "
+                             f"write {key}=value or {key}='value'")
         if key in values:
             raise InputError(f"{where}: {key} is set twice; keep one line")
         try:
-            _check_value(key, value)
+            _check_value(key, b.value)
         except InputError as e:
             raise InputError(f"{where}: {e}") from None
-        values[key] = value
+        _check_carried(key, rest, b.value, where)
+        values[key] = b.value
     return values
 
 
-def _double_quoted(value: str, what: str) -> str:
-    """The inside of ``"..."`` with ``\\"`` and ``\\\\`` unescaped; the closing quote must end it."""
-    out, i = [], 1
-    while i < len(value):
-        c = value[i]
-        if c == "\\" and i + 1 < len(value) and value[i + 1] in '"\\':
-            out.append(value[i + 1])
-            i += 2
-            continue
-        if c == '"':
-            if i != len(value) - 1:
-                raise InputError(f"{what} has text after its closing quote")
-            return "".join(out)
-        out.append(c)
-        i += 1
-    raise InputError(f"{what} opens a quote it does not close on the same line (values are"
-                     " one line)")
+_SINGLE_ESCAPE_RE = re.compile(r"\\[\\']")
+
+
+def _check_carried(key: str, raw: str, value: str, where: str) -> None:
+    """Refuse a value bash, docker compose and python-dotenv would read differently; ``raw``
+    is the value as written (with its quotes)."""
+    quote_char = raw[:1]
+    if quote_char == "'":  # python-dotenv unescapes \\ and \' in single quotes; bash does not
+        bad = bool(_SINGLE_ESCAPE_RE.search(raw))
+    elif quote_char == '"':  # bash expands $ and `; python-dotenv decodes \t and others
+        bad = any(c in raw.split('"')[1] for c in "$`\\") if raw.count('"') >= 2 else True
+    else:  # letters of other scripts are plain too (bash, compose and dotenv keep them); a
+        # space other than " " or tab is one bash keeps and the others strip
+        ascii_part = "".join("a" if ord(c) > 127 and not c.isspace() else c for c in value)
+        line = raw.split("\n", 1)[0]
+        bad = (not _PLAIN_SECRET_RE.fullmatch(ascii_part)
+               or any(c.isspace() and c not in " \t" for c in line))
+    if bad:
+        raise InputError(f"{where}: the value of {key} would not read the same in bash, docker "
+                         f"compose and tinsnip: {QUOTING_HINT}")
 
 
 def check_private(path: str, mode: int, owner: int, me: int) -> None:

@@ -7,35 +7,67 @@ Each error names the file, the dotted key and what to change.
 
 import os
 import re
+import stat
+import unicodedata
 from collections.abc import Hashable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import yaml
 
+from tinsnip_tasks.core import context
 from tinsnip_tasks.core import registry as reg
 from tinsnip_tasks.core.smep import (
     ENVIRONMENTS,
     NAME_RE,
+    USER_NAME_MAX,
     Smep,
     env_number,
     make_smep,
     sheet_number,
 )
-from tinsnip_tasks.core.target import address_of, check_target
+from tinsnip_tasks.core.target import (address_of, check_address, check_target, host_address,
+                                       split_target)
 from tinsnip_tasks.errors import InputError, InventoryError
 
 DEFAULT_PATH = "inventory.yaml"
 ENV_VAR = "TINSNIP_INVENTORY"
 DEFAULT_VOLUME = "/volume1"
 DEFAULT_REGISTRY = "{volume}/{sheet}/station/{env}/machine-registry"
-NAS_KINDS = ("synology", "linux")
+#: Keys an inventory used to have and no longer does, with what to do instead.
+RETIRED_KEYS = {"kind": "tinsnip treats every NAS alike (an NFS server with /etc/exports and "
+                        "exportfs); remove this line"}
 
 TOP_KEYS = ("sheets", "nas", "machines")
-SHEET_KEYS = ("nas", "volume", "number", "registry")
-NAS_KEYS = ("host", "kind")
-MACHINE_KEYS = ("sheet", "host", "environments", "number", "services")
+SHEET_KEYS = ("nas", "volume", "number", "registry", "docker")
+NAS_KEYS = ("host", "address")
+MACHINE_KEYS = ("sheet", "host", "address", "environments", "number", "services", "docker")
+DOCKER_KEYS = ("registry_mirrors", "insecure_registries")
 
 _PATH_PART_RE = re.compile(r"[A-Za-z0-9._-]+")
+
+
+@dataclass(frozen=True)
+class DockerSettings:
+    """Settings of the machine users' rootless daemons (``docker:`` of a sheet or machine),
+    written to each daemon's ``daemon.json``. None: not given at this level."""
+
+    registry_mirrors: tuple | None = None
+    insecure_registries: tuple | None = None
+
+    def over(self, base: "DockerSettings | None") -> "DockerSettings":
+        """These settings, each key not given here taken from ``base`` (the sheet's)."""
+        if base is None:
+            return self
+        return DockerSettings(*(mine if mine is not None else theirs for mine, theirs in
+                                zip(self.values(), base.values())))
+
+    def values(self) -> tuple:
+        return (self.registry_mirrors, self.insecure_registries)
+
+    def daemon_config(self) -> dict:
+        """The keys of ``daemon.json`` (Docker's spelling) that are given."""
+        return {k.replace("_", "-"): list(v) for k, v in zip(DOCKER_KEYS, self.values())
+                if v is not None}
 
 
 @dataclass(frozen=True)
@@ -44,7 +76,7 @@ class Nas:
 
     name: str
     host: str
-    kind: str
+    address: str | None = None  # what the machines mount from; None: from the SSH target
 
 
 @dataclass(frozen=True)
@@ -56,6 +88,7 @@ class Sheet:
     volume: str
     number: int | None
     registry: str
+    docker: DockerSettings | None = None
 
     @property
     def resolved_number(self) -> int:
@@ -75,6 +108,7 @@ class Service:
     ports: dict[str, int]
     path: str | None = None
     forward: tuple = ()
+    wait: int | None = None  # seconds a deploy waits for it to be healthy (long form ``wait:``)
 
 
 @dataclass(frozen=True)
@@ -87,6 +121,8 @@ class Machine:
     environments: tuple
     number: int | None
     services: dict[str, Service]
+    docker: DockerSettings | None = None
+    address: str | None = None  # what the NAS exports to; None: from the SSH target
 
 
 @dataclass(frozen=True)
@@ -97,6 +133,8 @@ class Inventory:
     sheets: dict[str, Sheet]
     nas: dict[str, Nas]
     machines: dict[str, Machine]
+    #: the operator's age identity file, for encrypted secrets files (``tinsnip.age_identity``)
+    age_identity: str | None = None
 
     def machine(self, name: str) -> Machine:
         """Return the machine called ``name``.
@@ -169,19 +207,70 @@ class Inventory:
         return {m.number: m.name for m in self.machines.values()
                 if m.sheet == sheet_name and m.number is not None}
 
+    def port_owner(self, machine_name: str, port: int) -> str | None:
+        """Why ``port`` of the host of ``machine_name`` may not be forwarded, or None: the SSH
+        port tinsnip reaches the host on (the target's port, else 22), or a port of the SMEP
+        range of a sheet with a machine on that host (any machine-environment there may get
+        it; named when the inventory knows its number)."""
+        host = self.machine(machine_name).host
+        address = address_of(host)
+        if port == (split_target(host)[2] or 22):
+            return f"the SSH port tinsnip reaches {host} on"
+        same = [m for m in self.machines.values() if address_of(m.host) == address]
+        for m in same:
+            number = m.number if m.number is not None else reg.lookup(m.name, None)
+            for env in m.environments if number is not None else ():
+                try:
+                    s = make_smep(m.sheet, m.name, env, number,
+                                  pinned_sheet_no=self.sheets[m.sheet].number)
+                except InputError:
+                    continue
+                if port in s.ports:
+                    return f"{s.user}'s port TIN_PORT_{port - s.uid}"
+        for name in sorted({m.sheet for m in same}):
+            low = self.sheets[name].resolved_number * 10000
+            if low <= port <= low + 9999:
+                return (f"in sheet {name}'s SMEP range {low}..{low + 9999}, from which the "
+                        f"machine-environments on {address} get their ports")
+        return None
+
     def export_dir(self, machine: str, env: str) -> str:
         """Return the machine-environment's directory on the NAS."""
         self.check_env(machine, env)
         sheet = self.sheet_of(machine)
         return f"{sheet.volume}/{sheet.name}/{machine}/{env}"
 
+    def docker(self, machine: str) -> DockerSettings:
+        """The daemon settings of a machine's users: the machine's ``docker:`` keys over its
+        sheet's."""
+        m = self.machine(machine)
+        own = m.docker or DockerSettings()
+        return own.over(self.sheets[m.sheet].docker)
+
     def nas_address(self, machine: str) -> str:
-        """The address the machine host mounts its export from (the NAS host's name)."""
-        return address_of(self.nas_of(machine).host)
+        """The address the machine host mounts its export from: the NAS's ``address`` (see
+        :meth:`with_addresses`), else its host's name."""
+        nas = self.nas_of(machine)
+        return nas.address or host_address(nas.host)
 
     def export_client(self, machine: str) -> str:
-        """The client an export of ``machine`` is restricted to (its host's name)."""
-        return address_of(self.machine(machine).host)
+        """The client an export of ``machine`` is restricted to: the machine's ``address``
+        (see :meth:`with_addresses`), else its host's name."""
+        m = self.machine(machine)
+        return m.address or host_address(m.host)
+
+    def with_addresses(self, resolve) -> "Inventory":
+        """This inventory with an address for every NAS and machine that has none: what
+        ``resolve(name)`` gives for its SSH host (the SSH config's ``HostName``), else the
+        host's name.
+
+        :raises InputError: ``resolve`` gives something that is not an address.
+        """
+        nas = {n: replace(x, address=x.address or host_address(x.host, resolve))
+               for n, x in self.nas.items()}
+        machines = {n: replace(m, address=m.address or host_address(m.host, resolve))
+                    for n, m in self.machines.items()}
+        return replace(self, nas=nas, machines=machines)
 
     def station(self, sheet_name: str, env: str) -> "Station":
         """The station of a sheet in ``env`` (prod or test): its numbers, folder, registry, the
@@ -197,8 +286,8 @@ class Inventory:
             raise InputError(f"sheet {sheet_name!r} is not in {self.path}; known sheets: {known}")
         sheet = self.sheets[sheet_name]
         smep = make_smep(sheet_name, reg.STATION, env, 0, pinned_sheet_no=sheet.number)
-        clients = sorted({address_of(m.host) for m in self.machines.values()
-                          if m.sheet == sheet_name})
+        clients = sorted({m.address or host_address(m.host)
+                          for m in self.machines.values() if m.sheet == sheet_name})
         if not clients:
             raise InputError(f"sheet {sheet_name!r} has no machines in {self.path} to export to")
         return Station(smep, f"{sheet.volume}/{sheet_name}/station/{env}",
@@ -216,8 +305,64 @@ class Station:
     nas_host: str
 
 
+#: How deep mappings and lists may nest in the inventory (it needs 6).
+MAX_DEPTH = 32
+_PLAIN_INT_RE = re.compile(r"[-+]?(?:0|[1-9][0-9]*)")
+
+
 class _UniqueKeyLoader(yaml.SafeLoader):
-    """SafeLoader that refuses a key given twice in one mapping (safe_load keeps the last)."""
+    """SafeLoader that refuses a key given twice in one mapping (safe_load keeps the last), and
+    what an inventory never needs and a reader easily misreads: explicit tags (``!!python/...``,
+    ``!custom``, ``!!binary``), anchors and aliases (``&a``, ``*a``: alias bombs), nesting deeper
+    than :data:`MAX_DEPTH`, and YAML 1.1's surprising scalars (``yes``/``no``/``on``/``off`` as
+    booleans, ``010`` as octal, ``0x1f``, ``1_000``, ``1:20`` as 80)."""
+
+    _depth = 0
+
+    def compose_node(self, parent, index):
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
+            raise yaml.composer.ComposerError(
+                None, None, f"aliases (*{event.anchor}) are not allowed in the inventory;"
+                " write the value out", event.start_mark)
+        if getattr(event, "anchor", None) is not None:
+            raise yaml.composer.ComposerError(
+                None, None, f"anchors (&{event.anchor}) are not allowed in the inventory;"
+                " write each value out", event.start_mark)
+        tag = getattr(event, "tag", None)
+        if tag is not None:  # "!" too: PyYAML reads "! 1" as the number 1
+            raise yaml.composer.ComposerError(
+                None, None, f"tags ({tag}) are not allowed in the inventory; write plain values",
+                event.start_mark)
+        if self._depth >= MAX_DEPTH:
+            raise yaml.composer.ComposerError(
+                None, None, f"nested deeper than {MAX_DEPTH} levels", event.start_mark)
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+def _plain_int(loader, node):
+    if not _PLAIN_INT_RE.fullmatch(node.value):
+        raise yaml.constructor.ConstructorError(
+            None, None, f"{node.value!r} is a number written in a way YAML 1.1 reads differently"
+            " from YAML 1.2 (octal, hex, binary, '_' or base 60); write a plain decimal number,"
+            " or quote it for a string", node.start_mark)
+    return int(node.value)
+
+
+def _plain_bool(loader, node):
+    if node.value.lower() not in ("true", "false"):
+        raise yaml.constructor.ConstructorError(
+            None, None, f"{node.value!r} is read as a boolean by YAML 1.1; write true or false,"
+            f" or quote it ('{node.value}') for a string", node.start_mark)
+    return node.value.lower() == "true"
+
+
+_UniqueKeyLoader.add_constructor("tag:yaml.org,2002:int", _plain_int)
+_UniqueKeyLoader.add_constructor("tag:yaml.org,2002:bool", _plain_bool)
 
 
 def _construct_unique_mapping(loader, node, deep=False):
@@ -247,7 +392,7 @@ class _Checker:
         self.path = path
 
     def fail(self, key: str, problem: str):
-        raise InventoryError(self.path, key, problem)
+        raise InventoryError(self.path, _one_line(key, 120), _one_line(problem))
 
     def mapping(self, key: str, value, allowed=None, *, required=()) -> dict:
         if value is None:
@@ -269,10 +414,13 @@ class _Checker:
 
     def name(self, key: str, kind: str, value) -> str:
         if not isinstance(value, str) or not NAME_RE.fullmatch(value):
+            foreign = [c for c in value if not c.isascii()] if isinstance(value, str) else []
+            why = (f" (it holds {foreign[0]!r}, {unicodedata.name(foreign[0], 'U+%04X' % ord(foreign[0]))},"
+                   " which only looks like a letter)" if foreign else "")
             self.fail(
                 key,
-                f"{kind} name {value!r} is not valid: use 1-32 lowercase letters, digits or"
-                " '-', starting with a letter",
+                f"{kind} name {_shown(value)} is not valid{why}: use 1-32 lowercase ASCII"
+                " letters, digits or '-', starting with a letter",
             )
         return value
 
@@ -287,6 +435,19 @@ class _Checker:
         except InputError as err:
             self.fail(key, str(err))
 
+    def address(self, key: str, value) -> str | None:
+        if value is None:
+            return None
+        try:
+            return check_address(value)
+        except InputError as err:
+            self.fail(key, str(err))
+
+    def retired(self, key: str, body) -> None:
+        for name, hint in RETIRED_KEYS.items():
+            if isinstance(body, dict) and name in body:
+                self.fail(f"{key}.{name}", hint)
+
     def abs_path(self, key: str, value) -> str:
         parts = value.split("/")[1:] if isinstance(value, str) and value.startswith("/") else []
         if not parts or any(p in ("", ".", "..") or not _PATH_PART_RE.fullmatch(p) for p in parts):
@@ -298,6 +459,18 @@ class _Checker:
         return value
 
 
+def _shown(value, limit: int = 60) -> str:
+    """``repr(value)``, cut to ``limit`` characters for a one-line message."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _one_line(text: str, limit: int = 400) -> str:
+    """``text`` with every character that is not printable escaped (a message is one line)."""
+    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
 def _kind(value) -> str:
     return {
         type(None): "nothing", bool: "a boolean", int: "a number", float: "a number",
@@ -305,10 +478,20 @@ def _kind(value) -> str:
     }.get(type(value), type(value).__name__)
 
 
+#: The largest inventory file read (a homelab's is a few kilobytes).
+MAX_BYTES = 1 << 20
+
+
 def _read(path: str):
-    try:
-        with open(path, encoding="utf-8") as handle:
-            text = handle.read()
+    try:  # O_NONBLOCK and a regular file only: a FIFO or a device is refused, never waited on
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        with os.fdopen(fd, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise InventoryError(path, None, "is not a regular file")
+            raw = handle.read(MAX_BYTES + 1)
+        if len(raw) > MAX_BYTES:
+            raise InventoryError(path, None, f"is larger than {MAX_BYTES} bytes")
+        text = raw.decode("utf-8")
     except FileNotFoundError:
         raise InventoryError(
             path, None,
@@ -322,7 +505,8 @@ def _read(path: str):
         mark = getattr(err, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = getattr(err, "problem", None) or str(err)
-        raise InventoryError(path, None, f"is not valid YAML: {where}{problem}") from None
+        raise InventoryError(path, None,
+                             _one_line(f"is not valid YAML: {where}{problem}")) from None
     if not isinstance(data, dict):
         what = "is empty" if data is None else f"holds {_kind(data)}"
         raise InventoryError(
@@ -336,14 +520,10 @@ def _parse_nas(check: _Checker, raw) -> dict[str, Nas]:
     for name, body in check.mapping("nas", raw).items():
         key = f"nas.{name}"
         check.name(key, "NAS", name)
-        body = check.mapping(key, body, NAS_KEYS, required=("host", "kind"))
+        check.retired(key, body)
+        body = check.mapping(key, body, NAS_KEYS, required=("host",))
         host = check.ssh_target(f"{key}.host", body["host"])
-        kind = body["kind"]
-        if not isinstance(kind, str) or kind not in NAS_KINDS:
-            check.fail(
-                f"{key}.kind", f"{kind!r} is not a NAS kind; use one of {', '.join(NAS_KINDS)}"
-            )
-        result[name] = Nas(name, host, kind)
+        result[name] = Nas(name, host, check.address(f"{key}.address", body.get("address")))
     return result
 
 
@@ -364,16 +544,13 @@ def _parse_sheets(check: _Checker, raw, nas: dict[str, Nas]) -> dict[str, Sheet]
         registry = body.get("registry", DEFAULT_REGISTRY)
         if not isinstance(registry, str):
             check.fail(f"{key}.registry", f"expected a path string, got {_kind(registry)}")
-        try:
-            sample = registry.format(volume=volume, sheet=name, env="prod")
-        except (KeyError, IndexError, ValueError) as err:
-            check.fail(
-                f"{key}.registry",
-                f"{registry!r} cannot be filled in ({err}); only {{volume}}, {{sheet}} and"
-                " {env} may appear in braces",
-            )
+        sample = _fill_registry(check, f"{key}.registry", registry, volume, name)
         check.abs_path(f"{key}.registry", sample)
-        result[name] = Sheet(name, nas_name, volume, number, registry)
+        if not sample.startswith(volume.rstrip("/") + "/"):
+            check.fail(f"{key}.registry", f"{registry!r} gives {sample}, outside the sheet's"
+                                          f" volume {volume}; keep it under {{volume}}/")
+        docker = _parse_docker(check, f"{key}.docker", body["docker"]) if "docker" in body else None
+        result[name] = Sheet(name, nas_name, volume, number, registry, docker)
     owners: dict[int, Sheet] = {}
     for sheet in result.values():
         number = sheet.resolved_number
@@ -392,7 +569,64 @@ def _parse_sheets(check: _Checker, raw, nas: dict[str, Nas]) -> dict[str, Sheet]
     return result
 
 
-SERVICE_KEYS = ("path", "ports", "forward")
+_HOST_RE = (r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+            r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*)")
+_PORT_RE = r"(?::(?:[1-9][0-9]{0,4}))"
+MIRROR_RE = re.compile(rf"https?://{_HOST_RE}{_PORT_RE}?/?")
+INSECURE_RE = re.compile(rf"{_HOST_RE}{_PORT_RE}?|(?:[0-9]{{1,3}}\.){{3}}[0-9]{{1,3}}/[0-9]{{1,2}}")
+
+
+def _port_in_range(value: str) -> bool:
+    port = re.search(r":([0-9]+)/?$", value)
+    return port is None or 1 <= int(port.group(1)) <= 65535
+
+
+def _parse_docker(check: _Checker, key: str, raw) -> DockerSettings:
+    """``docker: {registry_mirrors: [URL], insecure_registries: [HOST:PORT]}``."""
+    body = check.mapping(key, raw, DOCKER_KEYS)
+    rules = {
+        "registry_mirrors": (MIRROR_RE, "a registry URL such as http://10.0.0.5:5000 (http or "
+                                        "https, a host name or IPv4 address, an optional port)"),
+        "insecure_registries": (INSECURE_RE, "a registry's host:port such as 10.0.0.5:5000, or "
+                                             "an IPv4 network such as 10.0.0.0/24"),
+    }
+    values = {}
+    for name, (pattern, what) in rules.items():
+        if name not in body:
+            continue
+        items = body[name]
+        if items is None:
+            items = []
+        if not isinstance(items, list):
+            check.fail(f"{key}.{name}", f"expected a list, got {_kind(items)} {items!r}")
+        for i, item in enumerate(items):
+            if not (isinstance(item, str) and pattern.fullmatch(item) and _port_in_range(item)):
+                check.fail(f"{key}.{name}[{i}]", f"{item!r} is not valid: use {what}")
+            if item in items[:i]:
+                check.fail(f"{key}.{name}[{i}]", f"{item!r} is listed twice; list it once")
+        values[name] = tuple(items)
+    return DockerSettings(**values)
+
+
+def _fill_registry(check: _Checker, key: str, registry: str, volume: str, sheet: str) -> str:
+    """``registry`` with ``{volume}``, ``{sheet}`` and ``{env}`` filled in (prod), or an error:
+    nothing else may stand in braces (no attribute, index, conversion or format spec)."""
+    import string
+
+    try:
+        fields = [f for _, f, spec, conv in string.Formatter().parse(registry)
+                  if f is not None and (f not in ("volume", "sheet", "env") or spec or conv)]
+    except ValueError as err:
+        fields = [str(err)]
+    if fields:
+        check.fail(key, f"{registry!r} cannot be filled in ({fields[0]!r}); only {{volume}},"
+                        " {sheet} and {env} may appear in braces")
+    return registry.format(volume=volume, sheet=sheet, env="prod")
+
+
+SERVICE_KEYS = ("path", "ports", "forward", "wait")
+MAX_WAIT = 3600  # seconds
+FORWARD_KEYS = ("to", "env")
 SERVICE_FILES = ("docker-compose.yml", "docker-compose.yml.j2")
 
 
@@ -410,7 +644,19 @@ def _service_path(check: _Checker, key: str, value) -> str:
     path = os.path.normpath(os.path.join(base, os.path.expanduser(value)))
     if not os.path.isdir(path):
         check.fail(key, f"{value!r} is not a folder ({path}); paths are relative to the inventory")
-    if not any(os.path.isfile(os.path.join(path, f)) for f in SERVICE_FILES):
+    found = False
+    for name in SERVICE_FILES:
+        try:  # lstat: a link is refused, never followed; a FIFO is not opened
+            mode = os.lstat(os.path.join(path, name)).st_mode
+        except OSError:
+            continue
+        if not stat.S_ISREG(mode):
+            try:
+                context.refuse(os.path.join(path, name), mode)
+            except InputError as err:
+                check.fail(key, str(err))
+        found = True
+    if not found:
         check.fail(key, f"{path} has no {' or '.join(SERVICE_FILES)}")
     return path
 
@@ -422,9 +668,9 @@ def _parse_forward(check: _Checker, key: str, raw, ports: dict, envs: list) -> t
         check.integer(fkey, port, 1, 65535)
         env = None
         if isinstance(target, dict):
-            target = check.mapping(fkey, target, ("to", "env"), required=("to",))
+            target = check.mapping(fkey, target, FORWARD_KEYS, required=("to",))
             env, target = target.get("env"), target["to"]
-        if target not in ports:
+        if not isinstance(target, str) or target not in ports:
             check.fail(fkey, f"{target!r} is not one of this service's ports"
                              f" ({', '.join(ports) or 'none'})")
         if env is None:
@@ -432,7 +678,7 @@ def _parse_forward(check: _Checker, key: str, raw, ports: dict, envs: list) -> t
                 check.fail(fkey, "the machine has several environments; say which one gets the"
                                  f" port: {port}: {{to: {target}, env: prod}}")
             env = envs[0]
-        if env not in envs:
+        if not isinstance(env, str) or env not in envs:
             check.fail(fkey, f"{env!r} is not one of the machine's environments"
                              f" ({', '.join(envs)})")
         result.append((port, target, env))
@@ -444,12 +690,14 @@ def _parse_services(check: _Checker, key: str, raw, catalog, envs=()) -> dict[st
     for name, body in check.mapping(key, raw).items():
         skey = f"{key}.{name}"
         check.name(skey, "service", name)
-        path, forward_raw, ports = None, None, body
+        path, forward_raw, ports, wait = None, None, body, None
         if _is_long_form(body):
             body = check.mapping(skey, body, SERVICE_KEYS)
             if body.get("path") is not None:
                 path = _service_path(check, f"{skey}.path", body["path"])
             ports, forward_raw = body.get("ports"), body.get("forward")
+            if body.get("wait") is not None:
+                wait = check.integer(f"{skey}.wait", body["wait"], 0, MAX_WAIT)
             skey_ports = f"{skey}.ports"
         else:
             skey_ports = skey
@@ -464,6 +712,8 @@ def _parse_services(check: _Checker, key: str, raw, catalog, envs=()) -> dict[st
         seen: dict[int, str] = {}
         for port_name, index in ports.items():
             pkey = f"{skey_ports}.{port_name}"
+            if port_name == "wait" and skey_ports == skey:
+                check.fail(pkey, "wait: goes in the long form: {ports: {NAME: INDEX}, wait: SECONDS}")
             check.name(pkey, "port", port_name)
             check.integer(pkey, index, 0, 9)
             if index in seen:
@@ -475,7 +725,7 @@ def _parse_services(check: _Checker, key: str, raw, catalog, envs=()) -> dict[st
             seen[index] = port_name
         forward = _parse_forward(check, f"{skey}.forward", forward_raw, ports, list(envs)) \
             if forward_raw is not None else ()
-        result[name] = Service(name, dict(ports), path, forward)
+        result[name] = Service(name, dict(ports), path, forward, wait)
     return result
 
 
@@ -508,6 +758,11 @@ def _parse_machines(check: _Checker, raw, sheets: dict[str, Sheet], catalog) -> 
                 )
             if env in envs[:i]:
                 check.fail(f"{key}.environments[{i}]", f"{env!r} is listed twice; list it once")
+            if len(name) + 1 + len(env) > USER_NAME_MAX:  # before any number is taken for it
+                check.fail(key, f"machine name {name!r} is too long: its user {name}-{env} would"
+                                f" have {len(name) + 1 + len(env)} characters and Linux allows"
+                                f" {USER_NAME_MAX}; shorten it to"
+                                f" {USER_NAME_MAX - 1 - len(env)} at most")
         number = body.get("number")
         if number is not None:
             check.integer(f"{key}.number", number, 0, 99)
@@ -523,7 +778,9 @@ def _parse_machines(check: _Checker, raw, sheets: dict[str, Sheet], catalog) -> 
                 )
             pinned[(sheet, number)] = name
         services = _parse_services(check, f"{key}.services", body.get("services"), catalog, envs)
-        result[name] = Machine(name, sheet, host, tuple(envs), number, services)
+        docker = _parse_docker(check, f"{key}.docker", body["docker"]) if "docker" in body else None
+        address = check.address(f"{key}.address", body.get("address"))
+        result[name] = Machine(name, sheet, host, tuple(envs), number, services, docker, address)
     return result
 
 
@@ -542,11 +799,17 @@ def _check_numbers(check: _Checker, inventory: Inventory) -> None:
 
 
 def _check_forwards(check: _Checker, inventory: Inventory) -> None:
-    """A standard port has one owner per host (the seed: one service per standard port)."""
+    """A standard port has one owner per host (the seed: one service per standard port), and is
+    neither the host's SSH port nor a port of a machine-environment there."""
     owners: dict[tuple[str, int], str] = {}
     for machine in inventory.machines.values():
         for service in machine.services.values():
             for port, _, env in service.forward:
+                why = inventory.port_owner(machine.name, port)
+                if why:
+                    check.fail(f"machines.{machine.name}.services.{service.name}.forward.{port}",
+                               f"port {port} of {machine.host} is {why}; forward a standard "
+                               "port (80, 443, 389...)")
                 owner = f"{machine.name}-{env}:{service.name}"
                 first = owners.setdefault((machine.host, port), owner)
                 if first != owner:

@@ -56,8 +56,11 @@ def parse_limit(text: str) -> Limit:
     :raises InputError: on an empty pattern or one with characters no name has.
     """
     include, intersect, exclude = [], [], []
-    if not text or not text.strip():
+    if not text:
         return Limit()
+    if not text.strip():  # never "everything": a limit that came out empty is a mistake
+        raise InputError(f"--limit {text!r} holds no pattern; give one (host, machine, "
+                         "machine:env or service) or leave --limit out to select everything")
     for raw in text.split(","):
         p = raw.strip()
         kind = include

@@ -80,3 +80,45 @@ def nfs_server(address: str) -> str:
     """``address`` as the server part of an NFS source ``SERVER:/path`` (fstab, /proc/mounts):
     an IPv6 address goes in brackets (nfs(5))."""
     return f"[{address}]" if ":" in address else address
+
+
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOSTNAME_RE = re.compile(rf"{_LABEL}(?:\.{_LABEL})*\.?")
+
+
+def check_address(value) -> str:
+    """Return ``value`` when it is an address another host can use in /etc/exports or an fstab
+    line: an IPv4 address, an IPv6 address (no zone, no brackets) or a DNS host name (labels of
+    letters, digits and inner ``-``; at most 253 characters), matched whole.
+
+    :raises InputError: saying which forms are accepted.
+    """
+    if isinstance(value, str):
+        try:
+            ipaddress.IPv4Address(value)
+            return value
+        except ValueError:
+            pass
+        if _ipv6(value) or (len(value) <= 253 and _HOSTNAME_RE.fullmatch(value)
+                            and not value.replace(".", "").isdigit()):
+            return value
+    raise InputError(f"{value!r} is not an address: use an IPv4 address (192.168.1.20), an IPv6 "
+                     "address (fd00::20) or a DNS host name (nas.lan)")
+
+
+def host_address(target: str, resolve=None) -> str:
+    """The address other hosts reach an SSH target's host by: what ``resolve(host)`` gives
+    (the SSH config's ``HostName`` for an alias), when it gives something else than the host,
+    else the host's name (:func:`address_of`).
+
+    :raises InputError: ``resolve`` gives something that is not an address.
+    """
+    host = address_of(target)
+    found = resolve(host) if resolve else None
+    if found and found != host:
+        try:
+            return check_address(found)
+        except InputError as e:
+            raise InputError(f"the SSH config gives HostName {found!r} for {host!r}: {e}; set "
+                             "address: for it in the inventory") from None
+    return host

@@ -20,6 +20,7 @@ import secrets
 import shlex
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Callable, Sequence
 
 from invoke.exceptions import CommandTimedOut
@@ -84,6 +85,10 @@ class Resource:
         """A unified diff of what :meth:`commands` would change (files only; else empty)."""
         return ""
 
+    def trace(self, out: str) -> str:
+        """What ``-v`` shows of this resource's fact output (a file's content is left out)."""
+        return out
+
     @property
     def shared_file(self) -> str | None:
         """A file other resources may edit too (two edits of it never share one script)."""
@@ -103,6 +108,9 @@ class Step:
     label: str = ""
     needs: tuple = ()
     before: Any = None  # before(host): runs just before the step changes anything; may refuse
+    # after(host, failure): runs just after the step's commands ran (failure: their RemoteError,
+    # or None); may fail the step (a deploy's health gate)
+    after: Any = None
 
 
 def facts_script(resources: Sequence[Resource]) -> str:
@@ -137,11 +145,26 @@ def summarize(resources: Sequence[Resource], limit: int = 3) -> str:
     return "; ".join(names[:limit - 1]) + f"; and {len(names) - limit + 1} more, all as wanted"
 
 
+def _listed(resources: Sequence[Resource], limit: int = 3) -> str:
+    """What a fact read asks about, in a line: the first resources and how many more."""
+    names = [r.describe() for r in resources]
+    more = f"; and {len(names) - limit} more" if len(names) > limit else ""
+    return "; ".join(names[:limit]) + more
+
+
 def _failed_step(stderr: str, count: int) -> int:
     """Index of the step whose commands were running when a change script stopped."""
     marks = [int(l[len(STEP_MARK):]) for l in (stderr or "").splitlines()
              if l.startswith(STEP_MARK) and l[len(STEP_MARK):].isdigit()]
     return marks[-1] if marks else 0
+
+
+def _fact_trace(resources: Sequence[Resource], out: str) -> str:
+    """What -v shows of a facts script's output: each resource's :meth:`Resource.trace`."""
+    try:
+        return "\n".join(r.trace(o) for r, o in zip(resources, split_facts(out, len(resources))))
+    except ValueError:
+        return f"(facts output of {len(out)} characters, not in the expected form)"
 
 
 def _without_marks(text: str) -> str:
@@ -193,24 +216,36 @@ class Host:
         self._ahead: dict[str, str] = {}  # facts read ahead: script -> output
 
     # -- running ---------------------------------------------------------------------------
-    def run(self, command: str, *, step: str, show: str = ""):
+    def run(self, command: str, *, step: str, show: str = "", facts: bool = False):
         """Run one script as root (through ``sudo -n`` when the login user is not root).
 
         The script goes over stdin (see :func:`remote_script`); a script that takes longer
-        than ``timeout`` seconds fails the step.
+        than ``timeout`` seconds fails the step. One that runs longer than 2 s shows progress
+        (:class:`~tinsnip_tasks.output.Progress`; its output streamed on a terminal unless
+        ``facts``: a fact read, or a command whose output may hold a secret).
         """
+        from ..output import Progress
+
         text = "sudo -n sh -s" if self.sudo else "sh -s"
         self.commands += 1
         started = time.monotonic()
+        streams = {"hide": True}
+        progress = None
+        if self.output is not None and not self.output.json:
+            progress = Progress(self.output, self.name, step, stream=not facts,
+                                hidden=(MARK, STEP_MARK))
+            streams = {"hide": False, "out_stream": progress.out, "err_stream": progress.err}
         try:
-            result = self.conn.run(text, hide=True, warn=True, timeout=self.timeout,
-                                   in_stream=ScriptStream(remote_script(command)))
+            result = self.conn.run(text, warn=True, timeout=self.timeout,
+                                   in_stream=ScriptStream(remote_script(command)), **streams)
         except CommandTimedOut as e:
             raise RemoteError(self.name, step, show or command, "timeout",
                               f"no answer within {self.timeout:g} s (set timeouts.command "
                               f"or `inv -T SECONDS`)") from e
         finally:
             self.seconds += time.monotonic() - started
+            if progress is not None:
+                progress.stop()
         if not result.ok:
             raise RemoteError(self.name, step, show or command, result.exited, result.stderr)
         return result
@@ -229,18 +264,23 @@ class Host:
             self.seconds += time.monotonic() - started
         return path
 
-    def execute(self, command: str, *, step: str, show: str = "", secret: bool = False):
+    def execute(self, command: str, *, step: str, show: str = "", secret: bool = False,
+                trace=None, facts: bool = False):
         """:meth:`run`, traced with -v, counted in :attr:`result`. The output of a ``secret``
-        command (one that may print a secret, like ``docker compose config``) is never traced."""
+        command (one that may print a secret, like ``docker compose config``) is never traced;
+        ``trace(stdout)``, when given, is what is traced of the output; a ``facts`` read
+        without one (tinsnip's own protocol, not a person's) traces none."""
         self._trace(f"$ {show}")
         try:
-            result = self.run(command, step=step, show=show)
+            # never streamed: the output of a secret command, or tinsnip's fact protocol
+            result = self.run(command, step=step, show=show, facts=facts or secret)
         finally:
             self.result.commands, self.result.seconds = self.commands, self.seconds
         if secret:
             self._trace(f"(output of {len(result.stdout)} characters not shown: it may hold secrets)")
-        else:
-            self._trace(_without_marks(result.stdout) + _without_marks(result.stderr))
+        elif trace is not None or not facts:
+            shown = trace(result.stdout) if trace else _without_marks(result.stdout)
+            self._trace(shown + _without_marks(result.stderr))
         return result
 
     def _trace(self, text: str):
@@ -251,14 +291,18 @@ class Host:
         script = facts_script(resources)
         out = self._ahead.pop(script, None)
         if out is None:
-            out = self.execute(script, step=step, show="read facts").stdout
+            out = self.execute(script, step=step, facts=True,
+                               show=f"read facts: {_listed(resources)}",
+                               trace=partial(_fact_trace, resources)).stdout
         return split_facts(out, len(resources))
 
     def read_ahead(self, resources: Sequence[Resource]) -> None:
         """Read the facts of ``resources`` now; a later :meth:`read` of exactly the same
         resources uses them instead of asking again (once)."""
         script = facts_script(resources)
-        self._ahead[script] = self.execute(script, step="facts", show="read facts").stdout
+        self._ahead[script] = self.execute(script, step="facts", facts=True,
+                                           show=f"read facts: {_listed(resources)}",
+                                           trace=partial(_fact_trace, resources)).stdout
 
     @property
     def failed(self) -> bool:
@@ -378,16 +422,29 @@ class Host:
         except RemoteError as e:
             k = _failed_step(e.stderr, len(now))
             for s, todo in now[:k]:
-                self._changed(s, todo)
+                self._done(s, todo)
             s, todo = now[k]
             if e.exit_code == RETRY_EXIT:
                 return k > 0, now[k:]
-            self.fail(s, RemoteError(self.name, s.name, " && ".join(
+            self._done(s, todo, RemoteError(self.name, s.name, " && ".join(
                 str(c) for _, cmds, _ in todo for c in cmds), e.exit_code, _without_marks(e.stderr)))
             return k > 0, []
         for s, todo in now:
-            self._changed(s, todo)
+            self._done(s, todo)
         return True, []
+
+    def _done(self, s: Step, todo, failure: RemoteError | None = None):
+        """Note a step whose commands ran (``failure``: how they failed), once its ``after``
+        hook has had its say."""
+        try:
+            if s.after is not None:
+                s.after(self, failure)
+            if failure is not None:
+                raise failure
+        except TinsnipError as e:
+            self.fail(s, e)
+            return
+        self._changed(s, todo)
 
     def _changed(self, s: Step, todo):
         self.note(s, "changed", "; ".join(r.describe() for r, _, _ in todo),
@@ -396,10 +453,10 @@ class Host:
 
     # -- reporting -------------------------------------------------------------------------
     def note(self, step: Step | str, status: str, detail: str = "", *, commands=(), diff="",
-             label: str = ""):
-        """Record (and print) what a step did."""
+             label: str = "", data: dict | None = None):
+        """Record (and print) what a step did; ``data``: the facts it read, for the report."""
         name, label = (step.name, step.label) if isinstance(step, Step) else (step, label)
-        r = StepResult(name, status, label, detail, list(commands), diff)
+        r = StepResult(name, status, label, detail, list(commands), diff, dict(data or {}))
         self.result.steps.append(r)
         if self.output is not None:
             self.output.step(self.name, r)

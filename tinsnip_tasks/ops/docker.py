@@ -2,15 +2,17 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import posixpath
 from dataclasses import dataclass
 from typing import Callable
 
+from ..core import images as img
 from ..core.render import render
 from ..errors import ConflictError
 from .base import Cmd, Resource, q, sh
 from .gate import end_processes, user_manager, pids_of, subid_range, sums_file, verified
-from .resources import as_uid, write_file_cmds
+from .resources import File, as_uid, write_file_cmds
 
 ROOTLESS_SCRIPTS = (
     "/usr/share/docker.io/contrib/dockerd-rootless.sh",
@@ -216,6 +218,83 @@ class RootlessDocker(Resource):
                    f"wait for the daemon of {self.user} to answer")
 
 
+def daemon_json_path(home: str) -> str:
+    """The rootless daemon's config file (``$XDG_CONFIG_HOME/docker/daemon.json``)."""
+    return f"{home}/.config/docker/daemon.json"
+
+
+def daemon_json(config: dict) -> str:
+    """``daemon.json`` text for ``config`` (stable: the same settings give the same bytes)."""
+    return json.dumps(config, indent=2, sort_keys=True) + "\n"
+
+
+DAEMON_MARK = "@@daemon"
+
+
+@dataclass(frozen=True)
+class DaemonConfig(Resource):
+    """``~/.config/docker/daemon.json`` of ``user`` holds ``config`` (registry mirrors, insecure
+    registries), written as the user. When it changes while the daemon runs, the daemon is
+    stopped, so that ``machine.docker`` (which reads its facts after this step) starts it again
+    with the new file; an unchanged file leaves the daemon alone. An empty ``config`` writes no
+    file where there is none."""
+
+    user: str
+    uid: int
+    home: str
+    config: str = "{}"  # the settings as JSON (daemon_json's text)
+
+    @property
+    def file(self) -> File:
+        return File(daemon_json_path(self.home), self.config.encode(), mode=0o644,
+                    owner=self.uid)
+
+    def describe(self):
+        keys = ", ".join(sorted(json.loads(self.config))) or "no settings"
+        return f"daemon config {daemon_json_path(self.home)} ({keys})"
+
+    def fact_command(self):
+        sock = q(runtime_dir(self.uid) + "/docker.sock")
+        return (f"{self.file.fact_command()}; echo {DAEMON_MARK}; echo init=$(cat /proc/1/comm); "
+                f"[ -S {sock} ] && {as_user(self.user, self.uid, 'docker version')} "
+                ">/dev/null 2>&1 && echo server=yes")
+
+    def parse(self, out):
+        head, _, tail = out.partition(DAEMON_MARK + "\n")
+        daemon = dict(l.split("=", 1) for l in tail.split() if "=" in l)
+        return {"file": self.file.parse(head), **daemon}
+
+    def diff(self, out):
+        return self.file.diff(out.partition(DAEMON_MARK + "\n")[0])
+
+    def commands(self, fact):
+        if not json.loads(self.config) and fact["file"] is None:
+            return []
+        writes = self.file.commands(fact["file"])
+        if not writes:
+            return []
+        folder = posixpath.dirname(daemon_json_path(self.home))
+        cmds = [Cmd(as_uid(self.uid, sh("mkdir", "-p", "--", folder)),
+                    f"as UID {self.uid}: make {folder}"), *writes]
+        if fact.get("server"):
+            cmds.append(self._stop(fact.get("init") == "systemd"))
+        return cmds
+
+    def _stop(self, systemd: bool) -> Cmd:
+        """Stop the running daemon (it reads daemon.json only when it starts)."""
+        if systemd:
+            return Cmd(f"{user_manager(self.user)} stop docker.service",
+                       f"stop the daemon of {self.user}: it starts again with the new file")
+        uid = q(str(self.uid))
+        return Cmd(f"pkill -TERM -u {uid} -x dockerd; i=0; "
+                   f"while pgrep -u {uid} -x rootlesskit >/dev/null; do i=$((i+1)); "
+                   f"[ $i -ge 150 ] && pkill -KILL -u {uid} -x rootlesskit; "
+                   f"[ $i -ge 200 ] && {{ echo {q(f'the daemon of {self.user} does not stop')} >&2; "
+                   f"exit 1; }}; sleep 0.1; done; "
+                   f"rm -f {q(runtime_dir(self.uid) + '/docker.sock')}",
+                   f"stop the daemon of {self.user}: it starts again with the new file")
+
+
 @dataclass(frozen=True)
 class DockerImage(Resource):
     """``image`` is present in the user's daemon, loaded from ``archive`` on the host if not."""
@@ -246,16 +325,130 @@ class DockerImage(Resource):
 
 
 STAMP = ".tinsnip-deployed"
+_ID = "'{{.Id}}'"
+_DIGESTS = "'{{range .RepoDigests}}{{.}} {{end}}'"
+
+
+def registry_query(user: str, uid: int, ref_word: str) -> str:
+    """Ask the user's daemon which digest the registry serves for an image reference, without
+    pulling (``GET /distribution/REF/json`` through the daemon, so its registry mirrors and
+    insecure registries apply). Prints the daemon's JSON answer on one line. ``ref_word`` is a
+    shell word (quoted, or ``"$r"``)."""
+    sock = q(runtime_dir(uid) + "/docker.sock")
+    return (f"if command -v curl >/dev/null; then sudo -u {q(user)} curl -s --max-time 30 "
+            f"--unix-socket {sock} \"http://localhost/distribution/\"{ref_word}\"/json\" "
+            f"| tr -d '\\n'; else echo 'curl is not installed on the host'; fi")
+
+
+def images_script(user: str, uid: int, refs, *, remote: bool) -> str:
+    """For each reference: ``@@ref N``, ``local ID DIGEST...`` (empty when the daemon lacks
+    it) and, with ``remote``, ``remote ANSWER`` (:func:`registry_query`)."""
+    inspect = as_user(user, uid, f"docker image inspect -f {_ID}' '{_DIGESTS}")
+    lines = []
+    for i, ref in enumerate(refs):
+        lines.append(f"echo '@@ref {i}'; echo \"local $({inspect} {q(ref)} 2>/dev/null)\"")
+        if remote and not img.pinned(ref):
+            lines.append(f"echo \"remote $({registry_query(user, uid, q(ref))})\"")
+    return "; ".join(lines) or "true"
+
+
+def parse_images(out: str, refs) -> list[dict]:
+    """:func:`images_script`'s output: per reference its local image ``id``, the ``digests``
+    of its repository it holds, and the registry's digest (``remote``, or ``why`` not)."""
+    facts = [{"id": "", "digests": [], "remote": "", "why": ""} for _ in refs]
+    i = None
+    for line in out.splitlines():
+        if line.startswith("@@ref "):
+            i = int(line.split()[1])
+            continue
+        if i is None:
+            continue
+        kind, _, rest = line.partition(" ")
+        if kind == "local":
+            words = rest.split()
+            facts[i]["id"] = words[0] if words else ""
+            facts[i]["digests"] = img.digests_of(refs[i], words[1:])
+        elif kind == "remote":
+            facts[i]["remote"], facts[i]["why"] = img.registry_digest(rest)
+    return facts
+
+
+def newer(fact: dict) -> bool:
+    """The registry serves a digest the daemon does not hold for that repository."""
+    return bool(fact["remote"]) and fact["remote"] not in fact["digests"]
+
+
+@dataclass(frozen=True)
+class ImagesPulled(Resource):
+    """The user's daemon holds what the registry serves for each of ``refs`` (``--pull``).
+
+    The registry is asked through the daemon (:func:`registry_query`); an image whose digest
+    differs, or that the daemon lacks, is pulled. When the registry cannot be asked, the image
+    is pulled anyway (the pull says why it fails)."""
+
+    user: str
+    uid: int
+    refs: tuple
+
+    def describe(self):
+        return f"images {', '.join(self.refs)} as the registry serves them"
+
+    def fact_command(self):
+        return images_script(self.user, self.uid, self.refs, remote=True)
+
+    def parse(self, out):
+        return parse_images(out, self.refs)
+
+    def commands(self, fact):
+        cmds = []
+        for ref, f in zip(self.refs, fact):
+            if f["id"] and not newer(f) and (f["remote"] or img.pinned(ref)):
+                continue
+            was = (f["digests"] or [f["id"] or "nothing"])[0]
+            to = f["remote"] or f"the registry's ({f['why'] or 'unknown'})"
+            cmds.append(Cmd(as_user(self.user, self.uid, f"docker pull -q {q(ref)}") + " >/dev/null",
+                            f"pull {ref} as {self.user}: {was[:19]} -> {to[:80]}"))
+        return cmds
+
+
+def running_script(project_word: str, docker: str = "docker") -> str:
+    """One line per container of the Compose project ``project_word`` (a shell word: quoted, or
+    ``"$p"``): ``service SERVICE REF ID DIGEST...`` (its compose service, the image reference
+    it was started from, the image's ID and its repository digests)."""
+    return (f"for c in $({docker} ps -q --filter label=com.docker.compose.project={project_word}); do "
+            f"{docker} inspect -f '{{{{index .Config.Labels \"com.docker.compose.service\"}}}} "
+            f"{{{{.Config.Image}}}} {{{{.Image}}}}' \"$c\" 2>/dev/null | "
+            f"while read -r s r i; do echo \"service $s $r $i $({docker} image inspect -f "
+            f"{_DIGESTS} \"$i\" 2>/dev/null)\"; done; done")
+
+
+def parse_stamp(text: str) -> dict:
+    """The deploy stamp: the files' digest (first line), the tracked images' IDs (``image REF
+    ID``) and what each service ran (``service SERVICE REF ID DIGEST...``)."""
+    lines = text.splitlines()
+    stamp = {"files": lines[0].strip() if lines else "", "images": {}, "services": {}}
+    for line in lines[1:]:
+        words = line.split()
+        if len(words) == 3 and words[0] == "image":
+            stamp["images"][words[1]] = words[2]
+        elif len(words) >= 4 and words[0] == "service":
+            stamp["services"][words[1]] = {"ref": words[2], "id": words[3],
+                                           "digests": words[4:]}
+    return stamp
 
 
 @dataclass(frozen=True)
 class ComposeUp(Resource):
-    """The Compose project in ``service_dir`` runs with its current files.
+    """The Compose project in ``service_dir`` runs with its current files and images.
 
     ``stamp`` is a digest of every file the project is started from (compose file, .env,
-    machine.env, and the build context of a service from its own folder). After a successful ``docker compose up -d`` (the seed's exact pattern) it is
-    written beside the compose file; the project is up to date when the stamp matches and every
-    service has a running container. ``up -d`` itself recreates only what changed.
+    machine.env, and the build context of a service from its own folder). After a successful
+    ``docker compose up -d`` (the seed's exact pattern) the deploy stamp is written beside the
+    compose file: that digest, the ID of each tracked image (``images``: what is pulled, and
+    the bases of what is built) and the image each service runs. The project is up to date when
+    the digest matches, no tracked image changed since (``service.deploy --pull`` pulled a new
+    one) and every service has a running container. ``up -d`` itself recreates only what
+    changed; with ``build`` it rebuilds with the classic builder.
     """
 
     user: str
@@ -265,6 +458,7 @@ class ComposeUp(Resource):
     project: str
     stamp: str = ""
     build: bool = False  # the project builds images: `up -d --build` with the classic builder
+    images: tuple = ()  # tracked image references (core/images.py)
 
     def describe(self):
         return f"compose project {self.project} up as {self.user}"
@@ -272,16 +466,19 @@ class ComposeUp(Resource):
     def fact_command(self):
         ps = (f"docker ps -a --filter label=com.docker.compose.project={q(self.project)} "
               "--format '{{.Label \"com.docker.compose.service\"}} {{.State}}'")
+        ids = "".join(f"echo \"{r} $(docker image inspect -f {_ID} {q(r)} 2>/dev/null)\"; "
+                      for r in self.images)
         script = (compose_pattern(self.mount_point, self.service_dir, "config --services")
-                  + f" && echo @@stamp && cat {STAMP} 2>/dev/null; echo @@ps && {ps}")
+                  + f" && echo @@stamp && cat {STAMP} 2>/dev/null; echo @@ps && {ps}; "
+                  + f"echo @@images; {ids}true")
         return f"sudo -u {q(self.user)} bash -c {q(script)}"
 
     def parse(self, out):
-        fact = {"services": [], "stamp": "", "running": set()}
-        section = "services"
+        fact = {"services": [], "stamp": "", "running": set(), "images": {}}
+        section, stamp = "services", []
         for line in out.splitlines():
             line = line.strip()
-            if line in ("@@stamp", "@@ps"):
+            if line in ("@@stamp", "@@ps", "@@images"):
                 section = line[2:]
                 continue
             if not line:
@@ -289,24 +486,45 @@ class ComposeUp(Resource):
             if section == "services":
                 fact["services"].append(line)
             elif section == "stamp":
-                fact["stamp"] = line
+                stamp.append(line)
+            elif section == "images":
+                ref, _, image_id = line.partition(" ")
+                fact["images"][ref] = image_id.strip()
             else:
                 parts = line.split()
                 if len(parts) == 2 and parts[1] == "running":
                     fact["running"].add(parts[0])
+        fact["stamp"] = parse_stamp("\n".join(stamp))
         return fact
 
+    def moved(self, fact) -> list[str]:
+        """Tracked images whose ID differs from the one the stamp recorded."""
+        recorded = fact["stamp"]["images"]
+        return [r for r in self.images
+                if r in recorded and fact["images"].get(r, "") != recorded[r]]
+
     def commands(self, fact):
-        if (fact["services"] and fact["stamp"] == self.stamp
+        moved = self.moved(fact)
+        if (fact["services"] and fact["stamp"]["files"] == self.stamp and not moved
                 and all(s in fact["running"] for s in fact["services"])):
             return []
-        stamp = f"{self.service_dir}/{STAMP}"
         action = "up -d --build" if self.build else "up -d"
+        why = f" (new image: {', '.join(moved)})" if moved else ""
         return [Cmd(compose_as(self.user, self.mount_point, self.service_dir, action,
-                               build=self.build)),
-                *(Cmd(c.text, f"as UID {self.uid}: record {self.stamp[:12]} in {stamp}")
-                  for c in write_file_cmds(stamp, f"{self.stamp}\n".encode(), mode=0o640,
-                                           owner=self.uid))]
+                               build=self.build),
+                    f"as {self.user}: docker compose {action} in {self.service_dir}{why}"),
+                self._record()]
+
+    def _record(self) -> Cmd:
+        """Write the deploy stamp as the user, through a new temporary file."""
+        ids = "".join(f"echo \"image {r} $(docker image inspect -f {_ID} {q(r)} 2>/dev/null "
+                      f"|| echo -)\"; " for r in self.images)
+        script = (f"cd {q(self.service_dir)} && t=$(mktemp {STAMP}.XXXXXXXXXX) && "
+                  f"{{ {{ echo {q(self.stamp)}; {ids}{running_script(q(self.project))}; }} > \"$t\" "
+                  f"&& chmod 640 \"$t\" && mv -fT \"$t\" {STAMP} || {{ rm -f \"$t\"; false; }}; }}")
+        return Cmd(as_user(self.user, self.uid, f"sh -c {q(script)}"),
+                   f"as {self.user}: record {self.stamp[:12]} and the image digests in "
+                   f"{self.service_dir}/{STAMP}")
 
 
 CONTEXT_STAMP = ".tinsnip-context"

@@ -3,7 +3,8 @@
 A forward is a pair of iptables ``nat`` rules, in PREROUTING (clients on the network) and OUTPUT
 (clients on the host itself), each ``REDIRECT``-ing TCP for the host's own addresses to the
 target port and tagged with a comment ``tinsnip-forward PORT OWNER``. One owner per standard port per host: a second owner is
-refused, naming the first.
+refused, naming the first. A port the host's sshd listens on (``ss``, ``sshd -T``) is refused:
+forwarding it would lock the operator out of the host.
 """
 from __future__ import annotations
 
@@ -21,6 +22,22 @@ _RULE = re.compile(r"^-A (?P<chain>PREROUTING|OUTPUT) .*--dport (?P<port>\d+) .*
 
 LIST_COMMAND = ("for c in PREROUTING OUTPUT; do iptables -w -t nat -S $c 2>/dev/null; done "
                 f"| grep -- {TAG} || true")
+SSHD_MARK = "@@sshd"
+#: The TCP ports the host's sshd listens on (``ss``), and those its configuration names.
+SSHD_COMMAND = (f"echo {SSHD_MARK}; {{ ss -Hltnp 2>/dev/null | grep -F '\"sshd\"' "
+                "| awk '{print \"listen\", $4}'; "
+                "sshd -T 2>/dev/null | awk '$1 == \"port\" {print \"port\", $2}'; } || true")
+
+
+def parse_sshd(out: str) -> set[int]:
+    """The ports in :data:`SSHD_COMMAND`'s output (``listen ADDR:PORT``, ``port N`` lines)."""
+    ports = set()
+    for line in out.splitlines():
+        kind, _, value = line.strip().partition(" ")
+        port = value.rsplit(":", 1)[-1] if kind == "listen" else value if kind == "port" else ""
+        if port.isdigit() and 0 < int(port) <= 65535:
+            ports.add(int(port))
+    return ports
 
 
 def parse_rules(out: str) -> list[dict]:
@@ -60,12 +77,18 @@ class Forward(Resource):
         return f"forward {self.port} -> {self.to} ({self.owner})"
 
     def fact_command(self):
-        return LIST_COMMAND
+        return LIST_COMMAND + ("" if self.to is None else f"; {SSHD_COMMAND}")
 
     def parse(self, out):
-        return parse_rules(out)
+        rules, _, sshd = out.partition(SSHD_MARK + "\n")
+        return {"rules": parse_rules(rules), "sshd": parse_sshd(sshd)}
 
     def commands(self, fact):
+        sshd, fact = fact["sshd"], fact["rules"]
+        if self.to is not None and self.port in sshd:
+            raise ConflictError(f"the host's sshd listens on port {self.port}: a forward would "
+                                "send every SSH connection to the container and lock you out "
+                                "of the host; forward another port")
         mine = [r for r in fact if (r["owner"] == self.owner or r["owner"].startswith(self.owner + ":"))
                 and (self.port is None or r["port"] == self.port)]
         if self.to is None:

@@ -40,6 +40,27 @@ def sums_file(mount_point: str) -> str:
     return gate_dir(mount_point) + "/sums"
 
 
+#: digests kept per file: the one written last and those before it, so that a rollback to a
+#: kept generation (its .env as tinsnip wrote it then) is sourced too
+SUMS_KEPT = 8
+
+
+def with_digest(path: str, digest: str, keep: int = SUMS_KEPT):
+    """An edit of the digests file: ``digest`` recorded for ``path`` (nothing changes when it is
+    there already), and no more than ``keep`` digests for that path, the oldest going first."""
+    line = f"{digest}  {path}"
+
+    def edit(text: str) -> str:
+        lines = [l for l in text.splitlines() if l.strip()]
+        if line in lines:
+            return text
+        mine = [l for l in lines if l.split()[1:2] == [path]]
+        drop = set(mine[:max(0, len(mine) + 1 - keep)])
+        return "".join(l + "\n" for l in lines if l not in drop) + line + "\n"
+
+    return edit
+
+
 def subid_range(uid: int) -> tuple[int, int]:
     """First and last subordinate UID of machine UID ``uid``: its own 65536, never shared."""
     return uid * SUBID_COUNT, uid * SUBID_COUNT + SUBID_COUNT - 1
@@ -49,13 +70,13 @@ def subid_range(uid: int) -> tuple[int, int]:
 
 def verified(path_word: str, sums: str, fix: str) -> str:
     """Shell (run as the machine user): succeed only when the file ``path_word`` (a shell word)
-    holds exactly the bytes whose SHA-256 ``sums`` records for that path; else say so on stderr,
+    holds exactly bytes whose SHA-256 ``sums`` records for that path; else say so on stderr,
     naming the file and ``fix``, and fail. Nothing is read from the file but its digest."""
-    why = (": not the file tinsnip wrote (its SHA-256 is not the one recorded in "
+    why = (": not the file tinsnip wrote (its SHA-256 is not one recorded in "
            f"{sums}), so nothing is sourced from it; {fix}")
-    return (f"{{ w=$(awk -v f={path_word} '$2 == f {{h = $1}} END {{print h}}' {q(sums)} "
-            f"2>/dev/null) && [ -n \"$w\" ] && [ \"$(sha256sum < {path_word} 2>/dev/null "
-            f"| cut -c1-64)\" = \"$w\" ] || {{ echo {path_word}{q(why)} >&2; false; }}; }}")
+    return (f"{{ h=$(sha256sum < {path_word} 2>/dev/null | cut -c1-64) && [ -n \"$h\" ] && "
+            f"awk -v f={path_word} -v h=\"$h\" '$2 == f && $1 == h {{ok = 1}} END {{exit !ok}}' "
+            f"{q(sums)} 2>/dev/null || {{ echo {path_word}{q(why)} >&2; false; }}; }}")
 
 
 # -- processes ------------------------------------------------------------------------------

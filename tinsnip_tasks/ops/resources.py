@@ -75,6 +75,20 @@ def masked(keys) -> str:
     return "".join(f"{k}=***\n" for k in keys)
 
 
+#: What the diff of a file holding a secret shows for a line that is not in the new file.
+HIDDEN_LINE = "*** (a line not in the new file: not shown, the file holds secrets)\n"
+
+
+def _env_lines(lines, public) -> str:
+    """``KEY=value`` lines of a secret file as a diff shows them: a key of ``public`` with its
+    value, any other as ``KEY=***`` (a line without ``=`` is a key whose value was not read)."""
+    out = []
+    for line in lines:
+        key = line.split("=", 1)[0]
+        out.append(line if key in public and "=" in line else f"{key}=***")
+    return "".join(f"{l}\n" for l in out)
+
+
 def _fails_whole(text: str) -> str:
     """``text`` (an and-or list) failing stops the script: ``set -e`` alone ignores a failure
     anywhere but in the last command of such a list."""
@@ -212,7 +226,10 @@ def write_file_cmds(path: str, content: bytes, uid=None, gid=None, mode=0o644, *
 class File(Resource):
     """A file with exact content; rewritten atomically only when the content differs.
 
-    ``owner`` set: read and written as that user (files in its home or on its mount)."""
+    ``owner`` set: read and written as that user (files in its home or on its mount). A
+    ``secret`` file (``KEY=value`` lines) is never read back whole: its fact reads the values of
+    the ``public`` keys only (values that are no secret) and the names of the other keys, and
+    its diff shows ``KEY=***`` for those."""
 
     path: str
     content: bytes
@@ -221,14 +238,19 @@ class File(Resource):
     mode: int = 0o644
     secret: bool = False
     owner: Optional[int] = None
+    public: tuple = ()
+    holds_secret: bool = False  # a file with a secret in it: its diff hides removed lines
 
     def describe(self):
         return f"file {self.path}"
 
     def fact_command(self):
         p = q(self.path)
-        # what is there now, for the diff a dry run shows: of a secret file only its keys
-        now = (f"sed -n 's/^\\([A-Za-z_][A-Za-z0-9_]*\\)=.*/\\1/p' {p}" if self.secret
+        # what is there now, for the diff a dry run shows: of a secret file only its keys, and
+        # the lines of its public keys (names checked: they go into a sed address)
+        public = [k for k in self.public if KEY_LINE.match(f"{k}=")]
+        shown = "".join(f"-e {q(f'/^{k}=/{{p;d;}}')} " for k in public)
+        now = (f"sed -n {shown}-e 's/^\\([A-Za-z_][A-Za-z0-9_]*\\)=.*/\\1/p' {p}" if self.secret
                else f"head -c {DIFF_LIMIT} {p} | base64")
         # a link or anything but a regular file is reported by its stat line (and refused)
         return _acting(self.owner, f"{_stat_and(self.path, 'sha256sum')}; echo {NOW}; "
@@ -247,16 +269,26 @@ class File(Resource):
         if fact is not None and fact.get("sha256") == hashlib.sha256(self.content).hexdigest():
             return ""
         if self.secret:
-            old = masked(fact["now"].split() if fact else [])
-            new_keys = [l.split("=", 1)[0] for l in self.content.decode(errors="replace").splitlines()
-                        if KEY_LINE.match(l)]
-            text = unified_diff(self.path, old, masked(new_keys))
-            return text or f"--- {self.path}: values differ (secret file: values are not shown)\n"
+            old = _env_lines(fact["now"].splitlines() if fact else [], self.public)
+            new = _env_lines([l for l in self.content.decode(errors="replace").splitlines()
+                              if KEY_LINE.match(l)], self.public)
+            text = unified_diff(self.path, old, new)
+            return text or f"--- {self.path}: values differ (secret values are not shown)\n"
         try:
             old = base64.b64decode(fact["now"]).decode() if fact else ""
-            return unified_diff(self.path, old, self.content.decode())
+            new = self.content.decode()
+            if self.holds_secret:  # a line that goes may hold an old secret: not shown
+                keep = set(new.splitlines())
+                old = "".join(l if l.rstrip("\n") in keep else HIDDEN_LINE
+                              for l in old.splitlines(keepends=True))
+            return unified_diff(self.path, old, new)
         except (ValueError, UnicodeDecodeError):
             return f"--- {self.path}: binary content differs\n"
+
+    def trace(self, out):
+        fact = out.split(NOW + "\n", 1)
+        return fact[0] + (f"\n{NOW} ({len(fact[1])} characters, shown only in a diff)"
+                          if len(fact) > 1 and not self.secret else "")
 
     def commands(self, fact):
         gid = self.gid if self.gid is not None else self.uid

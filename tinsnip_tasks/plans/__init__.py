@@ -24,6 +24,7 @@ class Target:
     inv: Inventory
     smep: Smep
     service: str = ""
+    wait: int | None = None  # seconds a deploy waits for the service to be healthy (--wait)
 
     @property
     def scope(self) -> str:
@@ -41,15 +42,17 @@ class Target:
 StepFn = Callable[[Target], list]
 
 
-def step(name: str, *, needs: tuple[str, ...] = (), before: Callable | None = None):
+def step(name: str, *, needs: tuple[str, ...] = (), before: Callable | None = None,
+         after: Callable | None = None):
     """Mark ``fn`` as the step ``name`` whose facts depend on the steps in ``needs``.
 
     ``before(host, target)``, when given, runs only when the step has something to change, just
     before it changes it (the preflight before ``service.up`` starts anything); it refuses by
-    raising."""
+    raising. ``after(host, failure, target)`` runs just after the step's commands ran
+    (``failure``: their error, or None); it fails the step by raising (the health gate)."""
 
     def mark(fn):
-        fn.step_name, fn.needs, fn.before = name, tuple(needs), before
+        fn.step_name, fn.needs, fn.before, fn.after = name, tuple(needs), before, after
         return fn
 
     return mark
@@ -59,5 +62,6 @@ def build(fn: StepFn, t: Target) -> Step:
     """The step ``fn`` for target ``t`` (bad input raises here, before any host is touched)."""
     label = t.scope + (f" {t.service}" if t.service else "")
     before = partial(fn.before, target=t) if fn.before else None
+    after = partial(fn.after, target=t) if getattr(fn, "after", None) else None
     return Step(fn.step_name, tuple(fn(t)), scope=t.scope, label=label, needs=fn.needs,
-                before=before)
+                before=before, after=after)

@@ -7,10 +7,11 @@ from ..core import envfile
 from ..core.render import render
 from ..core.smep import Smep
 from ..core.target import nfs_server
-from ..ops.docker import DockerStopped, NoContainers, RootlessDocker, docker_host
+from ..ops.docker import (DaemonConfig, DockerStopped, NoContainers, RootlessDocker, daemon_json,
+                          docker_host)
 from ..ops.forward import Forward
 from ..ops.gate import (GATE_MODE, GATE_ROOT, SUBID_COUNT, DaemonOffOldMount, GateLink,
-                        NowhereMounted, gate_dir, nfs_dir, sums_file)
+                        NowhereMounted, gate_dir, nfs_dir, sums_file, with_digest)
 from ..ops.resources import (Absent, Directory, Edited, File, Mounted, Symlink, Unmounted, User,
                              UserAbsent, drop_lines, drop_ours, field_is, set_line)
 from . import Target, step
@@ -59,8 +60,7 @@ def recorded(path: str, content: bytes, mount_point: str) -> Edited:
     """The SHA-256 of ``content``, the bytes tinsnip writes to ``path`` on the mount, recorded
     where only root writes (:func:`~tinsnip_tasks.ops.gate.sums_file`): the seed sources
     ``path`` only when it still holds exactly these bytes."""
-    line = f"{hashlib.sha256(content).hexdigest()}  {path}"
-    return Edited(sums_file(mount_point), set_line(field_is(1, path), line),
+    return Edited(sums_file(mount_point), with_digest(path, hashlib.sha256(content).hexdigest()),
                   f"SHA-256 of {path}", hidden=True)
 
 
@@ -114,7 +114,17 @@ def xdg_links(t: Target) -> list:
     return out
 
 
-@step("machine.docker", needs=("machine.user", "machine.mount"))
+@step("machine.docker-config", needs=("machine.user", "xdg.link"))
+def docker_config(t: Target) -> list:
+    """The rootless daemon's ``daemon.json`` from the inventory's ``docker:`` settings (registry
+    mirrors, insecure registries), written by the machine user; a running daemon is stopped
+    when it changes, and ``machine.docker`` starts it again."""
+    smep = t.smep
+    config = t.inv.docker(smep.machine).daemon_config()
+    return [DaemonConfig(smep.user, smep.uid, home(smep), daemon_json(config))]
+
+
+@step("machine.docker", needs=("machine.user", "machine.mount", "machine.docker-config"))
 def docker(t: Target) -> list:
     """A rootless Docker daemon for the machine user (its unit follows the host's script). It
     starts after the mount: rootlesskit gives the daemon a copy of the mounts there are when it
@@ -139,12 +149,13 @@ def machine_env(t: Target) -> list:
     d = f"{smep.mount_point}/.machine"
     text = machine_env_text(smep).encode()
     return [Directory(d, mode=0o750, owner=smep.uid),
-            File(f"{d}/machine.env", text, mode=0o640, secret=True, owner=smep.uid),
+            File(f"{d}/machine.env", text, mode=0o640,
+                 owner=smep.uid),  # numbers and paths, no secret: its diff shows them
             recorded(f"{d}/machine.env", text, smep.mount_point)]
 
 
 #: machine.setup: the seed's order.
-SETUP = (user, mount, xdg_links, docker, machine_env)
+SETUP = (user, mount, xdg_links, docker_config, docker, machine_env)
 
 
 # machine.teardown: containers, daemon, forwards, mount, fstab line, user and home (with its XDG

@@ -1,6 +1,8 @@
 """The NAS side: the machine-environment's folder tree, its NFS export, the station."""
 from __future__ import annotations
 
+import ipaddress
+
 from ..core.render import render
 from ..core.smep import Smep
 from ..ops.resources import Absent, Directory, Edited, drop_lines, field_is, set_line
@@ -69,3 +71,30 @@ def removed(t: Target) -> list:
                    f"no export of {export_dir}", after=("exportfs -ra",), rollback=True,
                    applied=True),
             Absent(export_dir)]
+
+
+#: Prints the NAS's /etc/exports (nothing when it has none).
+EXPORTS_COMMAND = "cat /etc/exports 2>/dev/null || true"
+
+
+def _client_matches(spec: str, client: str) -> bool:
+    """Whether the client field ``spec`` of an exports line (``host``, ``*``, ``10.0.0.0/24``)
+    covers ``client``."""
+    if spec in ("*", client):
+        return True
+    if "/" in spec:
+        try:
+            return ipaddress.ip_address(client) in ipaddress.ip_network(spec, strict=False)
+        except ValueError:
+            return False
+    return False
+
+
+def exported_to(exports: str, path: str, client: str) -> bool:
+    """Whether the /etc/exports text ``exports`` exports ``path`` to ``client``."""
+    for line in exports.splitlines():
+        fields = line.split("#", 1)[0].split()
+        if fields and fields[0].strip('"') == path and any(
+                _client_matches(f.split("(", 1)[0], client) for f in fields[1:]):
+            return True
+    return False

@@ -65,7 +65,7 @@ class Numbers:
         script = "\n".join(f"echo {MARK}{i}; {registry_plan.read_command(p)}"
                             for i, p in enumerate(paths))
         try:
-            out = nas.execute(script, step=STEP, show="read " + ", ".join(paths)).stdout
+            out = nas.execute(script, step=STEP, show="read " + ", ".join(paths), facts=True).stdout
             for path, text in zip(paths, split_facts(out, len(paths))):
                 self.registries[path] = registry_plan.parse_output(text, path)
         except (TinsnipError, ValueError) as e:
@@ -103,10 +103,17 @@ class Numbers:
         path = inv.registry_path(sheet, env)
         if nas is not None and nas.unreachable:
             raise UnreachableError(nas.name, f"the station registry {path} is on it")
-        if nas is None or nas.conn is None:  # a dry run without the NAS: the defaults
-            return inv.smep(machine, env, None)
         pin = inv.machine(machine).number
         others = {n: m for n, m in inv.pins(sheet).items() if m != machine}
+        if nas is None or nas.conn is None:  # a dry run without the NAS: the defaults
+            if not assign or reg.resolve(machine, None, pin) is not None:
+                return inv.smep(machine, env, None)
+            # what an empty registry would give: provisional, and said to be
+            number, registry, _ = reg.assign(machine, None, pin, others)
+            if nas is not None:
+                nas.note(STEP, "unchecked", f"{machine}={number:02d} provisional: {path} could "
+                                            "not be read", label=machine)
+            return inv.smep(machine, env, registry)
         if assign and path in self.registries:
             # read already in this run: write only when the machine is not in it yet
             _, _, missing = reg.assign(machine, self.registries[path], pin, others)

@@ -55,6 +55,9 @@ class RegistryEntry(Edited):
     def describe(self):
         if self.number is None:
             return f"number of {self.name} in {self.path}"
+        if not reg.authoritative(self.registry):  # nothing written: the file may not exist
+            return (f"{self.name}={self.number:02d} (built-in default; {self.path} lists no "
+                    f"machine, nas.station seeds it)")
         return f"{self.name}={self.number:02d} in {self.path}"
 
 

@@ -86,14 +86,18 @@ def nas_steps(inv: Inventory, sel: Selection, targets: dict) -> dict[str, list[S
     return out
 
 
-def machine_steps(inv: Inventory, sel: Selection, targets: dict) -> dict[str, list[Step]]:
-    """Each machine host's steps, per machine-environment in the seed's order."""
+def machine_steps(inv: Inventory, sel: Selection, targets: dict,
+                  wait: int | None = None, pull: bool = False) -> dict[str, list[Step]]:
+    """Each machine host's steps, per machine-environment in the seed's order (``wait``: the
+    seconds each service's health gate waits, when given; with ``pull``, each service's images
+    are pulled first)."""
     out: dict[str, list[Step]] = {}
     for key in sel.envs:
         t = targets[key]
         steps = out.setdefault(inv.machine(t.smep.machine).host, [])
         steps += [build(fn, t) for fn in machine_plan.SETUP]
         for service in sel.services[key]:
-            st = Target(inv, t.smep, service)
-            steps += [s for s in (build(fn, st) for fn in service_plan.DEPLOY) if s.resources]
+            st = Target(inv, t.smep, service, wait)
+            steps += [s for s in (build(fn, st) for fn in service_plan.deploy_steps(pull))
+                      if s.resources]
     return out

@@ -6,9 +6,11 @@ from ..core.smep import Smep
 from ..errors import FactError
 from ..ops.base import MARK, Host, q, split_facts
 from ..ops.forward import LIST_COMMAND, parse_rules
-from ..ops.docker import compose_pattern, docker_host
+from ..ops.docker import (STAMP, compose_pattern, docker_host, newer, registry_query,
+                          running_script)
 from ..ops.gate import GATE_MODE, gate_dir, nfs_dir, sums_file
 from ..ops.resources import as_uid
+from ..core import images as img
 from .machine import home
 
 ITEMS = (
@@ -28,6 +30,14 @@ ITEMS = (
     ("session", "the daemon runs from its user unit, not from a login session"),
 )
 SYSTEMD_ONLY = ("linger", "unit", "session")
+#: The one item of a machine-environment whose user does not exist on the host (never set up).
+NO_USER = ("user", "the machine user exists (machine.setup made it)")
+#: What ``docker inspect`` tells of each container, for the report (one word each).
+IMAGE_FIELDS = ("name", "image", "image_id", "health", "started", "project")
+IMAGE_FORMAT = ("{{.Name}} {{.Config.Image}} {{.Image}} "
+                "{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}} "
+                "{{.State.StartedAt}} "
+                '{{with index .Config.Labels "com.docker.compose.project"}}{{.}}{{else}}-{{end}}')
 XDG_KEPT_AWAY = ("XDG_DATA_HOME", "XDG_CONFIG_HOME", "XDG_STATE_HOME")
 #: a UID and GID no machine-environment has (``nobody``'s): whoever it is must not pass the gate
 OUTSIDER = 65534
@@ -46,6 +56,7 @@ for dir in "$1"/service/*/; do
   [ -f "$dir/docker-compose.yml" ] || continue
   err=$( ( {compose} ) 2>&1 >/dev/null); rc=$?
   printf '@compose\\t%s\\t%s\\t%s\\n' "$(basename "$dir")" "$rc" "$(echo "$err" | tr '\\n\\t' '  ')"
+  printf '@deployed\\t%s\\t%s\\n' "$(basename "$dir")" "$(stat -c %Y "$dir/{STAMP}" 2>/dev/null || echo 0)"
 done
 for f in state data config; do
   if touch "$1/$f/.tinsnip-probe" 2>/dev/null && rm -f "$1/$f/.tinsnip-probe"
@@ -62,6 +73,7 @@ def script(smep: Smep) -> str:
     gate, where = q(gate_dir(smep.mount_point)), q(nfs_dir(smep.mount_point))
     outsider = as_uid(OUTSIDER, f"cd {mp}")
     return f"""
+if ! id -u {u} >/dev/null 2>&1; then echo "@nouser"; else
 init=$(cat /proc/1/comm); echo "@init $init"
 echo "@mount $(awk -v m={where} '$2 == m {{print $1, $3, $4}}' /proc/mounts | tail -n 1)"
 echo "@oldmount $(awk -v m={mp} '$2 == m {{print $1}}' /proc/mounts | tail -n 1)"
@@ -81,6 +93,7 @@ for c in $({d} ps -aq 2>/dev/null); do
   # a container removed meanwhile is skipped, not reported half
   st=$({d} inspect -f '{{{{.Name}}}} {{{{.State.Status}}}} {{{{.RestartCount}}}}' $c 2>/dev/null) || continue
   echo "@container $st"
+  echo "@image $({d} inspect -f {q(IMAGE_FORMAT)} $c 2>/dev/null)"
   n=${{st%% *}}
   e=$({d} exec $c env 2>/dev/null)
   echo "@env $n $(echo "$e" | sed -n 's/^TIN_SERVICE_UID=//p') $(echo "$e" | sed -n 's/^TIN_PORT_0=//p')"
@@ -92,6 +105,7 @@ for c in $({d} ps -aq 2>/dev/null); do
   done
 done
 for p in $(ss -ltnH 2>/dev/null | awk '{{print $4}}' | sed 's/.*://' | sort -u); do echo "@listen $p"; done
+fi
 true
 """
 
@@ -100,18 +114,25 @@ def parse(out: str) -> dict:
     """The script's lines as data. Raises ValueError on a line it cannot read."""
     facts = {"daemon": None, "compose": [], "write": [], "container": [], "env": [],
              "port": [], "listen": set(), "init": "", "mount": None, "dockerhost": "",
-             "linger": None, "enabled": None, "dockerd": [], "daemonenv": {},
+             "linger": None, "enabled": None, "dockerd": [], "daemonenv": {}, "image": [],
+             "deployed": {}, "nouser": False,
              "options": [], "oldmount": "", "gate": None, "link": "", "outsider": ""}
     for line in out.splitlines():
         if line.startswith("@compose\t"):  # tab-separated: a folder name may hold spaces
             _, name, rc, err = (line.split("\t", 3) + [""])[:4]
             facts["compose"].append((name, int(rc), err.strip()))
             continue
+        if line.startswith("@deployed\t"):
+            _, name, when = (line.split("\t", 2) + [""])[:3]
+            facts["deployed"][name] = int(when) if when.strip().isdigit() else 0
+            continue
         if not line.startswith("@"):
             continue
         kind, _, rest = line[1:].partition(" ")
         parts = rest.split()
-        if kind == "daemon":
+        if kind == "nouser":
+            facts["nouser"] = True
+        elif kind == "daemon":
             facts["daemon"] = (parts[0] == "0", " ".join(parts[1:]))
         elif kind == "write" and len(parts) == 2:
             facts["write"].append((parts[0], parts[1] == "0"))
@@ -119,6 +140,8 @@ def parse(out: str) -> dict:
             facts["container"].append((parts[0].lstrip("/"), parts[1], int(parts[2])))
         elif kind == "env" and parts:
             facts["env"].append((parts[0].lstrip("/"), parts[1:]))
+        elif kind == "image" and len(parts) == len(IMAGE_FIELDS):
+            facts["image"].append(dict(zip(IMAGE_FIELDS, parts), name=parts[0].lstrip("/")))
         elif kind == "port" and len(parts) == 2:
             facts["port"].append((parts[0].lstrip("/"), int(parts[1])))
         elif kind == "listen" and parts:
@@ -141,8 +164,14 @@ def parse(out: str) -> dict:
     return facts
 
 
-def evaluate(facts: dict, smep: Smep) -> list[tuple[str, bool, str]]:
-    """(item, passed, detail) for each checklist item."""
+def evaluate(facts: dict, smep: Smep, program: str = "tinsnip") -> list[tuple[str, bool, str]]:
+    """(item, passed, detail) for each checklist item; fixes name ``program`` (the command
+    running: tinsnip, inv or fab). A machine-environment whose user does not exist is one
+    failed item."""
+    if facts.get("nouser"):
+        return [(NO_USER[0], False, f"{smep.user} does not exist on this host: this "
+                 f"machine-environment is not set up; run `{program} machine.setup "
+                 f"--machine {smep.machine} --env {smep.env}`")]
     out = []
     bad = [f"{n}: {err or 'exit ' + str(rc)}" for n, rc, err in facts["compose"]
            if rc != 0 or "is not set" in err]
@@ -171,11 +200,11 @@ def evaluate(facts: dict, smep: Smep) -> list[tuple[str, bool, str]]:
                if s == "restarting" or r > 0]
     out.append(("restarting", not looping, ", ".join(looping) or
                 f"{len(facts['container'])} container(s) steady"))
-    out += _host_items(facts, smep)
+    out += _host_items(facts, smep, program)
     return out
 
 
-def _host_items(facts: dict, smep: Smep) -> list[tuple[str, bool, str]]:
+def _host_items(facts: dict, smep: Smep, program: str = "tinsnip") -> list[tuple[str, bool, str]]:
     """The machine host's side: mount, DOCKER_HOST, the daemon's environment, and where PID 1
     is systemd the user unit with linger. Each failure says how to fix it."""
     m, e, u = smep.machine, smep.env, smep.user
@@ -185,27 +214,29 @@ def _host_items(facts: dict, smep: Smep) -> list[tuple[str, bool, str]]:
     mount, where = facts["mount"], nfs_dir(smep.mount_point)
     fs_ok = bool(mount) and mount[1] in ("nfs", "nfs4", "fuse.nfs")
     unsafe = [o for o in ("nosuid", "nodev") if o not in facts["options"]]
-    out.append(("mount", fs_ok and not unsafe,
-                (f"{mount[0]} ({mount[1]}, {','.join(unsafe) or 'nosuid,nodev'}) on {where}"
-                 if fs_ok else
-                 f"{where} has {mount[0]} ({mount[1]}), not the NFS export" if mount
-                 else f"nothing is mounted on {smep.mount_point}")
-                + ("" if fs_ok else f": run `inv machine.mount {task}` (or `mount {where}`)")
-                + (f" is mounted without {' and '.join(unsafe)}: run `umount {where}` and "
-                   f"`inv machine.mount {task}`" if fs_ok and unsafe else "")))
-    out.append(_gate_item(facts, smep, task))
+    if fs_ok and not unsafe:
+        detail = f"{mount[0]} ({mount[1]}, nosuid,nodev) on {where}"
+    elif fs_ok:
+        detail = (f"{mount[0]} ({mount[1]}) on {where} is mounted without "
+                  f"{' and '.join(unsafe)}: run `umount {where}` and `{program} machine.mount {task}`")
+    else:
+        detail = ((f"{where} has {mount[0]} ({mount[1]}), not the NFS export" if mount
+                   else f"nothing is mounted on {smep.mount_point}")
+                  + f": run `{program} machine.mount {task}` (or `mount {where}`)")
+    out.append(("mount", fs_ok and not unsafe, detail))
+    out.append(_gate_item(facts, smep, task, program))
     want = docker_host(smep.uid)
     got = facts["dockerhost"]
     out.append(("docker_host", got == want,
                 f"DOCKER_HOST={got}" if got == want else
                 (f"machine.env sets DOCKER_HOST={got or '(nothing)'}, not {want}, the socket of "
-                 f"{u}'s own daemon: run `inv machine.env {task}`")))
+                 f"{u}'s own daemon: run `{program} machine.env {task}`")))
     daemons = facts["dockerd"]
     leaks = {pid: env for pid, env in facts["daemonenv"].items() if env}
     out.append(("xdg", not leaks,
                 "; ".join(f"dockerd (pid {pid}) has {' '.join(env)}" for pid, env in leaks.items())
                 + (f": the daemon then keeps its data on the NFS mount; unset them where it is "
-                   f"started (`inv machine.docker {task}` rewrites the unit, which unsets them) "
+                   f"started (`{program} machine.docker {task}` rewrites the unit, which unsets them) "
                    f"and restart it" if leaks else "")
                 or (f"{len(daemons)} dockerd process(es) clean" if daemons
                     else "no dockerd process to check")))
@@ -214,23 +245,24 @@ def _host_items(facts: dict, smep: Smep) -> list[tuple[str, bool, str]]:
     out.append(("linger", bool(facts["linger"]),
                 "on" if facts["linger"] else
                 f"linger is off for {u}: its daemon stops with its last session and does not "
-                f"start at boot: run `loginctl enable-linger {u}` (or `inv machine.docker {task}`)"))
+                f"start at boot: run `loginctl enable-linger {u}` (or `{program} machine.docker {task}`)"))
     out.append(("unit", bool(facts["enabled"]),
                 "enabled (default.target)" if facts["enabled"] else
                 f"docker.service is not enabled for {u}, so it does not start at boot: run "
-                f"`{systemctl} enable --now docker.service` (or `inv machine.docker {task}`)"))
+                f"`{systemctl} enable --now docker.service` (or `{program} machine.docker {task}`)"))
     stray = [(pid, cg) for pid, cg in daemons if not cg.endswith("/docker.service")]
     out.append(("session", not stray,
                 "; ".join(f"dockerd (pid {pid}) runs in {cg or 'no cgroup'}" for pid, cg in stray)
                 + (f", not in {u}'s docker.service: it was started from a login session and ends "
                    f"with it; stop it (`pkill -u {u} -x rootlesskit`) and run "
-                   f"`{systemctl} enable --now docker.service` (or `inv machine.docker {task}`)"
+                   f"`{systemctl} enable --now docker.service` (or `{program} machine.docker {task}`)"
                    if stray else "")
                 or (f"dockerd in {daemons[0][1]}" if daemons else "no dockerd process to check")))
     return out
 
 
-def _gate_item(facts: dict, smep: Smep, task: str) -> tuple[str, bool, str]:
+def _gate_item(facts: dict, smep: Smep, task: str,
+               program: str = "tinsnip") -> tuple[str, bool, str]:
     """The gate: its folder root's with the user's group and mode 0710, ``/mnt/M-E`` a link to
     the mount behind it, nothing mounted the old way, and an outsider (UID 65534) refused."""
     gate, where = gate_dir(smep.mount_point), nfs_dir(smep.mount_point)
@@ -250,34 +282,100 @@ def _gate_item(facts: dict, smep: Smep, task: str) -> tuple[str, bool, str]:
     if facts["outsider"] != "closed":
         wrong.append(f"UID {OUTSIDER} can enter {smep.mount_point}")
     if wrong:
-        return ("gate", False, "; ".join(wrong) + f": run `inv machine.setup {task}` (it "
+        return ("gate", False, "; ".join(wrong) + f": run `{program} machine.setup {task}` (it "
                 "converts a host set up before the gate)")
     return ("gate", True, f"{smep.mount_point} -> {where}, behind {gate} (0:{smep.uid} "
                           f"{GATE_MODE:04o}); UID {OUTSIDER} refused")
 
 
-def check(h: Host, targets: list) -> None:
+def images_script(smep: Smep) -> str:
+    """Per container of each deployed service: ``@digest PROJECT SERVICE REF ID DIGEST...`` and,
+    for an image from a registry, ``@registry PROJECT SERVICE ANSWER``: the digest the registry
+    serves for its tag now, asked through the daemon without pulling."""
+    d = f"sudo -u {q(smep.user)} env DOCKER_HOST={q(docker_host(smep.uid))} docker"
+    ask = registry_query(smep.user, smep.uid, '"$r"')
+    running = running_script('"$p"', d)
+    return (f"for dir in {q(smep.mount_point)}/service/*/; do "
+            f"[ -f \"$dir/docker-compose.yml\" ] || continue; p=$(basename \"$dir\"); "
+            f"{{ {running}; }} | while read -r kind s r i rest; do "
+            f"echo \"@digest $p $s $r $i $rest\"; "
+            f"[ -n \"$rest\" ] && echo \"@registry $p $s $({ask})\"; done; done; true")
+
+
+def parse_images(out: str) -> list[dict]:
+    """:func:`images_script`'s lines: per running service its image and the registry's answer."""
+    found: dict = {}
+    for line in out.splitlines():
+        kind, _, rest = line.partition(" ")
+        if kind == "@digest":
+            words = rest.split()
+            if len(words) >= 4:
+                p, s, ref, image_id = words[:4]
+                found[(p, s)] = {"project": p, "service": s, "ref": ref, "id": image_id,
+                                 "digests": img.digests_of(ref, words[4:]),
+                                 "remote": "", "why": ""}
+        elif kind == "@registry":
+            p, s, answer = (rest.split(" ", 2) + ["", ""])[:3]
+            if (p, s) in found:
+                found[(p, s)]["remote"], found[(p, s)]["why"] = img.registry_digest(answer)
+    return list(found.values())
+
+
+def image_lines(images: list[dict], smep: Smep, program: str = "tinsnip") -> list[str]:
+    """One line per running service: its image, the digest it runs, and whether the registry
+    has a newer one for its tag."""
+    out = []
+    for f in images:
+        name = f["service"] if f["service"] == f["project"] else f"{f['project']}/{f['service']}"
+        running = f["digests"][0] if f["digests"] else f["id"]
+        if not f["digests"]:
+            news = "built or loaded here, no registry digest"
+        elif newer(f):
+            news = (f"newer available: {f['remote']} (`{program} service.deploy --machine {smep.machine} "
+                    f"--env {smep.env} --service {f['project']} --pull`)")
+        elif f["remote"]:
+            news = "the registry has no newer one"
+        else:
+            news = f"the registry could not be asked: {f['why']}"
+        out.append(f"{name}: {f['ref']} runs {running}; {news}")
+    return out
+
+
+def check(h: Host, targets: list, program: str = "tinsnip") -> None:
     """The Testing Checklist of every machine-environment in ``targets`` on host ``h``, and the
-    host's port forwards, in one command; one result per item."""
+    host's port forwards, in one command; one result per item; fixes name ``program``."""
     if h.failed or h.conn is None:
         for t in targets:
             h.note("status", "skipped" if h.failed else "unchecked", t.scope)
         return
-    parts = [script(t.smep) for t in targets] + [LIST_COMMAND]
+    parts = [script(t.smep) + images_script(t.smep) for t in targets] + [LIST_COMMAND]
     text = "\n".join(f"echo {MARK}{i}\n{part}" for i, part in enumerate(parts))
     with h.guard("machine.status"):
-        out = h.execute(text, step="machine.status",
+        out = h.execute(text, step="machine.status", facts=True,
                         show="checklist of " + ", ".join(t.scope for t in targets)).stdout
         chunks = split_facts(out, len(parts))
-        titles = dict(ITEMS)
+        titles = dict(ITEMS + (NO_USER,))
         try:
             facts = [parse(chunk) for chunk in chunks[:-1]]
         except ValueError as e:  # output the parser cannot read: a failed step, not a traceback
             raise FactError("the Testing Checklist", e) from e
-        for t, found in zip(targets, facts):
-            for item, passed, detail in evaluate(found, t.smep):
+        for t, found, chunk in zip(targets, facts, chunks):
+            for item, passed, detail in evaluate(found, t.smep, program):
                 h.note(f"status.{item}", "ok" if passed else "failed", f"{titles[item]}: {detail}",
-                       label=t.scope)
+                       label=t.scope, data=containers(found) if item == "restarting" else None)
+            for line in image_lines(parse_images(chunk), t.smep, program):
+                h.note("status.image", "ok", f"image: {line}", label=t.scope)
         rules = [r for r in parse_rules(chunks[-1]) if r["chain"] == "PREROUTING"]
         h.note("status.forwards", "ok", "standard ports forwarded on this host: " + (", ".join(
-            f"{r['port']} -> {r['to']} ({r['owner']})" for r in rules) or "none"))
+            f"{r['port']} -> {r['to']} ({r['owner']})" for r in rules) or "none"),
+            data={"forwards": [{k: r[k] for k in ("port", "to", "owner")} for r in rules]})
+
+
+def containers(facts: dict) -> dict:
+    """The containers' facts as data: name, image, image ID, health, start time, Compose project
+    and state; and when each service was last deployed (seconds since the epoch, 0: unknown)."""
+    state = {n: (s, r) for n, s, r in facts["container"]}
+    return {"containers": [{**c, "state": state.get(c["name"], ("unknown", 0))[0],
+                            "restarts": state.get(c["name"], ("", 0))[1]}
+                           for c in facts["image"]],
+            "deployed": dict(facts["deployed"])}

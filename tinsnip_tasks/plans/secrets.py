@@ -1,0 +1,287 @@
+"""The operator's secrets file of a machine-environment, plain or age-encrypted, on the operator's
+machine: which one is used, its text (decrypted in memory), and the two changes tinsnip makes
+to it: ``encrypt`` (a plain file becomes an encrypted one) and ``edit`` (decrypt to a private
+temporary file, run the editor, check, encrypt again).
+
+``secrets/<machine>-<env>.env`` is the plain file and ``secrets/<machine>-<env>.env.age`` the
+encrypted one; both at once is refused, naming both. Either is refused when others may read it
+or anyone but its owner may change it (:func:`~tinsnip_tasks.core.envfile.check_private`), and
+so is the identity file. The encrypted file goes to the public keys of the identity named by
+``tinsnip.age_identity`` and to every key listed in ``secrets/recipients.txt`` (``age -R``'s
+format), so one file can be opened by several people or machines.
+"""
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..core import agefile, envfile
+from ..errors import InputError
+from ..output import write_atomic
+
+SUFFIX = ".age"
+RECIPIENTS = "recipients.txt"
+NO_IDENTITY = ("set tinsnip.age_identity (in tinsnip.yaml, or TINSNIP_AGE_IDENTITY) to your age"
+               " identity file (make one with: age-keygen -o ~/.config/tinsnip/age.key)")
+
+
+def encrypted(plain: Path) -> Path:
+    """The encrypted file beside a plain secrets file: ``<name>.env.age``."""
+    return plain.with_name(plain.name + SUFFIX)
+
+
+def read_private(path: Path) -> bytes | None:
+    """The bytes of a file only its owner may read (group read allowed); None when absent.
+
+    :raises InputError: with the command that fixes its mode or owner.
+    """
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    envfile.check_private(str(path), st.st_mode, st.st_uid, os.getuid())
+    try:
+        return path.read_bytes()
+    except OSError as e:
+        raise InputError(f"{path} cannot be read: {type(e).__name__}") from None
+
+
+def _text(data: bytes, path: Path) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InputError(f"secrets file {path} cannot be read: it is not UTF-8 text") from None
+
+
+def identities(identity: str | None, wanted_by: Path) -> list:
+    """The keys of the identity file, for ``wanted_by`` (named in the error when none is set)."""
+    if not identity:
+        raise InputError(f"{wanted_by} is encrypted: {NO_IDENTITY}")
+    path = Path(os.path.expanduser(identity))
+    data = read_private(path)
+    if data is None:
+        raise InputError(f"config tinsnip.age_identity: {path} does not exist; {NO_IDENTITY}")
+    return agefile.identities(_text(data, path), str(path))
+
+
+def which(plain: Path) -> Path | None:
+    """The secrets file in use: the plain one, the encrypted one, or None.
+
+    :raises InputError: both exist (naming both).
+    """
+    enc = encrypted(plain)
+    if plain.exists() and enc.exists():
+        raise InputError(f"both {plain} and {enc} exist: keep one (tinsnip secrets.encrypt turns"
+                         " the plain one into the encrypted one)")
+    return enc if enc.exists() else plain if plain.exists() else None
+
+
+def read_text(plain: Path, identity: str | None) -> str | None:
+    """The text of the secrets file of ``plain``'s name, decrypted in memory when it is the
+    ``.age`` file; None when there is neither."""
+    path = which(plain)
+    data = read_private(path) if path else None
+    if data is None:
+        return None
+    if path == plain:
+        return _text(data, path)
+    return agefile.decrypt(data, identities(identity, path), str(path))
+
+
+def recipients(plain: Path, keys: list) -> list:
+    """Who an encrypted secrets file is for: the identity's own public keys and the keys in
+    ``recipients.txt`` beside it (when it exists: refused when others may change it)."""
+    out = agefile.public(keys)
+    listed = plain.parent / RECIPIENTS
+    if listed.exists():
+        st = listed.stat()
+        if st.st_uid not in (os.getuid(), 0) or st.st_mode & 0o022:
+            raise InputError(f"{listed} may be changed by others, who could add their own key:"
+                             f" run: chmod go-w {shlex.quote(str(listed))}")
+        out += agefile.recipients(_text(listed.read_bytes(), listed), str(listed))
+    if not out:
+        raise InputError(f"no age recipient: the identity has no X25519 key; list public keys in"
+                         f" {listed}")
+    return out
+
+
+def check(text: str, source: str) -> dict:
+    """The secrets rules for a file's text: it parses (KEY=value lines) and every value can
+    be carried by a ``.env``. Returns the values."""
+    values = envfile.parse_secrets(text, source)
+    for key, value in values.items():
+        envfile.quote(key, value)
+    return values
+
+
+def seal(plain: Path, text: str, keys: list) -> int:
+    """Encrypt ``text`` into the ``.age`` file of ``plain``'s name, atomically, and check that
+    the file written decrypts to ``text``. Returns the number of recipients."""
+    to = recipients(plain, keys)
+    enc = encrypted(plain)
+    write_atomic(enc, agefile.encrypt(text, to))
+    if agefile.decrypt(enc.read_bytes(), keys, str(enc)) != text:
+        raise InputError(f"{enc} does not decrypt to what was written; the disk may be failing")
+    return len(to)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What ``encrypt`` or ``edit`` did (or would do, in a dry run)."""
+
+    path: Path
+    changed: bool
+    detail: str
+
+
+def encrypt(plain: Path, identity: str | None, *, dry: bool = False) -> Outcome:
+    """The plain secrets file encrypted beside it; the plain one is removed once the encrypted
+    one is written and decrypts to the same text. Already encrypted: nothing to do."""
+    current = which(plain)
+    enc = encrypted(plain)
+    if current is None:
+        raise InputError(f"no secrets file {plain} to encrypt")
+    keys = identities(identity, enc)
+    if current == enc:
+        agefile.decrypt(read_private(enc), keys, str(enc))  # it opens with this identity
+        return Outcome(enc, False, "already encrypted")
+    text = _text(read_private(plain), plain)
+    check(text, str(plain))
+    if dry:
+        return Outcome(enc, True, f"would encrypt {plain} into {enc.name} and remove {plain.name}")
+    n = seal(plain, text, keys)
+    plain.unlink()
+    return Outcome(enc, True, f"encrypted to {n} recipient(s); {plain.name} removed")
+
+
+def private_dir() -> str:
+    """A new folder of mode 0700 in memory when the system has one (``/dev/shm``, then
+    ``$XDG_RUNTIME_DIR``), else in the temporary folder."""
+    for base in ("/dev/shm", os.environ.get("XDG_RUNTIME_DIR", "")):
+        if base and os.path.isdir(base) and os.access(base, os.W_OK | os.X_OK):
+            return tempfile.mkdtemp(prefix="tinsnip-secrets-", dir=base)
+    return tempfile.mkdtemp(prefix="tinsnip-secrets-")
+
+
+def editor_command(environ=os.environ) -> list[str]:
+    """``$EDITOR``, else ``$VISUAL``, else ``vi``, split into words."""
+    value = environ.get("EDITOR") or environ.get("VISUAL") or "vi"
+    words = shlex.split(value)
+    if not words:
+        raise InputError("EDITOR is empty; set it to your editor, e.g. EDITOR=nano")
+    return words
+
+
+class EditorFailed(InputError):
+    """The editor exited with an error or was ended by a signal: nothing is written."""
+
+    def __init__(self, message: str, signalled: bool = False):
+        super().__init__(message)
+        self.signalled = signalled
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+@contextmanager
+def _signals(handlers: dict):
+    """``handlers`` (signal: handler) in force inside the block, the previous ones after it."""
+    saved = {s: signal.signal(s, h) for s, h in handlers.items()}
+    try:
+        yield
+    finally:
+        for s, h in saved.items():
+            signal.signal(s, h)
+
+
+#: A hangup or termination of tinsnip unwinds like Ctrl-C, so the temporary folder is removed.
+ENDING = {signal.SIGTERM: _raise_interrupt, signal.SIGHUP: _raise_interrupt}
+
+
+def run_editor(argv: list[str], path: str) -> None:
+    """Run the editor on ``path`` and wait. Ctrl-C and Ctrl-\\ are the editor's while it runs
+    (as git does); a hangup or termination of tinsnip ends the editor too.
+
+    :raises EditorFailed: the editor failed or was ended by a signal.
+    """
+    try:
+        proc = subprocess.Popen([*argv, path])
+    except OSError as e:
+        raise EditorFailed(f"cannot start the editor {argv[0]!r} ({e.strerror}); set EDITOR")
+    try:
+        with _signals({signal.SIGINT: signal.SIG_IGN, signal.SIGQUIT: signal.SIG_IGN}):
+            code = proc.wait()
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+    if code < 0:
+        raise EditorFailed(f"the editor was ended by signal {-code}; nothing was written",
+                           signalled=True)
+    if code:
+        raise EditorFailed(f"the editor exited with status {code}; nothing was written")
+
+
+def _again(error: Exception) -> bool:
+    """Ask whether to edit again after ``error`` (only on a terminal)."""
+    print(f"error: {error}", file=sys.stderr)
+    if not sys.stdin.isatty():
+        return False
+    answer = input("Edit again? [Y/n] ").strip().lower()
+    return answer in ("", "y", "yes")
+
+
+def edit(plain: Path, identity: str | None, *, template: str = "", environ=os.environ) -> Outcome:
+    """Open the secrets file (decrypted) in the editor and encrypt what is saved, once it passes
+    the secrets rules; the plain text lives only in a private temporary folder, removed on
+    every way out (an editor error, Ctrl-C, a refusal). A new file starts from ``template``."""
+    enc = encrypted(plain)
+    if which(plain) == plain:
+        raise InputError(f"{plain} is not encrypted; run tinsnip secrets.encrypt first")
+    keys = identities(identity, enc)
+    recipients(plain, keys)  # refused now rather than after the edit
+    data = read_private(enc)
+    original = agefile.decrypt(data, keys, str(enc)) if data is not None else None
+    argv = editor_command(environ)
+    with _signals(ENDING):
+        return _edit_in(private_dir(), plain, keys, original, template, argv)
+
+
+def _edit_in(folder: str, plain: Path, keys: list, original: str | None, template: str,
+             argv: list[str]) -> Outcome:
+    """:func:`edit` with the temporary ``folder`` made: write, edit, check, seal, remove it."""
+    enc = encrypted(plain)
+    try:
+        path = os.path.join(folder, plain.name)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(original if original is not None else template)
+        while True:
+            run_editor(argv, path)
+            try:
+                text = Path(path).read_bytes().decode("utf-8")
+            except UnicodeDecodeError:
+                error = InputError(f"{enc.name}: the edited text is not UTF-8")
+            else:
+                if text == original or (original is None and text == template):
+                    return Outcome(enc, False, "unchanged")
+                try:
+                    check(text, f"{enc.name} (as edited)")
+                    break
+                except InputError as e:
+                    error = e
+            if not _again(error):
+                raise error
+        n = seal(plain, text, keys)
+        return Outcome(enc, True, f"encrypted to {n} recipient(s)")
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
