@@ -21,13 +21,13 @@ from tinsnip_tasks.plans import status as checks
 
 from .conftest import http
 
-IMAGE = "tinsnip/busybox:1.35"
+IMAGE = "busybox:1.36"  # the catalog hello's, in each daemon once hello is deployed
 NAS = "ds412plus"
 GP = ("--machine", "gazette", "--env", "prod")
 GT = ("--machine", "gazette", "--env", "test")
 PROD, TEST = ic.Env("gazette-prod", 10100), ic.Env("gazette-test", 10110)
 NAS_DIR = {PROD: "/volume1/dynamicalsystem/gazette/prod", TEST: "/volume1/dynamicalsystem/gazette/test"}
-OLD_FSTAB = ("# tinsnip: /mnt/gazette-test\nds412plus:/volume1/dynamicalsystem/gazette/test "
+OLD_FSTAB = ("# tinsnip: /mnt/gazette-test\n{nas}:/volume1/dynamicalsystem/gazette/test "
              "/mnt/gazette-test nfs rw,hard,vers=3,_netdev 0 0\n")
 
 
@@ -99,12 +99,12 @@ def test_the_export_is_mounted_behind_the_gate_nosuid_nodev(lab, both):
     fstab = lab.read("homelab1", "/etc/fstab").splitlines()
     for env in (PROD, TEST):
         where = f"/var/lib/tinsnip/{env.user}/nfs"
-        assert (f"ds412plus:{NAS_DIR[env]} {where} nfs rw,hard,vers=3,nosuid,nodev,_netdev 0 0"
+        assert (f"{lab.ip(NAS)}:{NAS_DIR[env]} {where} nfs rw,hard,vers=3,nosuid,nodev,_netdev 0 0"
                 in fstab)
         assert not any(f" {env.mount_point} " in line for line in fstab)
         mounts = lab.run("homelab1", f"awk '$2 == \"{where}\" {{print $1, $4}}' /proc/mounts").stdout
         source, options = mounts.split()
-        assert source == f"ds412plus:{NAS_DIR[env]}" and {"nosuid", "nodev"} <= set(options.split(","))
+        assert source == f"{lab.ip(NAS)}:{NAS_DIR[env]}" and {"nosuid", "nodev"} <= set(options.split(","))
         assert lab.run("homelab1", f"readlink {env.mount_point}").stdout.strip() == where
         assert lab.run("homelab1", f"stat -c '%u %g %a' /var/lib/tinsnip/{env.user}").stdout.split() \
             == ["0", str(env.uid), "710"]
@@ -170,7 +170,7 @@ def test_an_old_host_is_converted_with_its_data(lab, both):
                "sleep 0.1; done")
     lab.run(h, "umount /var/lib/tinsnip/gazette-test/nfs && rm -rf /var/lib/tinsnip/gazette-test "
                "/mnt/gazette-test && mkdir /mnt/gazette-test && sed -i '/gazette-test/d' /etc/fstab && "
-               f"printf %s '{OLD_FSTAB}' >> /etc/fstab && mount /mnt/gazette-test")
+               f"printf %s '{OLD_FSTAB.format(nas=lab.ip(NAS))}' >> /etc/fstab && mount /mnt/gazette-test")
     both.inv("machine.docker", *GT)
     lab.run(h, ic.docker(TEST, "start hello-hello-1"))
     assert "hello from gazette-test" in http(lab, h, 10110)
@@ -217,7 +217,7 @@ def test_teardown_after_a_killed_daemon_ends_everything(lab, both):
         p = both.inv("machine.teardown", *GT, check=False)
         assert p.returncode == 1
         state, detail = steps(p, h)["machine.unshared"]
-        assert state == "failed" and "ds412plus:/volume1/dynamicalsystem/gazette/test is still " \
+        assert state == "failed" and f"{lab.ip(NAS)}:/volume1/dynamicalsystem/gazette/test is still " \
             "mounted in the mount namespace of PID" in detail
         assert f"PID {holder} (sleep, UID 0)" in detail, detail
     finally:
@@ -228,7 +228,7 @@ def test_teardown_after_a_killed_daemon_ends_everything(lab, both):
     assert st["machine.unshared"][0] == "ok"
     assert lab.run(h, f"ps -e -o uid= | awk '$1 == 10110 || ($1 >= {lo} && $1 < {lo + 65536})' "
                       "| wc -l").stdout.strip() == "0"
-    assert lab.run(h, "grep -ls ' ds412plus:/volume1/dynamicalsystem/gazette/test ' "
+    assert lab.run(h, f"grep -ls ' {lab.ip(NAS)}:/volume1/dynamicalsystem/gazette/test ' "
                       "/proc/[0-9]*/mountinfo | wc -l").stdout.strip() == "0"
     assert not lab.run(h, "test -e /mnt/gazette-test || test -e /var/lib/tinsnip/gazette-test",
                        warn=True).ok
