@@ -142,9 +142,9 @@ def machine_env_text(smep: Smep) -> str:
 
 @step("machine.env", needs=("machine.mount",))
 def machine_env(t: Target) -> list:
-    """machine.env on the NFS mount, written by the machine user: on the mount every local user
-    acts as the export's anonymous UID (all_squash), so root never writes there. Its SHA-256 is
-    recorded where only root writes: the seed sources it only as written."""
+    """machine.env on the NFS mount, written by the machine user (root never writes on a mount
+    the machine user can change). Its SHA-256 is recorded where only root writes: the seed
+    sources it only as written."""
     smep = t.smep
     d = f"{smep.mount_point}/.machine"
     text = machine_env_text(smep).encode()
