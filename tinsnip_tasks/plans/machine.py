@@ -11,7 +11,8 @@ from ..ops.docker import (DaemonConfig, DockerStopped, NoContainers, RootlessDoc
                           docker_host)
 from ..ops.forward import Forward
 from ..ops.gate import (GATE_MODE, GATE_ROOT, SUBID_COUNT, DaemonOffOldMount, GateLink,
-                        NowhereMounted, gate_dir, nfs_dir, sums_file, with_digest)
+                        NowhereMounted, gate_dir, nfs_dir, subid_range, sums_file,
+                        with_digest)
 from ..ops.resources import (Absent, Directory, Edited, File, Mounted, Symlink, Unmounted, User,
                              UserAbsent, drop_lines, drop_ours, field_is, set_line)
 from . import Target, step
@@ -32,7 +33,7 @@ def home(smep: Smep) -> str:
 
 def subid_start(uid: int) -> int:
     """Each machine UID gets its own 65536 subordinate IDs, so ranges never overlap."""
-    return uid * SUBID_COUNT
+    return subid_range(uid)[0]
 
 
 @step("machine.user")
