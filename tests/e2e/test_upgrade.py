@@ -17,6 +17,7 @@ from .conftest import Cli, http
 UP = ("--machine", "upgrade", "--env", "prod")
 USER, UID, HOST, PORT = "upgrade-prod", 12000, "homelab1", 12000
 SD = ("--machine", "upsd", "--env", "prod")
+GATE, GATE_USER, GATE_UID = ("--machine", "upgate", "--env", "prod"), "upgate-prod", 12200
 SD_USER, SD_UID, SD_HOST = "upsd-prod", 12100, "homelab3"
 MIRROR, INSECURE = registry.INVENTORY_DOCKER["registry_mirrors"][0], \
     registry.INVENTORY_DOCKER["insecure_registries"][0]
@@ -40,6 +41,13 @@ machines:
     services:
       hello: {{http: 0}}
       built: {{path: built, ports: {{web: 1}}}}
+  upgate:
+    sheet: upsheet
+    host: homelab1
+    environments: [prod]
+    number: 22
+    services:
+      gated: {{path: gated, ports: {{web: 0}}}}
   upsd:
     sheet: upsheet
     host: homelab3
@@ -57,6 +65,24 @@ services:
     user: "${TIN_SERVICE_UID}:${TIN_SERVICE_UID}"
     ports: ["${TIN_PORT_1}:8080"]
     command: ["sh", "-c", "mkdir -p /tmp/www && cat /etc/image-variant > /tmp/www/index.html 2>/dev/null; echo built >> /tmp/www/index.html; exec httpd -f -p 8080 -h /tmp/www"]
+"""
+
+
+# A service of its own folder that runs a pulled image (no build) with a healthcheck: healthy
+# only in an image whose variant says "good".
+GATED_COMPOSE = """\
+services:
+  web:
+    image: gated:1
+    init: true
+    user: "${TIN_SERVICE_UID}:${TIN_SERVICE_UID}"
+    ports: ["${TIN_PORT_0}:8080"]
+    command: ["sh", "-c", "mkdir -p /tmp/www && cat /etc/image-variant > /tmp/www/index.html; exec httpd -f -p 8080 -h /tmp/www"]
+    healthcheck:
+      test: ["CMD", "sh", "-c", "read v < /etc/image-variant; case $$v in good*) exit 0;; esac; exit 1"]
+      interval: 1s
+      timeout: 2s
+      retries: 2
 """
 
 
@@ -94,6 +120,8 @@ def cli(lab, tmp_path_factory):
     (root / "built").mkdir()
     (root / "built" / "Dockerfile").write_text("FROM busybox:1.36\nRUN touch /etc/built-here\n")
     (root / "built" / "docker-compose.yml").write_text(BUILT_COMPOSE)
+    (root / "gated").mkdir()
+    (root / "gated" / "docker-compose.yml").write_text(GATED_COMPOSE)
     (root / "inventory.yaml").write_text(INVENTORY)
     c = Cli(root / "inventory.yaml")
     c.root = root
@@ -217,3 +245,31 @@ def test_a_changed_mirror_restarts_the_systemd_users_daemon(cli, lab):
         assert changed(again) == 0
     finally:
         (cli.root / "inventory.yaml").write_text(text)
+
+
+def test_an_upgrade_that_is_not_healthy_goes_back_to_the_image_before(cli, lab):
+    """--pull brings a new image under the same tag and the same files: a new version all the
+    same, so the deploy keeps the running one first and the health gate brings it back."""
+    good = registry.push_busybox(busybox(), "library/gated", "1", variant="good-1")
+    cli.inv("nas.setup", *GATE)
+    cli.inv("machine.setup", *GATE)
+    cli.inv("service.deploy", *GATE, "--service", "gated")
+    assert http(lab, HOST, GATE_UID) == "good-1\n"
+    bad = registry.push_busybox(busybox(), "library/gated", "1", variant="bad-2")
+    assert bad != good
+
+    p = cli.inv("service.deploy", *GATE, "--service", "gated", "--pull", "--wait", "20",
+                "--json", check=False)
+    assert p.returncode == 1, p.stdout + p.stderr
+    [gen] = [s for s in p.recap["hosts"][HOST]["steps"] if s["step"] == "service.generation"]
+    assert gen["status"] == "changed", gen
+    assert p.recap["hosts"][HOST]["rolled_back"] == 1
+    assert "rolled back to generation" in p.stderr + p.stdout
+    assert http(lab, HOST, GATE_UID) == "good-1\n"  # the image before, under its tag again
+    d = f"sudo -u {GATE_USER} env DOCKER_HOST=unix:///run/user/{GATE_UID}/docker.sock docker"
+    running = lab.run(HOST, f"cd / && {d} image inspect -f '{{{{range .RepoDigests}}}}{{{{.}}}} "
+                            f"{{{{end}}}}' $({d} inspect -f '{{{{.Image}}}}' gated-web-1)").stdout
+    assert f"gated@{good}" in running.split() and f"gated@{bad}" not in running.split()
+
+    again = cli.inv("service.deploy", *GATE, "--service", "gated")
+    assert changed(again) == 0  # the stamp brought back matches what runs

@@ -289,3 +289,14 @@ def test_listing_the_tasks_does_not_load_the_age_library():
             "program.run(['tinsnip', '--list'], exit=False); print('pyrage' in sys.modules)")
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert "secrets.edit" in p.stdout and p.stdout.strip().endswith("False"), p.stdout + p.stderr
+
+
+@pytest.mark.parametrize("kind", ["fifo", "folder"])
+def test_a_secrets_file_that_is_no_regular_file_is_refused_without_waiting(tmp_path, kind):
+    plain = tmp_path / "gazette-prod.env"
+    if kind == "fifo":
+        os.mkfifo(plain, 0o600)  # nobody writes to it: a plain open would wait forever
+    else:
+        plain.mkdir(mode=0o700)
+    with pytest.raises(InputError, match="is not a regular file"):
+        secrets.read_text(plain, None)

@@ -1,6 +1,8 @@
 """The health gate and generations (ops/health.py): facts in, commands out; the gate's decisions
 against a host whose answers are given, command by command."""
+import hashlib
 import json
+import subprocess
 from types import SimpleNamespace
 
 import pytest
@@ -37,15 +39,46 @@ def test_wait_refuses_what_is_not_seconds(value):
 
 # -- generations ------------------------------------------------------------------------------
 def test_generations_are_read_oldest_first_with_their_stamps():
-    live, gens = parse_generations(gen_out("s3", (12, "s2", "s3", "2026-01-02T00:00:00Z"),
-                                           (9, "s1", "s2", "")))
-    assert live == "s3"
+    live, gens, now = parse_generations(gen_out("s3", (12, "s2", "s3", "2026-01-02T00:00:00Z"),
+                                                (9, "s1", "s2", "")))
+    assert live == "s3" and now == ""
     assert gens == [Generation(9, "s1", "s2", ""), Generation(12, "s2", "s3", "2026-01-02T00:00:00Z")]
 
 
-def test_generations_fact_is_read_as_the_machine_user():
-    cmd = SaveGeneration("gazette-prod", 10100, "/mnt/gazette-prod", D, G, "web", "s2").fact_command()
-    assert cmd.startswith("setpriv --reuid=10100 --regid=10100 --clear-groups sh -c")
+def test_generations_fact_is_read_as_the_machine_user_with_its_daemon():
+    cmd = SaveGeneration("gazette-prod", 10100, "/mnt/gazette-prod", D, G, "web", "s2",
+                         images=("busybox:1.36",)).fact_command()
+    assert cmd.startswith("sudo -u gazette-prod env DOCKER_HOST=unix:///run/user/10100/docker.sock "
+                          "bash -c")
+    assert "docker image inspect -f" in cmd and "busybox:1.36" in cmd
+
+
+def _key(lines: str) -> str:
+    return hashlib.sha256(lines.encode()).hexdigest()[:12]
+
+
+def test_a_version_is_the_files_digest_and_a_key_of_the_image_lines(tmp_path):
+    """The versions script run for real on a scratch tree: the stamp's image lines (in any
+    order) are part of the version; a missing stamp is no version; ``now`` is the key of the
+    tracked images as the daemon holds them (none here: ``-``)."""
+    d, g = tmp_path / "web", tmp_path / ".generations"
+    (d).mkdir()
+    (d / ".tinsnip-deployed").write_text("files1\nimage b:2 sha256:bb\nimage a:1 sha256:aa\n"
+                                         "service web a:1 sha256:aa\n")
+    (g / "4" / "files").mkdir(parents=True)
+    (g / "4" / "files" / ".tinsnip-deployed").write_text("files1\nimage a:1 sha256:00\n")
+    (g / "4" / "next").write_text("files1+x\n")
+    (g / "7" / "files").mkdir(parents=True)  # kept before any deploy stamp existed
+    out = subprocess.run(["bash", "-c", health.versions_script(str(d), str(g), ("a:1",))],
+                         capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"}).stdout
+    live, gens, now = parse_generations(out)
+    assert live == "files1+" + _key("image a:1 sha256:aa\nimage b:2 sha256:bb\n")
+    assert gens[0] == Generation(4, "files1+" + _key("image a:1 sha256:00\n"), "files1+x", "")
+    assert gens[1].stamp == ""
+    assert now == _key("image a:1 -\n")
+    empty = subprocess.run(["bash", "-c", health.versions_script(str(tmp_path / "none"), str(g))],
+                           capture_output=True, text=True).stdout
+    assert parse_generations(empty).live == "" and parse_generations(empty).now == _key("")
 
 
 class TestSaveGeneration:

@@ -437,6 +437,13 @@ def parse_stamp(text: str) -> dict:
     return stamp
 
 
+def image_lines(images) -> str:
+    """Shell: the deploy stamp's ``image REF ID`` line of each tracked image reference, as the
+    daemon holds it now (``-`` when it lacks it)."""
+    return "".join(f"echo \"image {r} $(docker image inspect -f {_ID} {q(r)} 2>/dev/null "
+                   f"|| echo -)\"; " for r in images)
+
+
 @dataclass(frozen=True)
 class ComposeUp(Resource):
     """The Compose project in ``service_dir`` runs with its current files and images.
@@ -517,8 +524,7 @@ class ComposeUp(Resource):
 
     def _record(self) -> Cmd:
         """Write the deploy stamp as the user, through a new temporary file."""
-        ids = "".join(f"echo \"image {r} $(docker image inspect -f {_ID} {q(r)} 2>/dev/null "
-                      f"|| echo -)\"; " for r in self.images)
+        ids = image_lines(self.images)
         script = (f"cd {q(self.service_dir)} && t=$(mktemp {STAMP}.XXXXXXXXXX) && "
                   f"{{ {{ echo {q(self.stamp)}; {ids}{running_script(q(self.project))}; }} > \"$t\" "
                   f"&& chmod 640 \"$t\" && mv -fT \"$t\" {STAMP} || {{ rm -f \"$t\"; false; }}; }}")

@@ -21,11 +21,13 @@ import json
 import re
 import time
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from ..core.inventory import MAX_WAIT
 from ..errors import HealthError, InputError, RemoteError
 from .base import Cmd, Resource, q
-from .docker import STAMP, as_user, compose_as, compose_pattern, project_filter, runtime_dir
+from .docker import (STAMP, as_user, compose_as, compose_pattern, image_lines, project_filter,
+                     runtime_dir)
 from .resources import as_uid
 
 #: Seconds a deploy waits for a service to be healthy when nothing else says (``wait: 0`` in
@@ -66,35 +68,61 @@ def as_user_bash(user: str, uid: int, script: str) -> str:
 @dataclass(frozen=True)
 class Generation:
     number: int
-    stamp: str  # the deploy stamp it ran with
-    next: str  # the stamp of the deploy that replaced it
+    stamp: str  # the version it ran (:func:`generations_fact`)
+    next: str  # the version of the deploy that replaced it
     saved: str
 
 
-def generations_fact(uid: int, service_dir: str, gens_dir: str) -> str:
-    """Prints ``live=<stamp>`` (the running deploy stamp's first line) and one ``gen=`` line per
-    kept generation, oldest first; read as the machine user."""
+def generations_fact(user: str, uid: int, service_dir: str, gens_dir: str,
+                     images: tuple = ()) -> str:
+    """Prints ``live=<version>`` (the running deploy's), ``now=<images key>`` (of the tracked
+    ``images`` as the daemon holds them now) and one ``gen=`` line per kept generation, oldest
+    first; read by the machine user with its daemon.
+
+    A deploy's **version** is its stamp's first line (the files' digest) and, after a ``+``, a
+    key of its ``image REF ID`` lines (:func:`~.docker.image_lines`), so a new image under the
+    same tag (``--pull``) is a new version as much as new files are."""
+    return as_user_bash(user, uid, "cd / && " + versions_script(service_dir, gens_dir, images))
+
+
+def versions_script(service_dir: str, gens_dir: str, images: tuple = ()) -> str:
+    """The shell of :func:`generations_fact`, whoever runs it."""
     d, g = q(service_dir), q(gens_dir)
-    script = (f"echo \"live=$(head -n 1 {d}/{STAMP} 2>/dev/null)\"; "
+    keyed = "k() { grep '^image ' | LC_ALL=C sort | sha256sum | cut -c1-12; }; "
+    version = (keyed + "v() { s=$(head -n 1 \"$1\" 2>/dev/null); "
+               "[ -z \"$s\" ] || echo \"$s+$(k < \"$1\")\"; }; ")
+    return (version + f"echo \"live=$(v {d}/{STAMP})\"; "
+              f"echo \"now=$({{ {image_lines(images)}true; }} | k)\"; "
               f"for n in $(ls -1 {g} 2>/dev/null | grep -x '[0-9][0-9]*' | sort -n); do "
-              f"echo \"gen=$n stamp=$(head -n 1 {g}/$n/files/{STAMP} 2>/dev/null)"
+              f"echo \"gen=$n stamp=$(v {g}/$n/files/{STAMP})"
               f" next=$(head -n 1 {g}/$n/next 2>/dev/null)"
               f" saved=$(head -n 1 {g}/$n/saved 2>/dev/null)\"; done")
-    return as_uid(uid, script)
 
 
-def parse_generations(out: str) -> tuple[str, list[Generation]]:
-    """(live stamp, generations oldest first) from :func:`generations_fact`'s output."""
-    live, gens = "", []
+class Versions(NamedTuple):
+    live: str  # the running deploy's version ("" before the first deploy)
+    gens: list  # the kept generations, oldest first
+    now: str  # the key of the tracked images as the daemon holds them now
+
+    def next(self, stamp: str) -> str:
+        """The version a deploy of the files ``stamp`` starts with the images there are now."""
+        return f"{stamp}+{self.now}" if self.now else stamp
+
+
+def parse_generations(out: str) -> Versions:
+    """:class:`Versions` from :func:`generations_fact`'s output."""
+    live, now, gens = "", "", []
     for line in out.splitlines():
         line = line.strip()
         if line.startswith("live="):
             live = line[5:].strip()
+        elif line.startswith("now="):
+            now = line[4:].strip()
         elif line.startswith("gen="):
             fields = dict(w.split("=", 1) for w in line.split() if "=" in w)
             gens.append(Generation(int(fields["gen"]), fields.get("stamp", ""),
                                    fields.get("next", ""), fields.get("saved", "")))
-    return live, sorted(gens, key=lambda g: g.number)
+    return Versions(live, sorted(gens, key=lambda g: g.number), now)
 
 
 def _untag(project: str, number: str) -> str:
@@ -123,7 +151,7 @@ class Generations(Resource):
     project: str
 
     def fact_command(self):
-        return generations_fact(self.uid, self.service_dir, self.gens_dir)
+        return generations_fact(self.user, self.uid, self.service_dir, self.gens_dir)
 
     def parse(self, out):
         return parse_generations(out)
@@ -140,23 +168,29 @@ class SaveGeneration(Generations):
 
     stamp: str = ""  # the stamp of the deploy about to run
     keep: int = KEEP
+    images: tuple = ()  # its tracked image references: a new image is a new version too
+
+    def fact_command(self):
+        return generations_fact(self.user, self.uid, self.service_dir, self.gens_dir,
+                                self.images)
 
     def describe(self):
         return f"what {self.project} runs kept in {self.gens_dir} before a deploy changes it"
 
     def commands(self, fact):
-        live, gens = fact
-        if not live or live == self.stamp:
+        live, gens = fact.live, fact.gens
+        coming = fact.next(self.stamp)
+        if not live or live == coming:
             return []
-        nxt = q(self.stamp)
+        nxt = q(coming)
         g = q(self.gens_dir)
         if gens and gens[-1].stamp == live:
-            if gens[-1].next == self.stamp:
+            if gens[-1].next == coming:
                 return []
             n = gens[-1].number
             return [Cmd(as_uid(self.uid, f"echo {nxt} > {g}/{n}/next"),
                         f"as {self.user}: generation {n} of {self.project} is replaced by "
-                        f"{self.stamp[:12]}")]
+                        f"{coming[:12]}")]
         n = (gens[-1].number if gens else 0) + 1
         new = f"{g}/.new-{n}"
         ps = (f"docker ps -aq {project_filter(self.project)} "
@@ -223,7 +257,7 @@ class Rollback(Generations):
         return f"{self.project} back one generation (from {self.gens_dir})"
 
     def commands(self, fact):
-        _, gens = fact
+        gens = fact.gens
         if not gens:
             return []
         return [restore_cmd(self.user, self.uid, self.mount_point, self.service_dir,
@@ -409,7 +443,8 @@ def parse_diagnosis(out: str) -> list[str]:
     return lines
 
 
-def after_up(h, failure, *, gate: Gate, stamp: str, step: str, gens_dir: str) -> None:
+def after_up(h, failure, *, gate: Gate, stamp: str, step: str, gens_dir: str,
+             images: tuple = ()) -> None:
     """After ``compose up`` started ``stamp`` (``failure``: its RemoteError, or None): wait
     for it to be healthy. When it is not in time (or ``up`` failed), bring back the generation
     it replaced and count the rollback, or stop it when it replaced none; then raise
@@ -431,10 +466,12 @@ def after_up(h, failure, *, gate: Gate, stamp: str, step: str, gens_dir: str) ->
         details = "\n".join(f"    | {line}" for line in tail)
         state = gate.parse(h.execute(gate.poll_command(), step=step, show="look at containers").stdout)
         details += ("\n" if details else "") + gate.report(h, step, state)
-    out = h.execute(generations_fact(gate.uid, gate.service_dir, gens_dir), step=step,
-                    show="read generations").stdout
-    _, gens = parse_generations(out)
-    previous = gens[-1] if gens and gens[-1].next == stamp and gens[-1].stamp != stamp else None
+    out = h.execute(generations_fact(gate.user, gate.uid, gate.service_dir, gens_dir, images),
+                    step=step, show="read generations").stdout
+    versions = parse_generations(out)
+    started, gens = versions.next(stamp), versions.gens
+    previous = (gens[-1] if gens and gens[-1].next == started and gens[-1].stamp != started
+                else None)
     if previous is None:
         cmd = stop_cmd(gate.user, gate.mount_point, gate.service_dir, gate.project)
         h.execute(cmd.text, step=step, show=cmd.show)

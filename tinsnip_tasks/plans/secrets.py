@@ -16,6 +16,7 @@ import os
 import shlex
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -40,18 +41,27 @@ def encrypted(plain: Path) -> Path:
 
 def read_private(path: Path) -> bytes | None:
     """The bytes of a file only its owner may read (group read allowed); None when absent.
+    The checks are made on the file opened (a FIFO, socket or device is refused without
+    waiting on it).
 
     :raises InputError: with the command that fixes its mode or owner.
     """
     try:
-        st = path.stat()
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
         return None
-    envfile.check_private(str(path), st.st_mode, st.st_uid, os.getuid())
-    try:
-        return path.read_bytes()
     except OSError as e:
-        raise InputError(f"{path} cannot be read: {type(e).__name__}") from None
+        raise InputError(f"{path} cannot be read: {e.strerror}") from None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        raise InputError(f"{path} is not a regular file: tinsnip reads secrets only from one")
+    with os.fdopen(fd, "rb") as f:
+        envfile.check_private(str(path), st.st_mode, st.st_uid, os.getuid())
+        try:
+            return f.read()
+        except OSError as e:
+            raise InputError(f"{path} cannot be read: {type(e).__name__}") from None
 
 
 def _text(data: bytes, path: Path) -> str:

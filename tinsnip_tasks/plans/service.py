@@ -348,13 +348,14 @@ def generations(smep: Smep, service: str) -> str:
     return health.generations_dir(smep.mount_point, service)
 
 
-@step("service.generation", needs=("machine.mount",))
+@step("service.generation", needs=("machine.mount", "service.pull"))
 def generation(t: Target) -> list:
-    """Before a deploy changes the running service, what it runs is kept as a generation."""
+    """Before a deploy changes the running service (its files, or an image ``--pull``
+    brought), what it runs is kept as a generation."""
     smep, service = t.smep, t.service
     return [health.SaveGeneration(smep.user, smep.uid, smep.mount_point,
                                   service_dir(smep, service), generations(smep, service), service,
-                                  stamp(smep, t.rendered))]
+                                  stamp(smep, t.rendered), images=tracked_images(t))]
 
 
 def verify(h: Host, failure, target: Target) -> None:
@@ -362,7 +363,7 @@ def verify(h: Host, failure, target: Target) -> None:
     and fail (:func:`health.after_up`)."""
     t = target
     health.after_up(h, failure, gate=gate(t), stamp=stamp(t.smep, t.rendered), step="service.up",
-                    gens_dir=generations(t.smep, t.service))
+                    gens_dir=generations(t.smep, t.service), images=tracked_images(t))
 
 
 @step("service.up", needs=("machine.mount", "machine.docker", "machine.env", "service.files",
@@ -495,7 +496,8 @@ def rollback(h: Host, t: Target) -> None:
         h.note("service.rollback", "unchecked", "host not reachable; would " + want.describe(),
                label=label)
         return
-    live, gens = want.parse(h.read([want], step="service.rollback")[0])
+    versions = want.parse(h.read([want], step="service.rollback")[0])
+    gens = versions.gens
     if not gens:
         h.note("service.rollback", "ok", f"no older generation of {service} is kept in "
                                          f"{generations(smep, service)}", label=label)
@@ -503,7 +505,7 @@ def rollback(h: Host, t: Target) -> None:
     g = gens[-1]
     what = (f"{service} back to generation {g.number} (saved {g.saved or '?'}, stamp "
             f"{g.stamp[:12] or '?'}); {len(gens) - 1} older kept")
-    cmds = want.commands((live, gens))
+    cmds = want.commands(versions)
     if h.dry:
         h.note("service.rollback", "would change", what, commands=[str(c) for c in cmds],
                label=label)
@@ -523,8 +525,9 @@ def rollback(h: Host, t: Target) -> None:
 #: service.deploy: the generation kept, files, build context, image, (preflight and) compose
 #: project (and its health gate), forwards.
 DEPLOY = (generation, files, upload, image, up, forwards)
-#: service.deploy --pull: the same, pulling every tracked image first.
-DEPLOY_PULL = (generation, files, upload, image, pull, up, forwards)
+#: service.deploy --pull: every tracked image pulled first, then the same (the generation is
+#: kept after the pull, which changes no running container, so a new image is a new version).
+DEPLOY_PULL = (pull, generation, files, upload, image, up, forwards)
 
 
 def deploy_steps(pull_images: bool) -> tuple:
