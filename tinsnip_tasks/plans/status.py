@@ -289,14 +289,16 @@ def _gate_item(facts: dict, smep: Smep, task: str,
 
 
 def images_script(smep: Smep) -> str:
-    """Per container of each deployed service: ``@digest PROJECT SERVICE REF ID DIGEST...`` and,
+    """Per container of each Compose project of the user's daemon: ``@digest PROJECT SERVICE REF
+    ID DIGEST...`` and,
     for an image from a registry, ``@registry PROJECT SERVICE ANSWER``: the digest the registry
     serves for its tag now, asked through the daemon without pulling."""
     d = f"sudo -u {q(smep.user)} env DOCKER_HOST={q(docker_host(smep.uid))} docker"
     ask = registry_query(smep.user, smep.uid, '"$r"')
     running = running_script('"$p"', d)
-    return (f"for dir in {q(smep.mount_point)}/service/*/; do "
-            f"[ -f \"$dir/docker-compose.yml\" ] || continue; p=$(basename \"$dir\"); "
+    # the projects are asked of the user's daemon: root lists nothing on the user's mount
+    projects = f"{d} ps -a --format '{{{{.Label \"com.docker.compose.project\"}}}}' 2>/dev/null | sort -u"
+    return (f"for p in $(cd / && {projects}); do "
             f"{{ {running}; }} | while read -r kind s r i rest; do "
             f"echo \"@digest $p $s $r $i $rest\"; "
             f"[ -n \"$rest\" ] && echo \"@registry $p $s $({ask})\"; done; done; true")
