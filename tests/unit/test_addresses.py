@@ -1,6 +1,5 @@
 """Addresses the hosts use for each other: the inventory's ``address:``, else the HostName the
 operator's SSH config gives for an alias, else the name; checked whole."""
-from pathlib import Path
 
 import pytest
 

@@ -1,11 +1,9 @@
 """What each step wants, from SMEP numbers and the shipped inventory and templates."""
 import subprocess
-import threading
 from pathlib import Path
 
 import pytest
 
-from tinsnip_tasks.core import registry as reg
 from tinsnip_tasks.core.inventory import load_inventory
 from tinsnip_tasks.core.render import catalog
 from tinsnip_tasks.core.smep import make_smep

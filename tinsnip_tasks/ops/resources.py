@@ -211,7 +211,7 @@ def write_file_cmds(path: str, content: bytes, uid=None, gid=None, mode=0o644, *
     if owner is None and uid is not None:
         attrs.append(f"chown -h {int(uid)}:{int(gid if gid is not None else uid)} -- \"$t\"")
     attrs.append(f"chmod {(mode if mode is not None else 0o644):04o} \"$t\"")
-    steps = " && ".join([f"base64 -d > \"$t\""] + attrs + [f"mv -fT -- \"$t\" {q(name)}"])
+    steps = " && ".join(["base64 -d > \"$t\""] + attrs + [f"mv -fT -- \"$t\" {q(name)}"])
     script = (f"umask 077 && {_pin_folder(folder, root_writes=owner is None)}"
               f" && t=$(mktemp {q('./.' + name + '.XXXXXXXXXX')})"
               f" && {{ {steps} || {{ rm -f -- \"$t\"; false; }}; }}")
