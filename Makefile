@@ -6,7 +6,7 @@ SYSTEM_PYTHON ?= python3
 VENV ?= .venv
 PYTHON := $(VENV)/bin/python
 
-.PHONY: install demo test test-fast test-kernel unit lab-down
+.PHONY: install demo test test-fast test-kernel unit lint lab-down
 
 $(VENV)/.installed: pyproject.toml .ci/lab-deps.sh .ci/test-deps.sh
 	bash .ci/lab-deps.sh
@@ -21,15 +21,19 @@ demo: install
 	$(PYTHON) -m invoke demo
 
 # The test session starts from a fresh lab whatever was left up before (the demo's, say).
-test: install
+test: install lint
 	$(PYTHON) -m pytest -q
 
 # Every tier but the kernel hosts' (QEMU), or that tier alone.
-test-fast: install
+test-fast: install lint
 	$(PYTHON) -m pytest -q -m "not kernel"
 
 test-kernel: install
 	$(PYTHON) -m pytest -q -m kernel
+
+# pyflakes' checks and misplaced imports, configured in pyproject.toml
+lint: install
+	$(PYTHON) -m ruff check .
 
 unit: install
 	$(PYTHON) -m pytest -q tests/unit

@@ -46,6 +46,11 @@ class RemoteError(TinsnipError):
         )
 
 
+class LeftBehind(TinsnipError):
+    """Something of a machine-environment is still on its host where nothing should be (a
+    process, a mount namespace holding its export); the message names it and what to do."""
+
+
 class FactError(TinsnipError):
     """A host's answer to a fact read is not what its parser understands (odd output, bytes
     that are not text, a thing that vanished while it was being read)."""

@@ -65,7 +65,7 @@ def e2e_cli():
     return Cli(E2E_INVENTORY)
 
 
-def http(lab, host, port, path="/", wait=60):
+def http(lab, host, port, path="/", wait=60):  # noqa: F811 (the lab fixture, passed in)
     """The page, once the service answers (a container that just started may not listen yet)."""
     deadline = time.monotonic() + wait
     while True:

@@ -48,9 +48,12 @@ def test_machine_user_mount_links(lab, first_run):
     assert lab.run("homelab1", "id -u gazette-prod; id -g gazette-prod").stdout.split() == ["10100", "10100"]
     assert "gazette-prod:661913600:65536" in lab.read("homelab1", "/etc/subuid")
     fstab = lab.read("homelab1", "/etc/fstab")
-    assert f"{lab.ip('ds412plus')}:{NAS_DIR} /mnt/gazette-prod nfs rw,hard,vers=3,_netdev 0 0" in fstab.splitlines()
-    mounts = lab.run("homelab1", "awk '$2==\"/mnt/gazette-prod\"' /proc/mounts").stdout
-    assert mounts.startswith(f"{lab.ip('ds412plus')}:{NAS_DIR} /mnt/gazette-prod ")
+    where = "/var/lib/tinsnip/gazette-prod/nfs"  # behind the gate; /mnt/gazette-prod leads there
+    nas = lab.ip('ds412plus')
+    assert f"{nas}:{NAS_DIR} {where} nfs rw,hard,vers=3,nosuid,nodev,_netdev 0 0" in fstab.splitlines()
+    mounts = lab.run("homelab1", f"awk '$2==\"{where}\"' /proc/mounts").stdout
+    assert mounts.startswith(f"{nas}:{NAS_DIR} {where} ")
+    assert lab.run("homelab1", "readlink /mnt/gazette-prod").stdout.strip() == where
     link = lab.run("homelab1", "readlink /home/gazette-prod/.local/share/dynamicalsystem/@gazette").stdout
     assert link.strip() == "/mnt/gazette-prod/data"
 

@@ -34,7 +34,7 @@ def test_killed_runs_then_a_full_run_converges(lab, e2e_cli):
     body = urllib.request.urlopen(f"http://{lab.ip('homelab2')}:20700/", timeout=10).read().decode()
     assert "hello from crashy-prod (uid 20700)" in body
     leftovers = lab.run("ds412plus", "find /volume1/racesheet/crashy /etc -name '*.tinsnip-new'").stdout
-    leftovers += lab.run("homelab2", "find /etc /mnt/crashy-prod -name '*.tinsnip-new'").stdout
+    leftovers += lab.run("homelab2", "find /etc /mnt/crashy-prod/ -name '*.tinsnip-new'").stdout
     assert leftovers.strip() == ""
     fstab = lab.read("homelab2", "/etc/fstab").splitlines()
-    assert sum("/mnt/crashy-prod " in line for line in fstab) == 1
+    assert sum("/var/lib/tinsnip/crashy-prod/nfs " in line for line in fstab) == 1

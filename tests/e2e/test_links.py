@@ -1,10 +1,11 @@
 """Attackers with an account on a machine host plant links at every path tinsnip writes; re-runs
 of every task change nothing outside those paths and no owner.
 
-Two attackers on homelab1: `mallory`, an unprivileged local user (on the NFS mount every local
-user acts as the export's UID through all_squash, so mallory can write there), and the machine
-user `gazette-test` itself (its home is its own). Root files on homelab1 and the NAS are
-fingerprinted (type, owner, group, mode, sha256) before and after.
+The attacker on homelab1 is the machine user `gazette-test` itself: its home and its NFS mount
+are its own. `mallory`, an unprivileged local user, no longer gets past the gate in front of the
+mount (on the mount itself every local user would act as the export's UID through all_squash).
+Root files on homelab1 (the gates' folder included) and the NAS are fingerprinted (type, owner,
+group, mode, sha256) before and after.
 """
 import shlex
 import urllib.request
@@ -15,7 +16,7 @@ GT = ("--machine", "gazette", "--env", "test")
 MP = "/mnt/gazette-test"
 HOME = "/home/gazette-test"
 SVC = f"{MP}/service/hello"
-ROOT_TREES = "/etc /root /usr/local /opt /var/lib/tinsnip-nfs"
+ROOT_TREES = "/etc /root /usr/local /opt /var/lib/tinsnip-nfs /var/lib/tinsnip"
 FINGERPRINT = (f"for d in {ROOT_TREES}; do [ -e $d ] && find $d -xdev -printf '%p %y %U %G %m\\n'; "
                f"done | sort; for d in {ROOT_TREES}; do [ -e $d ] && find $d -xdev -type f "
                "-exec sha256sum {} +; done | sort; stat -c '%n %F %u %g %a' /*")
@@ -74,7 +75,8 @@ def test_links_at_every_written_path_change_nothing_outside(lab, deployed):
         plant.append(f"rm -f {d}/{name}")
     # the stamp itself a link to a root path: root used to `echo > .tinsnip-deployed`
     plant.append(f"ln -sfn /etc/pwned-stamp {SVC}/.tinsnip-deployed")
-    as_(lab, "mallory", " && ".join(plant))
+    assert not as_(lab, "mallory", plant[0], warn=True).ok  # the gate: mallory cannot reach it
+    as_(lab, "gazette-test", " && ".join(plant))
     # the machine user repoints its XDG link at /etc
     as_(lab, "gazette-test", f"ln -sfn /etc {HOME}/.local/share/dynamicalsystem/@gazette")
     runs = tasks(deployed)
@@ -91,16 +93,16 @@ def test_links_at_every_written_path_change_nothing_outside(lab, deployed):
 
 
 def test_a_link_in_place_of_a_nas_folder_is_refused_there(lab, deployed):
-    """Through the mount, mallory swaps `config` for a link to /etc: on the NAS the link is the
-    server's own, so root there would chown /etc if it followed it."""
+    """Through the mount, the machine user swaps `config` for a link to /etc: on the NAS the link
+    is the server's own, so root there would chown /etc if it followed it."""
     before = fingerprints(lab)
-    as_(lab, "mallory", f"rm -rf {MP}/config && ln -s /etc {MP}/config")
+    as_(lab, "gazette-test", f"rm -rf {MP}/config && ln -s /etc {MP}/config")
     try:
         p = deployed.inv("nas.setup", *GT, check=False)
         assert p.returncode == 1 and "symbolic link, not a folder" in p.stdout
         assert fingerprints(lab) == before
     finally:
-        as_(lab, "mallory", f"rm -f {MP}/config")
+        as_(lab, "gazette-test", f"rm -f {MP}/config")
         tasks(deployed)
 
 

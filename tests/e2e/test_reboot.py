@@ -55,9 +55,10 @@ def homelab3_rebooted(lab, e2e_cli):
 
 
 def test_homelab3_mount_comes_back_from_fstab_after_the_network(lab, homelab3_rebooted):
-    mounts = lab.run("homelab3", "awk '$2 == \"/mnt/gateway-prod\" {print $1, $3}' /proc/mounts").stdout
+    mounts = lab.run("homelab3", "awk '$2 == \"/var/lib/tinsnip/gateway-prod/nfs\" {print $1, $3}' "
+                                 "/proc/mounts").stdout
     assert mounts.split() == [f"{lab.ip('ds412plus')}:/volume1/dynamicalsystem/gateway/prod", "fuse.nfs"]
-    unit = "mnt-gateway\\\\x2dprod.mount"
+    unit = "var-lib-tinsnip-gateway\\\\x2dprod-nfs.mount"
     show = lab.run("homelab3", f"systemctl show {unit} -p SourcePath -p After -p ActiveState").stdout
     assert "SourcePath=/etc/fstab" in show and "ActiveState=active" in show
     assert "network-online.target" in show and "remote-fs-pre.target" in show
@@ -93,14 +94,15 @@ def homelab1_rebooted(lab, e2e_cli):
 
 def test_homelab1_keeps_its_files(lab, homelab1_rebooted):
     assert lab.run("homelab1", "id -u gazette-test").stdout.strip() == "10110"
-    assert "/mnt/gazette-test nfs" in lab.read("homelab1", "/etc/fstab")
+    assert "/var/lib/tinsnip/gazette-test/nfs nfs" in lab.read("homelab1", "/etc/fstab")
     link = lab.run("homelab1", "readlink /home/gazette-test/.local/share/dynamicalsystem/@gazette")
     assert link.stdout.strip() == "/mnt/gazette-test/data"
     assert lab.run("homelab1", "test -d /home/gazette-test/.local/share/docker", warn=True).ok
 
 
 def test_homelab1_loses_mount_daemon_and_container(lab, homelab1_rebooted):
-    assert lab.run("homelab1", "grep -c ' /mnt/gazette-test ' /proc/mounts", warn=True).stdout.strip() == "0"
+    assert lab.run("homelab1", "grep -c ' /var/lib/tinsnip/gazette-test/nfs ' /proc/mounts",
+                   warn=True).stdout.strip() == "0"
     assert not lab.run("homelab1", "pgrep -u 10110 -x dockerd", warn=True).ok
     assert not lab.run("homelab1", "test -e /run/user/10110", warn=True).ok
     with pytest.raises(OSError):

@@ -17,8 +17,8 @@ from .conftest import Cli, http
 
 DATA = Path(__file__).resolve().parent / "data"
 RP = ("--machine", "rollouts", "--env", "prod")
-USER, UID, HOST = "rollouts-prod", 14500, "homelab1"
-WEB, NEVER = 14500, 14501
+USER, UID, HOST = "rollouts-prod", 14800, "homelab1"
+WEB, NEVER = 14800, 14801
 SVC = f"/mnt/{USER}/service"
 GENS = f"{SVC}/.generations/rollhello"
 TOKEN = "tok-4c1d9a7e5b"  # ROLL_TOKEN: the service prints it in its log; tinsnip never may
@@ -51,7 +51,7 @@ def site(lab, tmp_path_factory):
         "sheets": {"dynamicalsystem": {"nas": "ds412plus", "volume": "/volume1"}},
         "nas": {"ds412plus": {"host": "ds412plus"}},
         "machines": {"rollouts": {
-            "sheet": "dynamicalsystem", "host": HOST, "environments": ["prod"], "number": 45,
+            "sheet": "dynamicalsystem", "host": HOST, "environments": ["prod"], "number": 48,
             "services": {"rollhello": {"path": "rollhello", "ports": {"web": 0}},
                          # so long that only --wait can make its deploy end in time
                          "neverup": {"path": "neverup", "ports": {"web": 1}, "wait": 900}}}},

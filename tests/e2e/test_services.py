@@ -7,9 +7,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
-import urllib.request
-from http import client as http_client
 from pathlib import Path
 
 import pytest

@@ -39,9 +39,10 @@ def test_users_mounts_and_daemons_stay_apart(lab, three):
     ids = lab.run("homelab1", "id -u gazette-prod; id -u gazette-test").stdout.split()
     assert ids == ["10100", "10110"]
     assert not lab.run("homelab2", "id gazette-prod", warn=True).ok
-    mounts = lab.run("homelab1", "awk '$2 ~ /^\\/mnt\\//{print $1, $2}' /proc/mounts").stdout
-    assert f"{lab.ip('ds412plus')}:/volume1/dynamicalsystem/gazette/prod /mnt/gazette-prod" in mounts
-    assert f"{lab.ip('ds412plus')}:/volume1/dynamicalsystem/gazette/test /mnt/gazette-test" in mounts
+    mounts = lab.run("homelab1", "awk '$2 ~ /^\\/var\\/lib\\/tinsnip\\//{print $1, $2}' /proc/mounts").stdout
+    nas = lab.ip('ds412plus')
+    assert f"{nas}:/volume1/dynamicalsystem/gazette/prod /var/lib/tinsnip/gazette-prod/nfs" in mounts
+    assert f"{nas}:/volume1/dynamicalsystem/gazette/test /var/lib/tinsnip/gazette-test/nfs" in mounts
     prod = docker(lab, "homelab1", "gazette-prod", 10100, "ps --format '{{.Names}} {{.Ports}}'").stdout
     test = docker(lab, "homelab1", "gazette-test", 10110, "ps --format '{{.Names}} {{.Ports}}'").stdout
     assert "10100->8080" in prod and "10110" not in prod

@@ -204,7 +204,8 @@ def test_teardown_on_systemd_disables_the_unit_and_linger_and_ends_every_process
     assert not lab.run(HOST, f"pgrep -u {uid}", warn=True).ok
     assert not lab.run(HOST, "id gateway-test", warn=True).ok
     assert not lab.run(HOST, "test -e /home/gateway-test", warn=True).ok
-    assert lab.run(HOST, "grep -c ' /mnt/gateway-test ' /proc/mounts", warn=True).stdout.strip() == "0"
+    assert lab.run(HOST, "grep -c ' /var/lib/tinsnip/gateway-test/nfs \\| /mnt/gateway-test ' /proc/mounts",
+                   warn=True).stdout.strip() == "0"
     assert lab.run("ds412plus", "test -d /volume1/dynamicalsystem/gateway/test/data/hello",
                    warn=True).ok
     assert e2e_cli.inv("machine.teardown", *gt).summaries[HOST]["changed"] == 0

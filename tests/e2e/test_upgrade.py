@@ -7,6 +7,7 @@ A new image pushed under the same tag is an upgrade: ``service.deploy --pull`` s
 nothing changes on the run after. The tests run in file order and share one inventory.
 """
 import json
+import re
 
 import pytest
 
@@ -107,7 +108,9 @@ def running_digests(lab, project):
 
 
 def lines(p, step):
-    return [l for l in (p.stdout + p.stderr).splitlines() if f" {step} " in l]
+    """The step's own lines (what it did), not the progress lines of a step still running."""
+    return [l for l in (p.stdout + p.stderr).splitlines()
+            if f" {step} " in l and not re.search(rf" {re.escape(step)} +(still running|\|)", l)]
 
 
 def changed(p):

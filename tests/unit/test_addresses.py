@@ -1,6 +1,5 @@
 """Addresses the hosts use for each other: the inventory's ``address:``, else the HostName the
 operator's SSH config gives for an alias, else the name; checked whole."""
-from pathlib import Path
 
 import pytest
 
@@ -55,7 +54,7 @@ def resolve(tmp_path):
 def lines(inv):
     t = Target(inv, make_smep("home", "box", "prod", 4))
     [export] = nas.export(t)
-    fstab = machine.mount(t)[1]
+    fstab = next(r for r in machine.mount(t) if getattr(r, "path", "") == "/etc/fstab")
     return export.edit("").splitlines()[1], fstab.edit("").splitlines()[-1]
 
 
@@ -77,7 +76,7 @@ def test_the_ssh_config_hostname_names_the_hosts(tmp_path, resolve):
     inv = inventory(tmp_path).with_addresses(resolve)
     export, fstab = lines(inv)
     assert export.split()[1].startswith("box1.home.arpa(rw,")
-    assert fstab.startswith("192.168.1.10:/volume1/home/box/prod /mnt/box-prod nfs ")
+    assert fstab.startswith("192.168.1.10:/volume1/home/box/prod /var/lib/tinsnip/box-prod/nfs nfs ")
     # a host the SSH config does not know keeps its name
     assert inv.station("home", "prod").clients == ("box1.home.arpa", "box2")
 

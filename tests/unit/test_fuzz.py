@@ -495,7 +495,7 @@ def fuzz_aliases(t: Tally, rng, tmp: Path):
     for _ in range(150):
         slot = rng.choice(list(SLOTS))
         value = SLOTS[slot]
-        t.load("aliases", inv_text(**{slot: f"&a {value}"}) + f"extra: *a\n", path,
+        t.load("aliases", inv_text(**{slot: f"&a {value}"}) + "extra: *a\n", path,
                lambda inv: "an anchor was accepted")
     for width in range(2, 12):
         for depth in range(2, 9):

@@ -147,7 +147,10 @@ def test_ganesha_config_has_one_export_per_path_with_client_blocks():
                  'Pseudo = "/volume1/dynamicalsystem/gazette/prod";',
                  "Protocols = 3, 4;", "Transports = TCP;", "Access_Type = None;",
                  "Name = VFS;", "Clients = 10.213.7.21;", "Access_Type = RW;",
-                 "Squash = All_Squash;", "Anonymous_Uid = 10100;", "Anonymous_Gid = 10100;"):
+                 "Squash = All_Squash;", "Anonymous_Uid = 10100;", "Anonymous_Gid = 10100;",
+                 # exports(5)'s default `secure`: a local user's own NFS client (unprivileged
+                 # port) is refused, as by a kernel server
+                 "PrivilegedPort = true;"):
         assert line in gazette
     station = conf[conf.index("Export_Id = 2;"):]
     assert station.count("CLIENT {") == 2 and station.count("Access_Type = RO;") == 2
@@ -215,3 +218,11 @@ def test_install_into_rootfs_keeps_an_existing_exports_file(tmp_path):
 def test_install_into_rootfs_refuses_a_directory_that_is_no_rootfs(tmp_path):
     with pytest.raises(FileNotFoundError):
         install_into_rootfs(tmp_path)
+
+
+def test_insecure_lets_unprivileged_ports_in_as_exports_5_says():
+    text = "/a h(rw,all_squash,insecure) g(rw,all_squash)\n"
+    exports = resolve_clients(parse_exports(text), lambda n: ["10.0.0.1"] if n == "h" else ["10.0.0.2"])
+    assert [c.secure for c in exports[0].clients] == [False, True]
+    conf = render_ganesha(exports, assign_export_ids(["/a"]))
+    assert conf.count("PrivilegedPort = false;") == 1 and conf.count("PrivilegedPort = true;") == 1

@@ -1,11 +1,9 @@
 """What each step wants, from SMEP numbers and the shipped inventory and templates."""
 import subprocess
-import threading
 from pathlib import Path
 
 import pytest
 
-from tinsnip_tasks.core import registry as reg
 from tinsnip_tasks.core.inventory import load_inventory
 from tinsnip_tasks.core.render import catalog
 from tinsnip_tasks.core.smep import make_smep
@@ -43,8 +41,8 @@ def test_nas_tree_is_owned_by_the_uid(inv):
 
 
 def test_fstab_line():
-    assert machine.fstab_line("ds412plus", "/volume1/s/g/prod", "/mnt/g-prod") == \
-        "ds412plus:/volume1/s/g/prod /mnt/g-prod nfs rw,hard,vers=3,_netdev 0 0"
+    assert machine.fstab_line("ds412plus", "/volume1/s/g/prod", "/var/lib/tinsnip/g-prod/nfs") == \
+        "ds412plus:/volume1/s/g/prod /var/lib/tinsnip/g-prod/nfs nfs rw,hard,vers=3,nosuid,nodev,_netdev 0 0"
 
 
 def test_subid_ranges_never_overlap_between_machine_uids():
@@ -103,10 +101,13 @@ def test_deploy_runs_the_seeds_exact_command():
     up = ComposeUp("gazette-prod", 10100, "/mnt/gazette-prod", "/mnt/gazette-prod/service/hello",
                    "hello", "abc")
     cmd = texts(up.plan("hello\n@@stamp\nold\n@@ps\n"))[0]
-    assert cmd == ("sudo -u gazette-prod bash -c 'set -a && source /mnt/gazette-prod/.machine/machine.env"
-                   " && source /mnt/gazette-prod/service/hello/.env && set +a && unset XDG_DATA_HOME"
-                   " XDG_CONFIG_HOME XDG_STATE_HOME && cd /mnt/gazette-prod/service/hello && "
-                   "docker compose up -d'")
+    assert cmd.startswith("sudo -u gazette-prod bash -c '")
+    # both files checked against the digests kept behind the gate, then the seed's command
+    assert cmd.count("/var/lib/tinsnip/gazette-prod/sums") == 4
+    assert cmd.endswith(" && set -a && source /mnt/gazette-prod/.machine/machine.env"
+                        " && source /mnt/gazette-prod/service/hello/.env && set +a && unset XDG_DATA_HOME"
+                        " XDG_CONFIG_HOME XDG_STATE_HOME && cd /mnt/gazette-prod/service/hello && "
+                        "docker compose up -d'")
 
 
 @pytest.mark.parametrize("fact, needs_up", [
@@ -237,13 +238,17 @@ def test_compose_pattern_sources_then_unsets():
     assert p.index("source") < p.index("set +a") < p.index("unset XDG_DATA_HOME")
 
 
+GATE_GOOD = ["@gate 0_10100_710_directory", "@link /var/lib/tinsnip/gazette-prod/nfs",
+             "@outsider closed", "@oldmount "]
+
+
 def test_status_evaluation():
     facts = status.parse("\n".join([
         "@daemon 0 20.10.24", "@compose\thello\t0\t", "@write user:data 0",
         "@container /hello-hello-1 running 0", "@env /hello-hello-1 10100 10100",
         "@port /hello-hello-1 10100", "@write hello-hello-1:/data 0", "@listen 10100", "@listen 22",
-        "@init sshd", "@mount ds412plus:/volume1/d/gazette/prod fuse.nfs",
-        "@dockerhost unix:///run/user/10100/docker.sock", "@dockerd 77 /",
+        "@init sshd", "@mount ds412plus:/volume1/d/gazette/prod fuse.nfs rw,nosuid,nodev",
+        *GATE_GOOD, "@dockerhost unix:///run/user/10100/docker.sock", "@dockerd 77 /",
         "@daemonenv 77 "]))
     result = status.evaluate(facts, GP)
     assert all(ok for _, ok, _ in result), result
@@ -257,7 +262,8 @@ def test_status_evaluation():
     assert not any(result.values()), result
 
 
-SD_GOOD = ["@init systemd", "@mount ds412plus:/volume1/d/gazette/prod fuse.nfs",
+SD_GOOD = ["@init systemd", "@mount ds412plus:/volume1/d/gazette/prod fuse.nfs rw,nosuid,nodev",
+           *GATE_GOOD,
            "@dockerhost unix:///run/user/10100/docker.sock", "@linger 1", "@enabled 1",
            "@dockerd 77 /user.slice/user-10100.slice/user@10100.service/app.slice/docker.service",
            "@daemonenv 77 "]
@@ -270,7 +276,7 @@ def _host_items(lines, program="inv"):
 
 def test_status_on_systemd_checks_the_user_unit():
     items = _host_items(SD_GOOD)
-    assert set(items) == {"mount", "docker_host", "xdg", "linger", "unit", "session"}
+    assert set(items) == {"mount", "gate", "docker_host", "xdg", "linger", "unit", "session"}
     assert all(ok for ok, _ in items.values()), items
 
 
@@ -285,8 +291,19 @@ def test_status_on_systemd_checks_the_user_unit():
     (("@dockerd 77 /user.slice/user-10100.slice/user@10100.service/app.slice/docker.service",
       "@dockerd 77 /user.slice/user-10100.slice/session-4.scope"), "session",
      "pkill -u gazette-prod -x rootlesskit"),
-    (("@mount ds412plus:/volume1/d/gazette/prod fuse.nfs", "@mount "), "mount",
+    (("@mount ds412plus:/volume1/d/gazette/prod fuse.nfs rw,nosuid,nodev", "@mount "), "mount",
      "inv machine.mount --machine gazette --env prod"),
+    (("@mount ds412plus:/volume1/d/gazette/prod fuse.nfs rw,nosuid,nodev",
+      "@mount ds412plus:/volume1/d/gazette/prod nfs rw,nodev"), "mount",
+     "mounted without nosuid: run `umount /var/lib/tinsnip/gazette-prod/nfs`"),
+    (("@gate 0_10100_710_directory", "@gate 10100_10100_700_directory"), "gate",
+     "/var/lib/tinsnip/gazette-prod is owner 10100:10100, mode 700, a directory, not a folder of "
+     "0:10100 with mode 0710: run `inv machine.setup --machine gazette --env prod`"),
+    (("@link /var/lib/tinsnip/gazette-prod/nfs", "@link"), "gate",
+     "/mnt/gazette-prod is not a link, not a link to /var/lib/tinsnip/gazette-prod/nfs"),
+    (("@outsider closed", "@outsider open"), "gate", "UID 65534 can enter /mnt/gazette-prod"),
+    (("@oldmount ", "@oldmount ds412plus:/volume1/d/gazette/prod"), "gate",
+     "ds412plus:/volume1/d/gazette/prod is still mounted directly on /mnt/gazette-prod"),
 ])
 def test_each_failure_mode_fails_its_item_with_the_fix(change, item, fix):
     items = _host_items([change[1] if line == change[0] else line for line in SD_GOOD])
@@ -329,7 +346,7 @@ def test_status_reads_a_service_folder_with_a_space_and_a_vanished_container(tmp
     svc.mkdir(parents=True)
     (svc / "docker-compose.yml").write_text("services: {}\n")
     line = subprocess.run(["sh", "-c", 'for dir in "$1"/service/*/; do rc=3; err="bad\nthing"; '
-                           + next(l for l in status.script(GP).split("\n") if "@compose" in l) + "; done", "_", str(tmp_path)],
+                           + next(l for l in status.user_script(GP).split("\n") if "@compose" in l) + "; done", "_", str(tmp_path)],
                           capture_output=True, text=True).stdout
     facts = status.parse(line + "@env \n@container \n")
     assert facts["compose"] == [("my app", 3, "bad thing")]

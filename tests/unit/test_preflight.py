@@ -1,4 +1,5 @@
 """The preflight: the real `docker compose config` in the seed's environment, then the rules."""
+import hashlib
 import os
 import shutil
 import subprocess
@@ -7,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tinsnip_tasks.core.smep import make_smep
+from tinsnip_tasks.ops import gate
 from tinsnip_tasks.plans import preflight
 from tinsnip_tasks.plans.machine import home, machine_env_text
 
@@ -59,8 +61,14 @@ def compose_config(tmp_path, compose, env):
     (mount / ".machine" / "machine.env").write_text(machine_env_text(SMEP))
     (sdir / ".env").write_text(env)
     (sdir / "docker-compose.yml").write_text(compose)
-    out = subprocess.run(["bash", "-c", preflight.body(str(mount), str(sdir))],
-                         capture_output=True, text=True,
+    with pytest.MonkeyPatch.context() as mp:  # the digests of both files, as tinsnip records them
+        mp.setattr(gate, "GATE_ROOT", str(tmp_path / "gate"))
+        sums = Path(gate.sums_file(str(mount)))
+        sums.parent.mkdir(parents=True)
+        sums.write_text("".join(f"{hashlib.sha256(f.read_bytes()).hexdigest()}  {f}\n"
+                                for f in (mount / ".machine" / "machine.env", sdir / ".env")))
+        body = preflight.body(str(mount), str(sdir))
+    out = subprocess.run(["bash", "-c", body], capture_output=True, text=True,
                          env={"PATH": os.environ["PATH"], "DOCKER_CONFIG": str(tmp_path / "docker")})
     return preflight.parse(out.stdout)
 

@@ -27,7 +27,9 @@ def facts(smep, project="hello", health="healthy"):
         f"@image /{project}-web-1 tinsnip/busybox:1.35 sha256:{'ab' * 32} {health} "
         f"2026-12-06T20:40:01.5Z {project}",
         f"@env /{project}-web-1 {u} {u}", f"@port /{project}-web-1 {u}", f"@listen {u}",
-        f"@mount nas:/v nfs", f"@dockerhost unix:///run/user/{u}/docker.sock"]))
+        "@mount nas:/v nfs rw,nosuid,nodev", f"@gate 0_{u}_710_directory",
+        f"@link /var/lib/tinsnip/{smep.user}/nfs", "@outsider closed",
+        f"@dockerhost unix:///run/user/{u}/docker.sock"]))
 
 
 def results(inv, broken=(), project="hello", detail_extra=""):

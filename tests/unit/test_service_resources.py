@@ -104,8 +104,12 @@ class TestRemoval:
         cmds = texts(stop.plan("init=systemd\nlinger=yes\nprocs=3\nruntime=yes\n"))
         assert cmds[0].startswith("systemctl --user -M gazette-prod@ disable --now docker.service")
         assert cmds[1] == "loginctl disable-linger gazette-prod"
-        assert cmds[2].startswith("pkill -TERM -u 10100")
+        # the user's processes and its subordinate UIDs' (containers outlive a killed daemon)
+        assert "ps -e -o pid=,stat=,ruid=,euid=,comm=" in cmds[2]
+        assert "$3 >= 661913600 && $3 <= 661979135" in cmds[2] and "kill -KILL" in cmds[2]
         assert cmds[3] == "rm -rf --one-file-system /run/user/10100"
+        assert "no process of UID 10100 or of its subordinate UIDs 661913600-661979135" \
+            in stop.describe()
 
     def test_absent_removes_as_the_user_and_only_when_present(self):
         a = Absent("/mnt/x/service/s", 10100)

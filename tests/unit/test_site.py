@@ -100,7 +100,7 @@ def test_machine_steps_per_host_in_the_seeds_order(inv):
     assert up.after is not None  # the health gate
     pulled = site.machine_steps(inv, sel, targets(inv, sel), pull=True)["homelab2"]
     assert [s.name for s in pulled if s.label == "mail-prod hello"] == [
-        "service.generation", "service.files", "service.pull", "service.up"]
+        "service.pull", "service.generation", "service.files", "service.up"]
     assert "service.pull" in up.needs
 
 

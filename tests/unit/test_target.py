@@ -83,8 +83,10 @@ def test_ipv6_is_written_as_exports_and_fstab_want_it(tmp_path):
     export = nas.export(t)[0].edit("")
     assert export.startswith("# tinsnip: /volume1/dynamicalsystem/gazette/prod\n"
                              "/volume1/dynamicalsystem/gazette/prod fd00::21(rw,")
-    fstab = machine.mount(t)[1].edit("")
-    assert fstab == ("# tinsnip: /mnt/gazette-prod\n[fd00::10]:/volume1/dynamicalsystem/gazette/prod /mnt/gazette-prod nfs "
-                     f"{machine.MOUNT_OPTIONS} 0 0\n")
-    assert machine.mount(t)[2].source == "[fd00::10]:/volume1/dynamicalsystem/gazette/prod"
+    edited, mounted = (next(r for r in machine.mount(t) if type(r).__name__ == kind)
+                       for kind in ("Edited", "Mounted"))
+    fstab = edited.edit("")
+    assert fstab == ("# tinsnip: /var/lib/tinsnip/gazette-prod/nfs\n[fd00::10]:/volume1/dynamicalsystem/"
+                     f"gazette/prod /var/lib/tinsnip/gazette-prod/nfs nfs {machine.MOUNT_OPTIONS} 0 0\n")
+    assert mounted.source == "[fd00::10]:/volume1/dynamicalsystem/gazette/prod"
     assert nfs_server("nas.lan") == "nas.lan"

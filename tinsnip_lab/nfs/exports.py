@@ -59,6 +59,8 @@ class Client:
     squash: str = "root_squash"  #: ``all_squash``, ``root_squash`` or ``no_root_squash``
     anonuid: int = DEFAULT_ANON_ID
     anongid: int = DEFAULT_ANON_ID
+    #: ``secure`` (exports(5)'s default): only requests from ports below 1024, that is root's
+    secure: bool = True
 
     def spec(self):
         """Return the client as an exports line would write it: ``host(opt,...)``."""
@@ -143,7 +145,7 @@ def _id_value(source, number, key, value):
 
 def _apply_options(source, number, host, options):
     """Return a Client for ``host`` with ``options`` applied left to right."""
-    access, squash, root_squash = "RO", False, True
+    access, squash, root_squash, secure = "RO", False, True, True
     anonuid = anongid = DEFAULT_ANON_ID
     for opt in options:
         key, eq, value = opt.partition("=")
@@ -158,6 +160,8 @@ def _apply_options(source, number, host, options):
                 root_squash = True
             elif key == "no_root_squash":
                 root_squash = False
+            elif key in ("secure", "insecure"):
+                secure = key == "secure"
             continue
         if not eq or key not in _VALUED:
             raise ExportsError(source, number, f'unknown keyword "{opt}"')
@@ -175,7 +179,7 @@ def _apply_options(source, number, host, options):
         elif not value:
             raise ExportsError(source, number, f'option "{opt}" needs a value')
     mode = "all_squash" if squash else ("root_squash" if root_squash else "no_root_squash")
-    return Client(host, tuple(options), access, mode, anonuid, anongid)
+    return Client(host, tuple(options), access, mode, anonuid, anongid, secure)
 
 
 def _split_options(source, number, text):
@@ -302,7 +306,7 @@ def resolve_clients(exports, resolve, *, warn=None):
                 warn(f"failed to resolve {host}; {host}:{export.path} is not exported")
             for address in addresses:
                 clients.append(Client(address, client.options, client.access, client.squash,
-                                      client.anonuid, client.anongid))
+                                      client.anonuid, client.anongid, client.secure))
         out.append(Export(export.path, tuple(clients), export.line))
     return out
 
@@ -363,6 +367,7 @@ def render_ganesha(exports, export_ids, *, log_level="EVENT"):
                 f"        Squash = {_SQUASH[client.squash]};",
                 f"        Anonymous_Uid = {client.anonuid};",
                 f"        Anonymous_Gid = {client.anongid};",
+                f"        PrivilegedPort = {'true' if client.secure else 'false'};",
                 "    }",
             ]
         lines.append("}")

@@ -67,7 +67,8 @@ def user(c, machine, env="", dry=False, json=False, verbose=False):
 
 @task(help=_args.COMMON)
 def mount(c, machine, env="", dry=False, json=False, verbose=False):
-    """Add the NAS export to /etc/fstab and mount it at /mnt/{machine}-{env}."""
+    """Mount the NAS export behind the gate /var/lib/tinsnip/{machine}-{env} (fstab line, nosuid,
+    nodev), /mnt/{machine}-{env} a link to it; converts a host set up before the gate."""
     env = default_env(c, env)
     converge(c, "machine.mount", machine, env, (plan.mount,), dry=dry, json=json, verbose=verbose,
              exported=True)

@@ -21,7 +21,7 @@ import shlex
 import time
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 from invoke.exceptions import CommandTimedOut
 

@@ -11,6 +11,7 @@ from ..core import images as img
 from ..core.render import render
 from ..errors import ConflictError
 from .base import Cmd, Resource, q, sh
+from .gate import end_processes, user_manager, pids_of, subid_range, sums_file, verified
 from .resources import File, as_uid, write_file_cmds
 
 ROOTLESS_SCRIPTS = (
@@ -30,40 +31,54 @@ def docker_host(uid: int) -> str:
     return f"unix://{runtime_dir(uid)}/docker.sock"
 
 
+def has_socket(uid: int) -> str:
+    """Shell: whether the rootless daemon's socket is there, looked at as the user (its runtime
+    folder is the user's)."""
+    return as_uid(uid, f"[ -S {q(runtime_dir(uid) + '/docker.sock')} ]")
+
+
 def as_user(user: str, uid: int, command: str) -> str:
     """``command`` run by ``user`` with the rootless daemon as its Docker host."""
     return f"sudo -u {q(user)} env DOCKER_HOST={q(docker_host(uid))} {command}"
 
 
-def seed_env(mount_point: str, service_dir: str, *, words: bool = False) -> str:
+def seed_env(mount_point: str, service_dir: str, *, words: bool = False,
+             sums: str = "") -> str:
     """The seed's deploy environment: export both env files for compose interpolation, keep the
     NFS XDG paths away from Docker, and stand in the service folder.
 
-    With ``words=True`` the two paths are shell words already (``"$1"``), used as they are."""
+    Before anything is sourced, both files must hold exactly the bytes tinsnip wrote: their
+    SHA-256 is checked against ``sums`` (default: the one of ``mount_point``, kept where only
+    root writes); a file that differs is named with the task that writes it again, and nothing
+    runs. With ``words=True`` the two paths are shell words already (``"$1"``), used as they
+    are, and ``sums`` must be given."""
     quote = (lambda w: w) if words else q
-    return (f"set -a && source {quote(mount_point)}/.machine/machine.env && "
-            f"source {quote(service_dir)}/.env && set +a && "
+    if not sums:
+        if words:
+            raise ValueError("seed_env(words=True) needs the path of the digests")
+        sums = sums_file(mount_point)
+    machine_env = f"{quote(mount_point)}/.machine/machine.env"
+    service_env = f"{quote(service_dir)}/.env"
+    return (f"{verified(machine_env, sums, 'run machine.setup (or machine.env) to write it again')}"
+            f" && {verified(service_env, sums, 'run service.deploy to write it again')} && "
+            f"set -a && source {machine_env} && source {service_env} && set +a && "
             f"unset XDG_DATA_HOME XDG_CONFIG_HOME XDG_STATE_HOME && "
             f"cd {quote(service_dir)}")
 
 
 def compose_pattern(mount_point: str, service_dir: str, action: str, *, build=False,
-                    words: bool = False) -> str:
+                    words: bool = False, sums: str = "") -> str:
     """The seed's deploy pattern: :func:`seed_env`, then ``docker compose <action>``. With
     ``build`` the classic builder is used (BuildKit cannot mount inside every host)."""
     prefix = "DOCKER_BUILDKIT=0 " if build else ""
-    return f"{seed_env(mount_point, service_dir, words=words)} && {prefix}docker compose {action}"
+    return (f"{seed_env(mount_point, service_dir, words=words, sums=sums)} && "
+            f"{prefix}docker compose {action}")
 
 
 def compose_as(user: str, mount_point: str, service_dir: str, action: str, *,
                build=False) -> str:
     script = compose_pattern(mount_point, service_dir, action, build=build)
     return f"sudo -u {q(user)} bash -c {q(script)}"
-
-
-def user_manager(user: str) -> str:
-    """``systemctl`` for ``user``'s own systemd instance, reached from root."""
-    return f"systemctl --user -M {q(user + '@')}"
 
 
 def unit_path(home: str) -> str:
@@ -122,11 +137,14 @@ class RootlessDocker(Resource):
                 f"command -v rootlesskit >/dev/null && echo rootlesskit=yes; "
                 f"command -v newuidmap >/dev/null && echo uidmap=yes; "
                 f"[ -e /var/lib/systemd/linger/{u} ] && echo linger=yes; "
-                f"[ -f {q(unit)} ] && echo unit=$(sha256sum < {q(unit)} | cut -c1-64); "
-                f"[ -L {q(wants)} ] && echo enabled=yes; "
+                # the user's own files are read as the user: a link planted there leads
+                # nowhere the user could not read anyway
+                + as_uid(self.uid, f"[ -f {q(unit)} ] && echo unit=$(sha256sum < {q(unit)} "
+                                   f"| cut -c1-64); [ -L {q(wants)} ] && echo enabled=yes")
+                + "; "
                 f"[ \"$init\" = systemd ] && {user_manager(self.user)} is-active --quiet "
                 f"docker.service && echo active=yes; "
-                f"[ -S {q(runtime_dir(self.uid) + '/docker.sock')} ] && "
+                f"{has_socket(self.uid)} && "
                 f"{as_user(self.user, self.uid, 'docker version --format {{.Server.Version}}')} "
                 f"2>/dev/null | sed 's/^/server=/'; "
                 + self._started_before_mount() + "true")
@@ -599,8 +617,11 @@ class ComposeDown(Resource):
 
     def fact_command(self):
         ps = as_user(self.user, self.uid, f"docker ps -aq {project_filter(self.project)}")
-        return (f"[ -f {q(self.service_dir + '/docker-compose.yml')} ] && echo files; "
-                f"[ -S {q(runtime_dir(self.uid) + '/docker.sock')} ] && {ps}")
+        # the seed's way only with files tinsnip wrote (read as the user): else directly
+        files = (f"[ -f {q(self.service_dir + '/docker-compose.yml')} ] && "
+                 + seed_env(self.mount_point, self.service_dir) + " && echo files")
+        return (f"sudo -u {q(self.user)} bash -c {q(files)} 2>/dev/null; "
+                f"{has_socket(self.uid)} && {ps}")
 
     def parse(self, out):
         lines = out.split()
@@ -620,18 +641,22 @@ class ComposeDown(Resource):
 
 @dataclass(frozen=True)
 class DockerStopped(Resource):
-    """The rootless daemon of ``user`` is stopped and nothing of the user runs any more."""
+    """The rootless daemon of ``user`` is stopped and nothing of the user runs any more: no
+    process of its UID or of its subordinate UIDs, where its containers run (they outlive a
+    daemon that was killed). What still runs after SIGKILL is named and the step fails."""
 
     user: str
     uid: int
 
     def describe(self):
-        return f"rootless docker of {self.user} stopped"
+        lo, hi = subid_range(self.uid)
+        return (f"rootless docker of {self.user} stopped; no process of UID {self.uid} or of "
+                f"its subordinate UIDs {lo}-{hi} left")
 
     def fact_command(self):
         u = q(self.user)
         return (f"echo init=$(cat /proc/1/comm); [ -e /var/lib/systemd/linger/{u} ] && echo linger=yes; "
-                f"id -u {u} >/dev/null 2>&1 && echo procs=$(pgrep -u {q(str(self.uid))} | wc -l); "
+                f"echo procs=$({pids_of(self.uid)} | wc -l); "
                 f"[ -d {q(runtime_dir(self.uid))} ] && echo runtime=yes")
 
     def parse(self, out):
@@ -640,14 +665,11 @@ class DockerStopped(Resource):
     def commands(self, fact):
         cmds = []
         if fact.get("init") == "systemd" and fact.get("linger"):
-            cmds += [Cmd(f"systemctl --user -M {q(self.user + '@')} disable --now docker.service || true"),
+            cmds += [Cmd(f"{user_manager(self.user)} disable --now docker.service || true"),
                      Cmd(sh("loginctl", "disable-linger", self.user))]
-        if int(fact.get("procs") or 0):
-            uid = q(str(self.uid))
-            cmds.append(Cmd(f"pkill -TERM -u {uid} || true; i=0; while pgrep -u {uid} >/dev/null; do "
-                            f"i=$((i+1)); [ $i -ge 50 ] && pkill -KILL -u {uid}; [ $i -ge 100 ] && "
-                            f"{{ echo {q(f'processes of {self.user} do not end')} >&2; exit 1; }}; "
-                            "sleep 0.1; done", f"end every process of {self.user}"))
+        if int(fact.get("procs") or 0) or cmds:
+            cmds.append(Cmd(end_processes(self.uid, self.user),
+                            f"end every process of {self.user} and of its subordinate UIDs"))
         if fact.get("runtime"):
             cmds.append(Cmd(sh("rm", "-rf", "--one-file-system", runtime_dir(self.uid))))
         return cmds
@@ -664,8 +686,7 @@ class NoContainers(Resource):
         return f"no containers of {self.user}"
 
     def fact_command(self):
-        return (f"[ -S {q(runtime_dir(self.uid) + '/docker.sock')} ] && "
-                + as_user(self.user, self.uid, "docker ps -aq"))
+        return f"{has_socket(self.uid)} && " + as_user(self.user, self.uid, "docker ps -aq")
 
     def parse(self, out):
         return out.split()

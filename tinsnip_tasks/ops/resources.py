@@ -116,7 +116,8 @@ def _pin_folder(path: str, *, root_writes: bool = False) -> str:
     where = (f"[ \"$(pwd -P)\" = \"$(cd -P -- {q(parent or '/')} && pwd -P | sed 's,/$,,')\"/{q(name)} ]"
              if name else "true")
     cmd = (f"cd -P -- {q(path)} && {where} || "
-           + _refuse(f"{path} is not a folder of its own (a link?); tinsnip does not follow it"))
+           + _refuse(f"{path} is missing or not a folder of its own (a link?); tinsnip does "
+                     "not follow it"))
     if root_writes:
         owner_ok = ("u=$(stat -c %u .) && { [ \"$u\" -eq 0 ] || "
                     "{ [ \"$u\" -ge 10000 ] && [ $((u / 100 % 100)) -eq 0 ]; }; }")
@@ -210,7 +211,7 @@ def write_file_cmds(path: str, content: bytes, uid=None, gid=None, mode=0o644, *
     if owner is None and uid is not None:
         attrs.append(f"chown -h {int(uid)}:{int(gid if gid is not None else uid)} -- \"$t\"")
     attrs.append(f"chmod {(mode if mode is not None else 0o644):04o} \"$t\"")
-    steps = " && ".join([f"base64 -d > \"$t\""] + attrs + [f"mv -fT -- \"$t\" {q(name)}"])
+    steps = " && ".join(["base64 -d > \"$t\""] + attrs + [f"mv -fT -- \"$t\" {q(name)}"])
     script = (f"umask 077 && {_pin_folder(folder, root_writes=owner is None)}"
               f" && t=$(mktemp {q('./.' + name + '.XXXXXXXXXX')})"
               f" && {{ {steps} || {{ rm -f -- \"$t\"; false; }}; }}")
@@ -322,6 +323,7 @@ class Edited(Resource):
     after: tuple = ()
     rollback: bool = False
     applied: bool = False
+    hidden: bool = False  # the diff says only that the file changes (digests of secret files)
 
     def describe(self):
         return f"{self.what} in {self.path}"
@@ -335,9 +337,12 @@ class Edited(Resource):
         fact = fact["file"] if self.applied else fact
         old = fact["text"] if fact else ""
         try:
-            return unified_diff(self.path, old, self.edit(old))
+            new = self.edit(old)
         except ForeignLine:
             return ""
+        if self.hidden:
+            return f"--- {self.path}: {self.what} changes (not shown)\n" if new != old else ""
+        return unified_diff(self.path, old, new)
 
     @property
     def stamp(self) -> str:
@@ -565,6 +570,9 @@ class Symlink(Resource):
         return cmds
 
 
+USERS_LOCK = "/etc/passwd.tinsnip-lock"
+
+
 @dataclass(frozen=True)
 class User(Resource):
     """A system user and its group, both numbered ``uid``, with a subordinate ID range."""
@@ -600,8 +608,10 @@ class User(Resource):
             raise ConflictError(f"GID {self.uid} belongs to group {group_by_id.split(':')[0]}")
         if group and group.split(":")[2] != str(self.uid):
             raise ConflictError(f"group {self.name} exists with GID {group.split(':')[2]}, not {self.uid}")
+        n = q(self.name)
         if not group:
-            cmds.append(Cmd(sh("groupadd", "-g", self.uid, self.name)))
+            cmds.append(self._unless(f"getent group {n} >/dev/null",
+                                     sh("groupadd", "-g", self.uid, self.name)))
         user, user_by_id = fact.get("P", ""), fact.get("PU", "")
         if user_by_id and not user_by_id.startswith(self.name + ":"):
             raise ConflictError(f"UID {self.uid} belongs to user {user_by_id.split(':')[0]}")
@@ -609,15 +619,29 @@ class User(Resource):
             raise ConflictError(f"user {self.name} exists with UID {user.split(':')[2]}, not {self.uid}")
         if not user:
             # -K ...=0: no automatic subordinate range; ours (below) is the only one
-            cmds.append(Cmd(sh("useradd", "-K", "SUB_UID_COUNT=0", "-K", "SUB_GID_COUNT=0",
-                               "-u", self.uid, "-g", self.uid, "-m", "-d", self.home,
-                               "-s", self.shell, self.name)))
+            cmds.append(self._unless(f"getent passwd {n} >/dev/null", sh(
+                "useradd", "-K", "SUB_UID_COUNT=0", "-K", "SUB_GID_COUNT=0", "-u", self.uid,
+                "-g", self.uid, "-m", "-d", self.home, "-s", self.shell, self.name)))
         rng = f"{self.subid_start}-{self.subid_start + self.subid_count - 1}"
-        if want_sub not in fact.get("SU", "").split():
-            cmds.append(Cmd(sh("usermod", "--add-subuids", rng, self.name)))
-        if want_sub not in fact.get("SG", "").split():
-            cmds.append(Cmd(sh("usermod", "--add-subgids", rng, self.name)))
-        return cmds
+        for kind, key in (("subuids", "SU"), ("subgids", "SG")):
+            if want_sub not in fact.get(key, "").split():
+                cmds.append(self._unless(f"grep -qxF {q(want_sub)} /etc/sub{kind[3:6]}",
+                                         sh("usermod", f"--add-{kind}", rng, self.name)))
+        if not cmds:
+            return []
+        # Two runs for the same machine-environment at once: under one lock, the second finds
+        # what the first made and makes nothing; then both check the IDs are the wanted ones.
+        ids = q(f"{self.uid}:{self.uid}")
+        wrong = f"user {self.name} or its group does not have the ID {self.uid} after the change"
+        return [Cmd(_fails_whole(f"exec 7>>{USERS_LOCK} && flock -w 60 7"),
+                    f"lock {USERS_LOCK}"), *cmds,
+                Cmd(f"[ \"$(id -u {n}):$(getent group {n} | cut -d: -f3)\" = {ids} ] || "
+                    f"{_refuse(wrong)}", f"check {self.name} is {self.uid}:{self.uid}"),
+                Cmd("exec 7>&-", f"unlock {USERS_LOCK}")]
+
+    @staticmethod
+    def _unless(done: str, command: str) -> Cmd:
+        return Cmd(f"{done} || {command}", command)
 
 
 @dataclass(frozen=True)
@@ -639,10 +663,36 @@ class Mounted(Resource):
 
     def commands(self, fact):
         if fact is None:
-            return [Cmd(sh("mount", self.mount_point))]
+            # another run that mounted it meanwhile (same source) is as good as this one
+            mine = (f"awk -v m={q(self.mount_point)} -v s={q(self.source)} "
+                    "'$2 == m && $1 == s {f = 1} END {exit !f}' /proc/mounts")
+            return [Cmd(f"{sh('mount', self.mount_point)} || {mine}",
+                        f"mount {self.mount_point}")]
         if fact[0] != self.source:
             raise ConflictError(f"{self.mount_point} already has {fact[0]} mounted")
         return []
+
+
+def drop_ours(match: field_is, *, also: tuple = ()) -> Callable[[str], str]:
+    """An edit that removes the entries for ``match``'s path that tinsnip wrote (its marker is
+    above them, or they are exactly one of ``also``) and raises :class:`ForeignLine` naming any
+    other: what moving a mount point elsewhere asks."""
+    marker = MARKER + match.value
+
+    def edit(text: str) -> str:
+        groups = _entries(text)
+        kept = []
+        for i, g in enumerate(groups):
+            if g == [marker]:
+                continue
+            if match(g):
+                if not ((i > 0 and groups[i - 1] == [marker]) or (len(g) == 1 and g[0] in also)):
+                    raise _foreign(g, match.value, marker)
+                continue
+            kept.append(g)
+        return "\n".join(l for g in kept for l in g) + "\n" if kept else ""
+
+    return edit
 
 
 def drop_lines(match: field_is) -> Callable[[str], str]:
@@ -693,8 +743,9 @@ class Unmounted(Resource):
         return f"nothing mounted on {self.mount_point}"
 
     def fact_command(self):
-        return (f"awk -v m={q(self.mount_point)} '$2 == m {{print \"mounted\"}}' /proc/mounts; "
-                f"[ -d {q(self.mount_point)} ] && echo folder")
+        p = q(self.mount_point)
+        return (f"awk -v m={p} '$2 == m {{print \"mounted\"}}' /proc/mounts; "
+                f"if [ -L {p} ]; then echo link; elif [ -d {p} ]; then echo folder; fi")
 
     def parse(self, out):
         return set(out.split())
@@ -703,7 +754,9 @@ class Unmounted(Resource):
         cmds = []
         if "mounted" in fact:
             cmds.append(Cmd(sh("umount", self.mount_point)))
-        if fact:
+        if "link" in fact:  # a link root made to the mount behind the gate: removed, not followed
+            cmds.append(Cmd(sh("rm", "-f", "--", self.mount_point)))
+        elif fact:
             cmds.append(Cmd(sh("rmdir", self.mount_point)))
         return cmds
 

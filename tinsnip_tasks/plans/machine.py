@@ -1,6 +1,8 @@
 """The machine side: user, NFS mount, XDG links, rootless Docker, machine.env."""
 from __future__ import annotations
 
+import hashlib
+
 from ..core import envfile
 from ..core.render import render
 from ..core.smep import Smep
@@ -8,12 +10,20 @@ from ..core.target import nfs_server
 from ..ops.docker import (DaemonConfig, DockerStopped, NoContainers, RootlessDocker, daemon_json,
                           docker_host)
 from ..ops.forward import Forward
-from ..ops.resources import (Directory, Edited, File, Mounted, Symlink, Unmounted, User, UserAbsent,
-                             drop_lines, field_is, set_line)
+from ..ops.gate import (GATE_MODE, GATE_ROOT, SUBID_COUNT, DaemonOffOldMount, GateLink,
+                        NowhereMounted, gate_dir, nfs_dir, subid_range, sums_file,
+                        with_digest)
+from ..ops.resources import (Absent, Directory, Edited, File, Mounted, Symlink, Unmounted, User,
+                             UserAbsent, drop_lines, drop_ours, field_is, set_line)
 from . import Target, step
 
-SUBID_COUNT = 65536
-MOUNT_OPTIONS = "rw,hard,vers=3,_netdev"
+# nosuid,nodev: a setuid file or a device node someone leaves on the export means nothing here
+MOUNT_OPTIONS = "rw,hard,vers=3,nosuid,nodev,_netdev"
+#: a host whose PID 1 is systemd makes its mount units from /etc/fstab: read it again
+SYSTEMD_RELOAD = 'if [ "$(cat /proc/1/comm)" = systemd ]; then systemctl daemon-reload; fi'
+#: what tinsnip wrote before the gate (the export mounted directly on /mnt/M-E): adopted as its
+#: own when a host is converted, even without its marker comment
+OLD_MOUNT_OPTIONS = "rw,hard,vers=3,_netdev"
 XDG = (("state", ".local/state"), ("data", ".local/share"), ("config", ".config"))
 
 
@@ -23,7 +33,7 @@ def home(smep: Smep) -> str:
 
 def subid_start(uid: int) -> int:
     """Each machine UID gets its own 65536 subordinate IDs, so ranges never overlap."""
-    return uid * SUBID_COUNT
+    return subid_range(uid)[0]
 
 
 @step("machine.user")
@@ -33,24 +43,55 @@ def user(t: Target) -> list:
     return [User(smep.user, smep.uid, home(smep), subid_start(smep.uid), SUBID_COUNT)]
 
 
-def fstab_line(server: str, export_dir: str, mount_point: str) -> str:
+def fstab_line(server: str, export_dir: str, mount_point: str,
+               options: str = MOUNT_OPTIONS) -> str:
     return render("machine/fstab.j2", {"server": server, "export": export_dir,
                                        "mount_point": mount_point,
-                                       "options": MOUNT_OPTIONS}).rstrip("\n")
+                                       "options": options}).rstrip("\n")
+
+
+def export_source(t: Target) -> tuple[str, str, str]:
+    """(NFS server as fstab writes it, export folder, ``server:/folder``)."""
+    server = nfs_server(t.inv.nas_address(t.smep.machine))
+    export_dir = t.inv.export_dir(t.smep.machine, t.smep.env)
+    return server, export_dir, f"{server}:{export_dir}"
+
+
+def recorded(path: str, content: bytes, mount_point: str) -> Edited:
+    """The SHA-256 of ``content``, the bytes tinsnip writes to ``path`` on the mount, recorded
+    where only root writes (:func:`~tinsnip_tasks.ops.gate.sums_file`): the seed sources
+    ``path`` only when it still holds exactly these bytes."""
+    return Edited(sums_file(mount_point), with_digest(path, hashlib.sha256(content).hexdigest()),
+                  f"SHA-256 of {path}", hidden=True)
+
+
+def _moved(old: str, new: str, line: str, old_line: str):
+    """The fstab edit of the move behind the gate: tinsnip's old line for ``old`` goes, the
+    line for ``new`` is set."""
+    drop, put = drop_ours(field_is(1, old), also=(old_line,)), set_line(field_is(1, new), line)
+    return lambda text: put(drop(text))
 
 
 @step("machine.mount")
 def mount(t: Target) -> list:
-    """The export's fstab line and the mount at ``/mnt/{machine}-{env}``."""
-    smep, server = t.smep, nfs_server(t.inv.nas_address(t.smep.machine))
-    export_dir = t.inv.export_dir(smep.machine, smep.env)
-    source = f"{server}:{export_dir}"
+    """The export's fstab line and its mount behind the gate, ``/mnt/{machine}-{env}`` a link
+    to it; a host with the export still mounted directly on ``/mnt/{machine}-{env}`` is
+    converted (its daemon and containers stopped once, see
+    :class:`~tinsnip_tasks.ops.gate.DaemonOffOldMount`)."""
+    smep = t.smep
+    server, export_dir, source = export_source(t)
+    where = nfs_dir(smep.mount_point)
+    line = fstab_line(server, export_dir, where)
+    old_line = fstab_line(server, export_dir, smep.mount_point, OLD_MOUNT_OPTIONS)
     return [
-        Directory(smep.mount_point),
-        Edited("/etc/fstab", set_line(field_is(1, smep.mount_point),
-                                      fstab_line(server, export_dir, smep.mount_point)),
-               f"fstab line for {smep.mount_point}"),
-        Mounted(smep.mount_point, source),
+        Directory(GATE_ROOT, uid=0, gid=0, mode=0o755),
+        Directory(gate_dir(smep.mount_point), uid=0, gid=smep.uid, mode=GATE_MODE),
+        Directory(where),
+        DaemonOffOldMount(smep.user, smep.uid, smep.mount_point),
+        Edited("/etc/fstab", _moved(smep.mount_point, where, line, old_line),
+               f"fstab line for {where}", after=(SYSTEMD_RELOAD,)),
+        Mounted(where, source),
+        GateLink(smep.mount_point, where),
     ]
 
 
@@ -102,13 +143,16 @@ def machine_env_text(smep: Smep) -> str:
 
 @step("machine.env", needs=("machine.mount",))
 def machine_env(t: Target) -> list:
-    """machine.env on the NFS mount, written by the machine user: on the mount every local user
-    acts as the export's anonymous UID (all_squash), so root never writes there."""
+    """machine.env on the NFS mount, written by the machine user (root never writes on a mount
+    the machine user can change). Its SHA-256 is recorded where only root writes: the seed
+    sources it only as written."""
     smep = t.smep
     d = f"{smep.mount_point}/.machine"
+    text = machine_env_text(smep).encode()
     return [Directory(d, mode=0o750, owner=smep.uid),
-            File(f"{d}/machine.env", machine_env_text(smep).encode(), mode=0o640,
-                 owner=smep.uid)]  # numbers and paths, no secret: its diff shows them
+            File(f"{d}/machine.env", text, mode=0o640,
+                 owner=smep.uid),  # numbers and paths, no secret: its diff shows them
+            recorded(f"{d}/machine.env", text, smep.mount_point)]
 
 
 #: machine.setup: the seed's order.
@@ -139,17 +183,28 @@ def forwards_removed(t: Target) -> list:
 
 @step("machine.mount", needs=("machine.forwards",))
 def unmounted(t: Target) -> list:
-    """The mount gone and its fstab line with it."""
+    """The mount gone (behind the gate, and the old one on /mnt/M-E of a host never converted),
+    the link, the gate with its digests, and the fstab lines."""
     smep = t.smep
-    return [Unmounted(smep.mount_point),
-            Edited("/etc/fstab", drop_lines(field_is(1, smep.mount_point)),
-                   f"no fstab line for {smep.mount_point}")]
+    where = nfs_dir(smep.mount_point)
+    return [Unmounted(where), Unmounted(smep.mount_point),
+            Edited("/etc/fstab", lambda text: drop_lines(field_is(1, where))(
+                drop_lines(field_is(1, smep.mount_point))(text)),
+                   f"no fstab line for {smep.mount_point} or {where}", after=(SYSTEMD_RELOAD,)),
+            Absent(gate_dir(smep.mount_point))]
 
 
-@step("machine.user", needs=("machine.mount",))
+@step("machine.unshared", needs=("machine.mount",))
+def nowhere_mounted(t: Target) -> list:
+    """The export mounted in no mount namespace left on the host."""
+    return [NowhereMounted(export_source(t)[2])]
+
+
+@step("machine.user", needs=("machine.unshared",))
 def user_removed(t: Target) -> list:
     """No machine user, group or home."""
     return [UserAbsent(t.smep.user, t.smep.uid, home(t.smep))]
 
 
-TEARDOWN = (containers_down, docker_stopped, forwards_removed, unmounted, user_removed)
+TEARDOWN = (containers_down, docker_stopped, forwards_removed, unmounted, nowhere_mounted,
+            user_removed)

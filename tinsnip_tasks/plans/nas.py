@@ -4,7 +4,6 @@ from __future__ import annotations
 import ipaddress
 
 from ..core.render import render
-from ..core.smep import Smep
 from ..ops.resources import Absent, Directory, Edited, drop_lines, field_is, set_line
 from . import Target, step
 from .registry import station_registry

@@ -20,9 +20,9 @@ from ..core import images as img
 from ..ops.docker import ComposeDown, ComposeUp, ContextTree, DockerImage, ImagesPulled
 from ..ops.forward import Forward
 from ..ops import health
-from ..ops.resources import Absent, Directory, File
+from ..ops.resources import Absent, Directory, File, as_uid
 from . import Target, preflight, secrets, step
-from .machine import home, machine_env_text
+from .machine import home, machine_env_text, recorded
 
 DATA_FOLDERS = ("data", "state", "config")
 
@@ -238,7 +238,8 @@ def files(t: Target) -> list:
     out += [File(f"{d}/docker-compose.yml", compose.encode(), mode=0o640, owner=u,
                  holds_secret=t.rendered.compose_secret),
             File(f"{d}/.env", env.encode(), mode=0o600, secret=True, owner=u,
-                 public=t.rendered.public)]
+                 public=t.rendered.public),
+            recorded(f"{d}/.env", env.encode(), smep.mount_point)]
     return out
 
 
@@ -297,7 +298,7 @@ def check(h: Host, target: Target) -> None:
     if h.conn is None:
         h.note("service.check", "unchecked", "host not reachable; would run docker compose config")
         return
-    exists = h.execute(f"[ -f {q(d + '/docker-compose.yml')} ] && echo yes || true",
+    exists = h.execute(as_uid(smep.uid, f"[ -f {q(d + '/docker-compose.yml')} ] && echo yes || true"),
                        step="service.check", show=f"look for {d}/docker-compose.yml").stdout.strip()
     if exists != "yes":  # a dry run before the first deploy: nothing to check on the host yet
         h.note("service.check", "unchecked", f"{d} not written yet; checked at deploy")

@@ -8,6 +8,8 @@ from ..ops.base import MARK, Host, q, split_facts
 from ..ops.forward import LIST_COMMAND, parse_rules
 from ..ops.docker import (STAMP, compose_pattern, docker_host, newer, registry_query,
                           running_script)
+from ..ops.gate import GATE_MODE, gate_dir, nfs_dir, sums_file
+from ..ops.resources import as_uid
 from ..core import images as img
 from .machine import home
 
@@ -18,7 +20,8 @@ ITEMS = (
     ("writable", "NFS-backed paths are writable (by the user and inside containers)"),
     ("ports", "published ports are bound and within the allocated ten"),
     ("restarting", "no container is restarting or crash-looping"),
-    ("mount", "the NFS export is mounted"),
+    ("mount", "the NFS export is mounted (nosuid,nodev)"),
+    ("gate", "only the machine user and root can reach the mount"),
     ("docker_host", "DOCKER_HOST in machine.env names the user's own socket"),
     ("xdg", "no XDG_DATA/CONFIG/STATE_HOME in the daemon's environment"),
     # only where PID 1 is systemd: the seed's history of the rootless daemon as a user unit
@@ -36,39 +39,56 @@ IMAGE_FORMAT = ("{{.Name}} {{.Config.Image}} {{.Image}} "
                 "{{.State.StartedAt}} "
                 '{{with index .Config.Labels "com.docker.compose.project"}}{{.}}{{else}}-{{end}}')
 XDG_KEPT_AWAY = ("XDG_DATA_HOME", "XDG_CONFIG_HOME", "XDG_STATE_HOME")
+#: a UID and GID no machine-environment has (``nobody``'s): whoever it is must not pass the gate
+OUTSIDER = 65534
+
+
+def user_script(smep: Smep) -> str:
+    """The part read on the mount and in the user's home: a bash script run as the machine
+    user (root reads nothing there by path), ``$1`` the mount point."""
+    compose = compose_pattern('"$1"', '"${dir%/}"', "config -q", words=True,
+                              sums=sums_file(smep.mount_point))
+    wants = q(f"{home(smep)}/.config/systemd/user/default.target.wants/docker.service")
+    return f"""
+echo "@dockerhost $(sed -n 's/^DOCKER_HOST=//p' "$1"/.machine/machine.env 2>/dev/null | tail -n 1)"
+[ -L {wants} ] && echo "@enabled 1" || echo "@enabled 0"
+for dir in "$1"/service/*/; do
+  [ -f "$dir/docker-compose.yml" ] || continue
+  err=$( ( {compose} ) 2>&1 >/dev/null); rc=$?
+  printf '@compose\\t%s\\t%s\\t%s\\n' "$(basename "$dir")" "$rc" "$(echo "$err" | tr '\\n\\t' '  ')"
+  printf '@deployed\\t%s\\t%s\\n' "$(basename "$dir")" "$(stat -c %Y "$dir/{STAMP}" 2>/dev/null || echo 0)"
+done
+for f in state data config; do
+  if touch "$1/$f/.tinsnip-probe" 2>/dev/null && rm -f "$1/$f/.tinsnip-probe"
+  then echo "@write user:$f 0"; else echo "@write user:$f 1"; fi
+done
+"""
 
 
 def script(smep: Smep) -> str:
     """A POSIX shell script, run as root on the machine host, printing ``@kind ...`` lines."""
     u, mp = q(smep.user), q(smep.mount_point)
     d = f"sudo -u {u} env DOCKER_HOST={q(docker_host(smep.uid))} docker"
-    compose = compose_pattern('"$1"', '"$2"', "config -q", words=True)
-    wants = q(f"{home(smep)}/.config/systemd/user/default.target.wants/docker.service")
     xdg = "|".join(XDG_KEPT_AWAY)
+    gate, where = q(gate_dir(smep.mount_point)), q(nfs_dir(smep.mount_point))
+    outsider = as_uid(OUTSIDER, f"cd {mp}")
     return f"""
 if ! id -u {u} >/dev/null 2>&1; then echo "@nouser"; else
 init=$(cat /proc/1/comm); echo "@init $init"
-echo "@mount $(awk -v m={mp} '$2 == m {{print $1, $3}}' /proc/mounts | tail -n 1)"
-echo "@dockerhost $(sed -n 's/^DOCKER_HOST=//p' {mp}/.machine/machine.env 2>/dev/null | tail -n 1)"
+echo "@mount $(awk -v m={where} '$2 == m {{print $1, $3, $4}}' /proc/mounts | tail -n 1)"
+echo "@oldmount $(awk -v m={mp} '$2 == m {{print $1}}' /proc/mounts | tail -n 1)"
+echo "@gate $(stat -c '%u %g %a %F' {gate} 2>/dev/null | tr ' ' _)"
+if [ -L {mp} ]; then echo "@link $(readlink {mp})"; else echo "@link"; fi
+{outsider} 2>/dev/null && echo "@outsider open" || echo "@outsider closed"
 if [ "$init" = systemd ]; then
   [ -e /var/lib/systemd/linger/{u} ] && echo "@linger 1" || echo "@linger 0"
-  [ -L {wants} ] && echo "@enabled 1" || echo "@enabled 0"
 fi
+sudo -u {u} bash -c {q(user_script(smep))} _ {mp}
 for pid in $(pgrep -u {smep.uid} -x dockerd); do
   echo "@dockerd $pid $(sed -n 's/^[0-9]*:name=systemd://p; s/^0:://p' /proc/$pid/cgroup | head -n 1)"
   echo "@daemonenv $pid $(tr '\\0' '\\n' < /proc/$pid/environ | grep -E '^({xdg})=' | tr '\\n' ' ')"
 done
 v=$({d} version --format '{{{{.Server.Version}}}}' 2>&1); echo "@daemon $? $(echo $v | tr '\\n' ' ')"
-for dir in {mp}/service/*/; do
-  [ -f "$dir/docker-compose.yml" ] || continue
-  err=$(sudo -u {u} bash -c {q(compose)} _ {mp} "${{dir%/}}" 2>&1 >/dev/null); rc=$?
-  printf '@compose\\t%s\\t%s\\t%s\\n' "$(basename "$dir")" "$rc" "$(echo "$err" | tr '\\n\\t' '  ')"
-  printf '@deployed\\t%s\\t%s\\n' "$(basename "$dir")" "$(stat -c %Y "$dir/{STAMP}" 2>/dev/null || echo 0)"
-done
-for f in state data config; do
-  if sudo -u {u} sh -c "touch {mp}/$f/.tinsnip-probe && rm -f {mp}/$f/.tinsnip-probe" 2>/dev/null
-  then echo "@write user:$f 0"; else echo "@write user:$f 1"; fi
-done
 for c in $({d} ps -aq 2>/dev/null); do
   # a container removed meanwhile is skipped, not reported half
   st=$({d} inspect -f '{{{{.Name}}}} {{{{.State.Status}}}} {{{{.RestartCount}}}}' $c 2>/dev/null) || continue
@@ -95,7 +115,8 @@ def parse(out: str) -> dict:
     facts = {"daemon": None, "compose": [], "write": [], "container": [], "env": [],
              "port": [], "listen": set(), "init": "", "mount": None, "dockerhost": "",
              "linger": None, "enabled": None, "dockerd": [], "daemonenv": {}, "image": [],
-             "deployed": {}, "nouser": False}
+             "deployed": {}, "nouser": False,
+             "options": [], "oldmount": "", "gate": None, "link": "", "outsider": ""}
     for line in out.splitlines():
         if line.startswith("@compose\t"):  # tab-separated: a folder name may hold spaces
             _, name, rc, err = (line.split("\t", 3) + [""])[:4]
@@ -128,7 +149,12 @@ def parse(out: str) -> dict:
         elif kind in ("init", "dockerhost"):
             facts[kind] = rest.strip()
         elif kind == "mount":
-            facts["mount"] = tuple(parts) if len(parts) == 2 else None
+            facts["mount"] = tuple(parts[:2]) if len(parts) >= 2 else None
+            facts["options"] = parts[2].split(",") if len(parts) > 2 else []
+        elif kind in ("oldmount", "link", "outsider"):
+            facts[kind] = rest.strip()
+        elif kind == "gate":
+            facts["gate"] = tuple(rest.strip().split("_", 3)) if rest.strip() else None
         elif kind in ("linger", "enabled") and parts:
             facts[kind] = parts[0] == "1"
         elif kind == "dockerd" and parts:
@@ -185,13 +211,20 @@ def _host_items(facts: dict, smep: Smep, program: str = "tinsnip") -> list[tuple
     task = f"--machine {m} --env {e}"
     systemctl = f"systemctl --user -M {u}@"
     out = []
-    mount = facts["mount"]
+    mount, where = facts["mount"], nfs_dir(smep.mount_point)
     fs_ok = bool(mount) and mount[1] in ("nfs", "nfs4", "fuse.nfs")
-    out.append(("mount", fs_ok,
-                f"{mount[0]} ({mount[1]}) on {smep.mount_point}" if fs_ok else
-                (f"{smep.mount_point} has {mount[0]} ({mount[1]}), not the NFS export" if mount
-                 else f"nothing is mounted on {smep.mount_point}")
-                + ("" if fs_ok else f": run `{program} machine.mount {task}` (or `mount {smep.mount_point}`)")))
+    unsafe = [o for o in ("nosuid", "nodev") if o not in facts["options"]]
+    if fs_ok and not unsafe:
+        detail = f"{mount[0]} ({mount[1]}, nosuid,nodev) on {where}"
+    elif fs_ok:
+        detail = (f"{mount[0]} ({mount[1]}) on {where} is mounted without "
+                  f"{' and '.join(unsafe)}: run `umount {where}` and `{program} machine.mount {task}`")
+    else:
+        detail = ((f"{where} has {mount[0]} ({mount[1]}), not the NFS export" if mount
+                   else f"nothing is mounted on {smep.mount_point}")
+                  + f": run `{program} machine.mount {task}` (or `mount {where}`)")
+    out.append(("mount", fs_ok and not unsafe, detail))
+    out.append(_gate_item(facts, smep, task, program))
     want = docker_host(smep.uid)
     got = facts["dockerhost"]
     out.append(("docker_host", got == want,
@@ -228,15 +261,44 @@ def _host_items(facts: dict, smep: Smep, program: str = "tinsnip") -> list[tuple
     return out
 
 
+def _gate_item(facts: dict, smep: Smep, task: str,
+               program: str = "tinsnip") -> tuple[str, bool, str]:
+    """The gate: its folder root's with the user's group and mode 0710, ``/mnt/M-E`` a link to
+    the mount behind it, nothing mounted the old way, and an outsider (UID 65534) refused."""
+    gate, where = gate_dir(smep.mount_point), nfs_dir(smep.mount_point)
+    want = ("0", str(smep.uid), f"{GATE_MODE:o}", "directory")
+    wrong = []
+    if facts["oldmount"]:
+        wrong.append(f"{facts['oldmount']} is still mounted directly on {smep.mount_point}, "
+                     "where every local user reaches it")
+    if facts["gate"] != want:
+        got = ("missing" if not facts["gate"] else
+               "owner {}:{}, mode {}, a {}".format(*facts["gate"]) if len(facts["gate"]) == 4
+               else " ".join(facts["gate"]))
+        wrong.append(f"{gate} is {got}, not a folder of 0:{smep.uid} with mode {GATE_MODE:04o}")
+    if facts["link"] != where:
+        wrong.append(f"{smep.mount_point} is " + (f"a link to {facts['link']}" if facts["link"]
+                                                  else "not a link") + f", not a link to {where}")
+    if facts["outsider"] != "closed":
+        wrong.append(f"UID {OUTSIDER} can enter {smep.mount_point}")
+    if wrong:
+        return ("gate", False, "; ".join(wrong) + f": run `{program} machine.setup {task}` (it "
+                "converts a host set up before the gate)")
+    return ("gate", True, f"{smep.mount_point} -> {where}, behind {gate} (0:{smep.uid} "
+                          f"{GATE_MODE:04o}); UID {OUTSIDER} refused")
+
+
 def images_script(smep: Smep) -> str:
-    """Per container of each deployed service: ``@digest PROJECT SERVICE REF ID DIGEST...`` and,
+    """Per container of each Compose project of the user's daemon: ``@digest PROJECT SERVICE REF
+    ID DIGEST...`` and,
     for an image from a registry, ``@registry PROJECT SERVICE ANSWER``: the digest the registry
     serves for its tag now, asked through the daemon without pulling."""
     d = f"sudo -u {q(smep.user)} env DOCKER_HOST={q(docker_host(smep.uid))} docker"
     ask = registry_query(smep.user, smep.uid, '"$r"')
     running = running_script('"$p"', d)
-    return (f"for dir in {q(smep.mount_point)}/service/*/; do "
-            f"[ -f \"$dir/docker-compose.yml\" ] || continue; p=$(basename \"$dir\"); "
+    # the projects are asked of the user's daemon: root lists nothing on the user's mount
+    projects = f"{d} ps -a --format '{{{{.Label \"com.docker.compose.project\"}}}}' 2>/dev/null | sort -u"
+    return (f"for p in $(cd / && {projects}); do "
             f"{{ {running}; }} | while read -r kind s r i rest; do "
             f"echo \"@digest $p $s $r $i $rest\"; "
             f"[ -n \"$rest\" ] && echo \"@registry $p $s $({ask})\"; done; done; true")
