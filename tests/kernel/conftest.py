@@ -60,14 +60,14 @@ class Env:
         self.unit = f"/home/{self.user}/.config/systemd/user/docker.service"
         self.systemctl = f"systemctl --user -M {self.user}@"
 
-    def docker(self, lab, command):
-        return lab.run(HOST, f"sudo -u {self.user} env DOCKER_HOST=unix:///run/user/{self.uid}"
+    def docker(self, hosts, command):
+        return hosts.run(HOST, f"sudo -u {self.user} env DOCKER_HOST=unix:///run/user/{self.uid}"
                              f"/docker.sock docker {command}", warn=True, timeout=300)
 
 
-def fstab_entry(lab, env):
+def fstab_entry(hosts, env):
     """The fields of the /etc/fstab line tinsnip wrote for ``env``'s mount point."""
-    for line in lab.read(HOST, "/etc/fstab").splitlines():
+    for line in hosts.read(HOST, "/etc/fstab").splitlines():
         fields = line.split()
         if len(fields) == 6 and fields[1] == env.mount:
             return fields
@@ -147,36 +147,36 @@ def prod(site):
     return Env(site, "prod")
 
 
-def import_base_image(lab, env):
+def import_base_image(hosts, env):
     """The Debian+python3 base image of the uv example, imported as the machine user."""
-    lab.connection(HOST).put(str(pybase.tarball()), "/tmp/pybase.tar.gz")
-    lab.run(HOST, "chmod 644 /tmp/pybase.tar.gz")
-    assert env.docker(lab, f"import /tmp/pybase.tar.gz {pybase.IMAGE}").ok
-    lab.run(HOST, "rm -f /tmp/pybase.tar.gz")
+    hosts.connection(HOST).put(str(pybase.tarball()), "/tmp/pybase.tar.gz")
+    hosts.run(HOST, "chmod 644 /tmp/pybase.tar.gz")
+    assert env.docker(hosts, f"import /tmp/pybase.tar.gz {pybase.IMAGE}").ok
+    hosts.run(HOST, "rm -f /tmp/pybase.tar.gz")
 
 
-def set_up(lab, cli, env, services=("hello",)):
+def set_up(hosts, cli, env, services=("hello",)):
     """nas.setup, machine.setup and service.deploy of ``services`` for ``env``; the runs."""
     runs = [timed(f"nas.setup {env.env}", cli.inv, "nas.setup", *env.args),
             timed(f"machine.setup {env.env} (first run)", cli.inv, "machine.setup", *env.args)]
     for service in services:
-        runs.append(deploy(lab, cli, env, service, "first run"))
+        runs.append(deploy(hosts, cli, env, service, "first run"))
     return runs
 
 
-def deploy(lab, cli, env, service, label):
+def deploy(hosts, cli, env, service, label):
     """service.deploy of ``service``, timed; the uv example with its base image and a longer
     command timeout (its build runs Python under emulation)."""
     extra = ()
     if service == "pyhello":
-        import_base_image(lab, env)
+        import_base_image(hosts, env)
         extra = ("-T", "1800")
     return timed(f"service.deploy {env.env} {service} ({label})", cli.inv, *extra,
                  "service.deploy", *env.args, "--service", service)
 
 
 @pytest.fixture(scope="session")
-def deployed(kernel_lab, kcli, prod):
+def deployed(kernel_lab, kcli, prod):  # noqa: F811 (the fixture)
     """gazette prod on homelab4 against ds920: station, NAS, machine, hello and counter."""
     kcli.inv("nas.station", "--sheet", "dynamicalsystem")
     return set_up(kernel_lab, kcli, prod, services=("hello", "counter"))

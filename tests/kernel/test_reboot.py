@@ -100,7 +100,7 @@ def test_status_names_the_missing_mount(kernel_lab, kcli, prod, nas_came_back_la
     assert mount_of(kernel_lab, prod) == []  # nothing retries a failed mount by itself
     p, items = status(kcli, prod)
     assert p.returncode == 1 and items["mount"][0] == "failed", p.stdout
-    assert f"inv machine.mount --machine gazette --env prod" in items["mount"][1]
+    assert "inv machine.mount --machine gazette --env prod" in items["mount"][1]
 
 
 def test_one_machine_setup_brings_back_mount_and_service(kernel_lab, kcli, prod,
