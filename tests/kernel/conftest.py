@@ -65,11 +65,17 @@ class Env:
                              f"/docker.sock docker {command}", warn=True, timeout=300)
 
 
+def real_mount(hosts, env):
+    """Where ``env``'s export is mounted (``/mnt/M-E`` may be a link to it)."""
+    return hosts.run(HOST, f"readlink -f {env.mount}").stdout.strip()
+
+
 def fstab_entry(hosts, env):
-    """The fields of the /etc/fstab line tinsnip wrote for ``env``'s mount point."""
+    """The fields of the /etc/fstab line tinsnip wrote for ``env``'s mount."""
+    where = real_mount(hosts, env)
     for line in hosts.read(HOST, "/etc/fstab").splitlines():
         fields = line.split()
-        if len(fields) == 6 and fields[1] == env.mount:
+        if len(fields) == 6 and fields[1] == where:
             return fields
     raise AssertionError(f"no fstab line for {env.mount}")
 

@@ -13,7 +13,7 @@ import pytest
 
 from tinsnip_lab.testing import FIGURES
 
-from .conftest import HOST, NAS, changed, fstab_entry, http, status, steps
+from .conftest import HOST, NAS, changed, fstab_entry, http, real_mount, status, steps
 
 
 def boot_id(lab, host):
@@ -38,7 +38,8 @@ def starts(lab, env, wait=180):
 
 
 def mount_of(lab, env):
-    return lab.run(HOST, f"awk '$2 == \"{env.mount}\" {{print $1, $3}}' /proc/mounts").stdout.split()
+    where = real_mount(lab, env)
+    return lab.run(HOST, f"awk '$2 == \"{where}\" {{print $1, $3}}' /proc/mounts").stdout.split()
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +83,8 @@ def nas_came_back_last(kernel_lab, kcli, prod, rebooted):
     lab_task(kernel_lab, kcli, "lab.boot", HOST)
     down = {"mount": mount_of(kernel_lab, prod),
             "unit": kernel_lab.run(HOST, f"systemctl is-failed $(systemd-escape -p "
-                                         f"--suffix=mount {prod.mount})", warn=True).stdout,
+                                         f"--suffix=mount {real_mount(kernel_lab, prod)})",
+                                   warn=True).stdout,
             "daemon": kernel_lab.run(HOST, f"{prod.systemctl} is-active docker.service",
                                      warn=True).stdout.strip(), "starts": count}
     lab_task(kernel_lab, kcli, "lab.boot", NAS)
