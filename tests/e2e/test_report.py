@@ -86,6 +86,7 @@ def test_the_report_loads_in_chromium_with_every_env_and_the_failure_marked(lab,
     assert envs["north-prod"]["uid"] == 61100 and envs["north-prod"]["ports"] == [61100, 61109]
     hello = next(s for s in envs["north-prod"]["services"] if s["name"] == "hello")
     assert hello["deployed"] and hello["containers"][0]["image_id"].startswith("sha256:")
+    assert hello["digest"].startswith("sha256:")  # pulled through the lab registry's mirror
     homelab1 = next(h for h in report["hosts"] if h["host"] == "homelab1")
     assert {"port": 8088, "to": 61100, "owner": "north-prod:hello"} in homelab1["forwards"]
 
@@ -100,6 +101,8 @@ def test_the_report_loads_in_chromium_with_every_env_and_the_failure_marked(lab,
               if t == "li" and a.get("data-status") == "failed"}
     # a stopped container has no environment to read and no path to write
     assert failed == {(BROKEN, "environment"), (BROKEN, "writable")}, failed
+    assert ("td", {"class": "digest"}) in dom.elements  # the digest column is on the page
+    assert hello["digest"][:19] in dump.stdout
     cells = {a["data-env"]: a["class"] for t, a in dom.elements if t == "td" and "data-env" in a}
     assert cells[BROKEN] == "failed" and cells["north-test"] == "ok"
     assert cells["east-prod"] == "free" and cells["station-prod"] == "station"

@@ -171,3 +171,22 @@ def test_an_unreachable_host_and_an_env_without_numbers_are_shown_unchecked(inv)
     page = report.html(data)
     assert 'data-env="lldap-prod" data-state="unchecked"' in page
     assert "unreachable: homelab2" in page
+
+
+def test_the_digest_each_service_runs_and_a_newer_one_come_from_the_image_lines(inv):
+    envs, g = results(inv)
+    running, newer = "sha256:" + "11" * 32, "sha256:" + "22" * 32
+    found = status.parse_images(
+        f"@digest hello web busybox:1.36 sha256:{'ab' * 32} busybox@{running}\n"
+        f'@registry hello web {{"Descriptor": {{"digest": "{newer}"}}}}\n')
+    g["homelab1"].steps.append(StepResult("status.image", "ok", "gazette-prod", "image: ...",
+                                          data=status.image_data(found)))
+    data = report.build(inv, envs, g, now=0)
+    gp = next(e for h in data["hosts"] for e in h["envs"] if e["name"] == "gazette-prod")
+    hello = next(s for s in gp["services"] if s["name"] == "hello")
+    assert hello["digest"] == running and hello["newer"] == newer
+    assert hello["containers"][0]["digest"] == running
+    gt = next(e for h in data["hosts"] for e in h["envs"] if e["name"] == "gazette-test")
+    assert next(s for s in gt["services"] if s["name"] == "hello")["digest"] == ""
+    page = report.html(data)
+    assert running[:19] in page and "newer available" in page

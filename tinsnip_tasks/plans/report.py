@@ -53,6 +53,8 @@ def _services(inv: Inventory, machine: str, found: dict) -> list[dict]:
 
     containers = found.get("containers", [])
     deployed = found.get("deployed", {})
+    # what status.image found: the digest each container's image has, and a newer one
+    digests = {(i["project"], i["id"]): i for i in found.get("images", [])}
     names = list(inv.machine(machine).services)
     names += [p for p in dict.fromkeys(c["project"] for c in containers) if p not in names]
     names += [p for p in deployed if p not in names]
@@ -63,6 +65,7 @@ def _services(inv: Inventory, machine: str, found: dict) -> list[dict]:
         if name in inv.machine(machine).services:
             image = service_entry(inv, machine, name).image
         health = sorted({c["health"] for c in mine if c["health"] != "none"})
+        known = [digests.get((name, c["image_id"]), {}) for c in mine]
         states = sorted({c["state"] for c in mine})
         out.append({
             "name": name,
@@ -71,10 +74,13 @@ def _services(inv: Inventory, machine: str, found: dict) -> list[dict]:
             "deployed": when(deployed.get(name, 0)),
             "state": ", ".join(states) or ("not deployed" if name not in deployed else "no containers"),
             "health": ", ".join(health) or ("no healthcheck" if mine else ""),
+            "digest": ", ".join(sorted({k["digest"] for k in known if k.get("digest")})),
+            "newer": ", ".join(sorted({k["newer"] for k in known if k.get("newer")})),
             "containers": [{"name": c["name"], "image": c["image"], "image_id": c["image_id"],
+                            "digest": k.get("digest", ""), "newer": k.get("newer", ""),
                             "health": c["health"], "state": c["state"],
                             "restarts": c["restarts"], "started": started(c["started"])}
-                           for c in mine],
+                           for c, k in zip(mine, known)],
         })
     return out
 

@@ -323,6 +323,14 @@ def parse_images(out: str) -> list[dict]:
     return list(found.values())
 
 
+def image_data(images: list[dict]) -> dict:
+    """:func:`parse_images`' findings as the data of the ``status.image`` lines (what the site
+    report shows): per container image, the digest it runs and a newer one the registry has."""
+    return {"images": [{"project": f["project"], "service": f["service"], "ref": f["ref"],
+                        "id": f["id"], "digest": f["digests"][0] if f["digests"] else "",
+                        "newer": f["remote"] if newer(f) else ""} for f in images]}
+
+
 def image_lines(images: list[dict], smep: Smep, program: str = "tinsnip") -> list[str]:
     """One line per running service: its image, the digest it runs, and whether the registry
     has a newer one for its tag."""
@@ -365,8 +373,10 @@ def check(h: Host, targets: list, program: str = "tinsnip") -> None:
             for item, passed, detail in evaluate(found, t.smep, program):
                 h.note(f"status.{item}", "ok" if passed else "failed", f"{titles[item]}: {detail}",
                        label=t.scope, data=containers(found) if item == "restarting" else None)
-            for line in image_lines(parse_images(chunk), t.smep, program):
-                h.note("status.image", "ok", f"image: {line}", label=t.scope)
+            images = parse_images(chunk)
+            data = image_data(images)
+            for line in image_lines(images, t.smep, program):
+                h.note("status.image", "ok", f"image: {line}", label=t.scope, data=data)
         rules = [r for r in parse_rules(chunks[-1]) if r["chain"] == "PREROUTING"]
         h.note("status.forwards", "ok", "standard ports forwarded on this host: " + (", ".join(
             f"{r['port']} -> {r['to']} ({r['owner']})" for r in rules) or "none"),
