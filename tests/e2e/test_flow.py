@@ -167,6 +167,30 @@ def test_stopped_container_fails_status_and_deploy_restarts_it(lab, cli, first_r
     assert "hello from gazette-prod" in http(lab, "homelab1", 10100)
 
 
+def test_a_project_started_by_hand_with_another_file_is_put_back(lab, cli, first_run):
+    """The seed's "remove env_file" mistake made by hand: the compose file edited and started
+    again by the user. The next deploy writes the file back and starts the project again, so
+    the container runs the configuration the deploy recorded."""
+    svc = "/mnt/gazette-prod/service/hello"
+    hashes = ("sudo -u gazette-prod env DOCKER_HOST=unix:///run/user/10100/docker.sock docker "
+              "inspect -f '{{index .Config.Labels \"com.docker.compose.config-hash\"}}' "
+              "hello-hello-1")
+    before = lab.run("homelab1", f"cd / && {hashes}").stdout.strip()
+    assert f"hash hello {before}" in lab.read("homelab1", f"{svc}/.tinsnip-deployed")
+    lab.run("homelab1", f"cd {svc} && sudo -u gazette-prod sed -i '/env_file:/,/- .env/d' "
+                        "docker-compose.yml && sudo -u gazette-prod bash -c 'set -a; "
+                        ". /mnt/gazette-prod/.machine/machine.env; . ./.env; set +a; "
+                        "docker compose up -d'")
+    assert lab.run("homelab1", f"cd / && {hashes}").stdout.strip() != before
+    p = cli.inv("service.deploy", *GP, "--service", "hello")
+    assert "service.files        changed" in p.stdout
+    assert "service.up           changed" in p.stdout and "started by hand" in p.stdout
+    assert lab.run("homelab1", f"cd / && {hashes}").stdout.strip() == before
+    assert cli.inv("machine.status", *GP).returncode == 0
+    again = cli.inv("service.deploy", *GP, "--service", "hello")
+    assert again.summaries["homelab1"]["changed"] == 0
+
+
 def test_failure_halfway_then_the_next_run_finishes(lab, cli, first_run):
     """A step that fails stops the run with a non-zero exit; fixed, the next run completes."""
     env = "/mnt/gazette-prod/.machine/machine.env"

@@ -202,7 +202,8 @@ def test_the_stamp_records_image_digests():
     s = parse_stamp(STAMP)
     assert s["files"] == "abc" and s["images"] == {"busybox:1.36": ID}
     assert s["services"]["hello"] == {"ref": "busybox:1.36", "id": ID, "digests": [f"busybox@{OLD}"]}
-    assert parse_stamp("abc\n") == {"files": "abc", "images": {}, "services": {}}
+    assert parse_stamp("abc\n") == {"files": "abc", "images": {}, "services": {}, "hashes": {}}
+    assert parse_stamp("abc\nhash hello 1f2e\n")["hashes"] == {"hello": "1f2e"}
 
 
 def _up_fact(stamp, image_id):

@@ -117,7 +117,11 @@ def test_deploy_runs_the_seeds_exact_command():
     ("hello\nworker\n@@stamp\nabc\n@@ps\nhello running", True),
     ("hello\n@@stamp\n@@ps\n", True),
     ("", True),
-], ids=["current", "files-changed", "stopped", "one-service-missing", "never-started", "no-files"])
+    ("hello\n@@stamp\nabc\nhash hello h1\n@@ps\nhello running h1", False),
+    ("hello\n@@stamp\nabc\nhash hello h1\n@@ps\nhello running h2", True),
+    ("hello\n@@stamp\nabc\n@@ps\nhello running h2", False),
+], ids=["current", "files-changed", "stopped", "one-service-missing", "never-started", "no-files",
+        "same-configuration", "started-by-hand-with-another-configuration", "stamp-without-hashes"])
 def test_compose_up_only_when_needed(fact, needs_up):
     up = ComposeUp("u", 1, "/m", "/m/service/s", "s", "abc")
     cmds = up.plan(fact)
@@ -128,6 +132,8 @@ def test_compose_up_only_when_needed(fact, needs_up):
         assert "mktemp .tinsnip-deployed.XXXXXXXXXX" in texts(cmds)[-1]
         assert str(cmds[-1]) == ("as u: record abc and the image digests in "
                                  "/m/service/s/.tinsnip-deployed")
+        # and the configuration each service runs with, to notice a start by hand
+        assert "com.docker.compose.config-hash" in texts(cmds)[-1]
 
 
 def test_stamp_follows_every_file_the_service_starts_from(inv):

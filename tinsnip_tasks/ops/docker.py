@@ -438,15 +438,28 @@ def running_script(project_word: str, docker: str = "docker") -> str:
             f"{_DIGESTS} \"$i\" 2>/dev/null)\"; done; done")
 
 
+def hashes_script(project: str) -> str:
+    """One ``hash SERVICE CONFIG-HASH`` line per running container of the Compose project: the
+    configuration Compose started it with (its ``com.docker.compose.config-hash`` label)."""
+    return (f"docker ps --filter label=com.docker.compose.project={q(project)} "
+            "--filter label=com.docker.compose.oneoff=False --format "
+            "'hash {{.Label \"com.docker.compose.service\"}} "
+            "{{.Label \"com.docker.compose.config-hash\"}}'")
+
+
 def parse_stamp(text: str) -> dict:
     """The deploy stamp: the files' digest (first line), the tracked images' IDs (``image REF
-    ID``) and what each service ran (``service SERVICE REF ID DIGEST...``)."""
+    ID``), what each service ran (``service SERVICE REF ID DIGEST...``) and the configuration
+    each was started with (``hash SERVICE CONFIG-HASH``)."""
     lines = text.splitlines()
-    stamp = {"files": lines[0].strip() if lines else "", "images": {}, "services": {}}
+    stamp = {"files": lines[0].strip() if lines else "", "images": {}, "services": {},
+             "hashes": {}}
     for line in lines[1:]:
         words = line.split()
         if len(words) == 3 and words[0] == "image":
             stamp["images"][words[1]] = words[2]
+        elif len(words) == 3 and words[0] == "hash":
+            stamp["hashes"][words[1]] = words[2]
         elif len(words) >= 4 and words[0] == "service":
             stamp["services"][words[1]] = {"ref": words[2], "id": words[3],
                                            "digests": words[4:]}
@@ -488,7 +501,9 @@ class ComposeUp(Resource):
 
     def fact_command(self):
         ps = (f"docker ps -a --filter label=com.docker.compose.project={q(self.project)} "
-              "--format '{{.Label \"com.docker.compose.service\"}} {{.State}}'")
+              "--filter label=com.docker.compose.oneoff=False --format "
+              "'{{.Label \"com.docker.compose.service\"}} {{.State}} "
+              "{{.Label \"com.docker.compose.config-hash\"}}'")
         ids = "".join(f"echo \"{r} $(docker image inspect -f {_ID} {q(r)} 2>/dev/null)\"; "
                       for r in self.images)
         script = (compose_pattern(self.mount_point, self.service_dir, "config --services")
@@ -497,7 +512,7 @@ class ComposeUp(Resource):
         return f"sudo -u {q(self.user)} bash -c {q(script)}"
 
     def parse(self, out):
-        fact = {"services": [], "stamp": "", "running": set(), "images": {}}
+        fact = {"services": [], "stamp": "", "running": set(), "images": {}, "hashes": {}}
         section, stamp = "services", []
         for line in out.splitlines():
             line = line.strip()
@@ -515,8 +530,10 @@ class ComposeUp(Resource):
                 fact["images"][ref] = image_id.strip()
             else:
                 parts = line.split()
-                if len(parts) == 2 and parts[1] == "running":
+                if len(parts) >= 2 and parts[1] == "running":
                     fact["running"].add(parts[0])
+                    if len(parts) == 3:
+                        fact["hashes"][parts[0]] = parts[2]
         fact["stamp"] = parse_stamp("\n".join(stamp))
         return fact
 
@@ -526,13 +543,22 @@ class ComposeUp(Resource):
         return [r for r in self.images
                 if r in recorded and fact["images"].get(r, "") != recorded[r]]
 
+    def drifted(self, fact) -> list[str]:
+        """Services running with another configuration than the deploy started them with
+        (the project was changed and started again by hand)."""
+        recorded = fact["stamp"].get("hashes", {})
+        return [s for s in fact["services"]
+                if s in recorded and s in fact["hashes"] and fact["hashes"][s] != recorded[s]]
+
     def commands(self, fact):
-        moved = self.moved(fact)
+        moved, drifted = self.moved(fact), self.drifted(fact)
         if (fact["services"] and fact["stamp"]["files"] == self.stamp and not moved
-                and all(s in fact["running"] for s in fact["services"])):
+                and not drifted and all(s in fact["running"] for s in fact["services"])):
             return []
         action = "up -d --build" if self.build else "up -d"
         why = f" (new image: {', '.join(moved)})" if moved else ""
+        why += (f" (started by hand with another configuration: {', '.join(drifted)})"
+                if drifted else "")
         return [Cmd(compose_as(self.user, self.mount_point, self.service_dir, action,
                                build=self.build),
                     f"as {self.user}: docker compose {action} in {self.service_dir}{why}"),
@@ -542,7 +568,8 @@ class ComposeUp(Resource):
         """Write the deploy stamp as the user, through a new temporary file."""
         ids = image_lines(self.images)
         script = (f"cd {q(self.service_dir)} && t=$(mktemp {STAMP}.XXXXXXXXXX) && "
-                  f"{{ {{ echo {q(self.stamp)}; {ids}{running_script(q(self.project))}; }} > \"$t\" "
+                  f"{{ {{ echo {q(self.stamp)}; {ids}{running_script(q(self.project))}; "
+                  f"{hashes_script(self.project)}; }} > \"$t\" "
                   f"&& chmod 640 \"$t\" && mv -fT \"$t\" {STAMP} || {{ rm -f \"$t\"; false; }}; }}")
         return Cmd(as_user(self.user, self.uid, f"sh -c {q(script)}"),
                    f"as {self.user}: record {self.stamp[:12]} and the image digests in "
