@@ -2,10 +2,12 @@
 on a temporary folder. Facts of every step in one command, changes in one more; steps that
 depend on a changed step are read again; failures are labelled with host and step."""
 import json
+from dataclasses import dataclass
 
 from invoke import Context
 
-from tinsnip_tasks.ops.base import Host, Step
+from tinsnip_tasks.errors import ConflictError
+from tinsnip_tasks.ops.base import Host, Resource, Step, q
 from tinsnip_tasks.ops.resources import Directory, Edited, File, set_line, field_is
 from tinsnip_tasks.results import (EXIT_FAILED, EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OK,
                                    EXIT_UNREACHABLE, GroupResult, HostResult, StepResult,
@@ -104,6 +106,45 @@ def test_dry_run_changes_nothing_and_shows_commands_and_diff(tmp_path):
     assert f.read_text() == "keep 1\n" and not (tmp_path / "a").exists()
     first = h.result.steps[0]
     assert "+new 2" in first.diff and any("through a new temporary file" in c for c in first.commands)
+
+
+@dataclass(frozen=True)
+class Made(Resource):
+    """A check that fails while ``path`` is missing (as machine.unshared while the export is
+    mounted): it wants what an earlier step makes."""
+
+    path: str
+
+    def describe(self):
+        return f"{self.path} made"
+
+    def fact_command(self):
+        return f"test -e {q(self.path)} && echo yes || echo no"
+
+    def parse(self, out):
+        return out.strip() == "yes"
+
+    def commands(self, fact):
+        if not fact:
+            raise ConflictError(f"{self.path} is missing")
+        return []
+
+
+def test_a_dry_run_does_not_fail_a_check_the_steps_before_would_satisfy(tmp_path):
+    s = [Step("a", (Directory(f"{tmp_path}/a"),), scope="x"),
+         Step("c", (Made(f"{tmp_path}/a"),), scope="x", needs=("a",))]
+    h = host(dry=True)
+    h.converge(s)
+    assert statuses(h) == [("a", "would change"), ("c", "unchecked")]
+    assert "checked once a has run" in h.result.steps[1].detail and h.result.failed == 0
+    real = host()
+    real.converge(s)
+    assert statuses(real) == [("a", "changed"), ("c", "ok")]
+    # without a step before it that would change, the check fails a dry run too
+    (tmp_path / "a").rmdir()
+    alone = host(dry=True)
+    alone.converge(s[1:])
+    assert statuses(alone) == [("c", "failed")]
 
 
 def test_unreachable_in_a_dry_run_lists_steps_unchecked(tmp_path):

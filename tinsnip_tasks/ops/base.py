@@ -352,11 +352,7 @@ class Host:
                         retry = retry[1:]
                     later = [s for s, _ in retry] + later
             elif now:
-                changed = True
-                for s, todo in now:
-                    self.note(s, "would change", "; ".join(r.describe() for r, _, _ in todo),
-                              commands=[str(c) for _, cmds, _ in todo for c in cmds],
-                              diff="".join(d for _, _, d in todo))
+                changed = True  # each noted "would change" as it was planned (_plan_round)
             if failed is not None:
                 s, e = failed
                 self.fail(s, e)
@@ -371,9 +367,9 @@ class Host:
         for n, s in enumerate(pending):
             step_outs = outs[i:i + len(s.resources)]
             i += len(s.resources)
-            if not self.dry and (any((s.scope, need) in waiting for need in s.needs)
-                                 or any(r.shared_file in edited for r in s.resources
-                                        if r.shared_file)):
+            before = [need for need in s.needs if (s.scope, need) in waiting]
+            if not self.dry and (before or any(r.shared_file in edited for r in s.resources
+                                               if r.shared_file)):
                 waiting.add((s.scope, s.name))
                 later.append(s)
                 continue
@@ -386,6 +382,12 @@ class Host:
                 if todo and s.before is not None:
                     s.before(self)
             except TinsnipError as e:
+                if self.dry and before:
+                    # a dry run reads the host as it is: what this step finds wrong may be what
+                    # the steps it follows would change first
+                    self.note(s, "unchecked", f"checked once {', '.join(before)} has run; "
+                                              f"as the host is now: {e}")
+                    continue
                 return now, later + list(pending[n + 1:]), (s, e)
             except (ValueError, LookupError, UnicodeError) as e:  # output the parser cannot read
                 return now, later + list(pending[n + 1:]), (s, FactError(r.describe(), e))
@@ -393,6 +395,10 @@ class Host:
                 self.note(s, "ok", summarize(s.resources))
                 continue
             now.append((s, todo))
+            if self.dry:
+                self.note(s, "would change", "; ".join(r.describe() for r, _, _ in todo),
+                          commands=[str(c) for _, cmds, _ in todo for c in cmds],
+                          diff="".join(d for _, _, d in todo))
             waiting.add((s.scope, s.name))
             edited.update(r.shared_file for r, _, _ in todo if r.shared_file)
         return now, later, None
