@@ -54,7 +54,8 @@ def test_after_nas_setup_the_hosts_name_each_other_by_address(lab, first):
     exports = lab.read("ds412plus", "/etc/exports").splitlines()
     assert any(l.startswith(f"{NAS_DIR} {lab.ip('homelab1')}(rw,") for l in exports), exports
     fstab = lab.read("homelab1", "/etc/fstab")
-    assert f"{lab.ip('ds412plus')}:{NAS_DIR} /mnt/{MACHINE}-{ENV} nfs " in fstab
+    # the export is mounted behind the gate that /mnt/M-E leads through
+    assert f"{lab.ip('ds412plus')}:{NAS_DIR} /var/lib/tinsnip/{MACHINE}-{ENV}/nfs nfs " in fstab
     status = first.inv("machine.status", *ARGS, check=False)
     mount = [s for h in status.recap["hosts"].values() for s in h["steps"]
              if s["step"] == "status.mount"]
