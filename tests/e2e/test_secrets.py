@@ -2,11 +2,13 @@
 out of compose (as env_file, and through ${...} interpolation) exactly as it went in, both with
 the seed's pattern (bash sources the file first) and with compose alone."""
 import base64
+import hashlib
 import shlex
 
 import pytest
 
 from tinsnip_tasks.core import envfile
+from tinsnip_tasks.ops import gate
 from tinsnip_tasks.ops.docker import as_user, compose_as
 
 HOST, USER, UID, MOUNT = "homelab1", "gazette-prod", 10100, "/mnt/gazette-prod"
@@ -32,6 +34,11 @@ def probe(lab, e2e_cli):
         data = base64.b64encode(text.encode()).decode()
         lab.run(HOST, f"sudo -u {USER} sh -c {shlex.quote(f'mkdir -p {PROBE} && base64 -d > {PROBE}/{name}')}"
                       f" <<< {data}")
+    # the seed's sourcing runs only on files whose digest root recorded, as a deploy does
+    sums = gate.sums_file(MOUNT)
+    text = gate.with_digest(f"{PROBE}/.env", hashlib.sha256(env.encode()).hexdigest())(
+        lab.read(HOST, sums))
+    lab.run(HOST, f"base64 -d > {sums} <<< {base64.b64encode(text.encode()).decode()}")
     yield quotable
     lab.run(HOST, f"rm -rf {PROBE}")
 
