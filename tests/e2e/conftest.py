@@ -76,3 +76,13 @@ def http(lab, host, port, path="/", wait=60):  # noqa: F811 (the lab fixture, pa
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.5)
+
+
+def steps(p, host):
+    """{step: (state, detail)} from a task's report lines for ``host``."""
+    out = {}
+    for line in p.stdout.splitlines():
+        fields = line.split(None, 3)
+        if len(fields) >= 3 and fields[0] == host:
+            out[fields[1]] = (fields[2], fields[3] if len(fields) > 3 else "")
+    return out

@@ -19,7 +19,7 @@ import pytest
 import isolation_checks as ic
 from tinsnip_tasks.plans import status as checks
 
-from .conftest import http
+from .conftest import http, steps
 
 IMAGE = "busybox:1.36"  # the catalog hello's, in each daemon once hello is deployed
 NAS = "ds412plus"
@@ -33,16 +33,6 @@ OLD_FSTAB = ("# tinsnip: /mnt/gazette-test\n{nas}:/volume1/dynamicalsystem/gazet
 
 def run_as_root(lab):
     return lambda host, command: lab.run(host, command, warn=True)
-
-
-def steps(p, host):
-    """{step: (state, detail)} from a task's report lines for ``host``."""
-    out = {}
-    for line in p.stdout.splitlines():
-        fields = line.split(None, 3)
-        if len(fields) >= 3 and fields[0] == host:
-            out[fields[1]] = (fields[2], fields[3] if len(fields) > 3 else "")
-    return out
 
 
 def deploy(cli, args):

@@ -10,7 +10,7 @@ import time
 import pytest
 import yaml
 
-from e2e.conftest import ROOT, Cli, http  # noqa: F401  (http: used by the tests)
+from e2e.conftest import ROOT, Cli, http, steps  # noqa: F401  (http, steps: used by the tests)
 from tinsnip_lab import pybase, settings
 from tinsnip_lab.testing import FIGURES, kernel_lab, lab  # noqa: F401  (session fixtures)
 from tinsnip_tasks.core.inventory import load_inventory
@@ -88,20 +88,10 @@ def timed(label, fn, *a, **kw):
     return result
 
 
-def steps(p, host=HOST):
-    """{step: (state, text)} from a task's report lines for ``host``."""
-    out = {}
-    for line in p.stdout.splitlines():
-        fields = line.split(None, 3)
-        if len(fields) >= 3 and fields[0] == host:
-            out[fields[1]] = (fields[2], fields[3] if len(fields) > 3 else "")
-    return out
-
-
 def status(cli, env):
     """machine.status: the run and {item: (state, text)} of its status lines."""
     p = cli.inv("machine.status", *env.args, check=False)
-    return p, {k[7:]: v for k, v in steps(p).items() if k.startswith("status.")}
+    return p, {k[7:]: v for k, v in steps(p, HOST).items() if k.startswith("status.")}
 
 
 def failed(items):
@@ -186,11 +176,3 @@ def deployed(kernel_lab, kcli, prod):  # noqa: F811 (the fixture)
     """gazette prod on homelab4 against ds920: station, NAS, machine, hello and counter."""
     kcli.inv("nas.station", "--sheet", "dynamicalsystem")
     return set_up(kernel_lab, kcli, prod, services=("hello", "counter"))
-
-
-@pytest.fixture
-def healthy(deployed, kcli, prod):
-    """Each breaking test leaves a passing machine.status (test_flow checked the first one)."""
-    yield
-    p, _ = status(kcli, prod)
-    assert p.returncode == 0, p.stdout

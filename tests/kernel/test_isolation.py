@@ -6,7 +6,7 @@ keeps its own access. The cross-access matrix is tests/isolation_checks.py's, th
 namespace hosts run with the FUSE client."""
 import pytest
 
-from .conftest import HOST, Env, set_up
+from .conftest import HOST, Env, timed
 
 try:
     import isolation_checks
@@ -18,8 +18,10 @@ IMAGE = "busybox:1.36"  # hello's image, which both environments pulled
 
 @pytest.fixture(scope="module")
 def two_envs(kernel_lab, kcli, site, deployed):
+    """gazette test set up beside prod, in one site.up (its hello and counter too)."""
     test = Env(site, "test")
-    set_up(kernel_lab, kcli, test)
+    timed("site.up --limit gazette:test (first run)", kcli.inv, "site.up", "--limit",
+          "gazette:test")
     return Env(site, "prod"), test
 
 
