@@ -13,7 +13,7 @@ from ..core.inventory import load_inventory
 from ..core.render import catalog
 from ..errors import TinsnipError
 from ..plans import secrets as plan
-from ..plans import service as service_plan
+from ..plans import catalog as catalog_plan
 from ..results import EXIT_INPUT, EXIT_INTERRUPTED
 from . import _args
 
@@ -25,14 +25,14 @@ def _where(c, machine: str, env: str):
     settings = config.read(c)
     inv = load_inventory(settings.inventory, catalog=catalog())
     inv.check_env(machine, env)
-    return inv, service_plan.secrets_path(inv, machine, env), settings.age_identity
+    return inv, plan.secrets_path(inv, machine, env), settings.age_identity
 
 
 def _template(inv, machine: str, env: str) -> str:
     """The start of a new secrets file: the keys the machine's services need."""
     lines = [f"# secrets of {machine}-{env}: KEY=value lines (values taken literally)"]
     for service in inv.machine(machine).services:
-        keys = service_plan.service_entry(inv, machine, service).secrets
+        keys = catalog_plan.service_entry(inv, machine, service).secrets
         lines += [f"# {service} needs: {', '.join(keys)}"] if keys else []
     return "\n".join(lines) + "\n"
 

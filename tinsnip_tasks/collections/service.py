@@ -14,11 +14,13 @@ from ..config import default_env
 from .. import config
 from ..core.inventory import load_inventory
 from ..core.render import catalog, render
+from ..core.smep import validate_name
 from ..errors import TinsnipError
 from ..ops.base import Step
 from ..ops import health
 from ..ops.docker import compose_as
-from ..plans import build
+from ..plans import build, forwards, generations, preflight
+from ..plans import catalog as catalog_plan
 from ..plans import service as plan
 from ..run import Run
 from . import _args
@@ -37,8 +39,8 @@ def deploy(c, machine, service, env="", wait="", pull=False, dry=False, json=Fal
     title = f"service.deploy {machine} {env} {service}" + (" --pull" if pull else "")
     with Run(c, dry=dry, title=title, json=json, verbose=verbose) as run:
         seconds = health.parse_wait(wait)  # bad input fails here, first
-        plan.check_service(run.inv, machine, service)
-        plan.check_secrets(run.inv, machine, env, service)
+        catalog_plan.check_service(run.inv, machine, service)
+        catalog_plan.check_secrets(run.inv, machine, env, service)
         steps = plan.deploy_steps(pull)
         t = replace(run.target(machine, env, service=service, steps=steps), wait=seconds)
         run.machine_host(machine).converge([build(fn, t) for fn in steps])
@@ -50,13 +52,13 @@ def rollback(c, machine, service, env="", dry=False, json=False, verbose=False):
     env = default_env(c, env)
     with Run(c, dry=dry, title=f"service.rollback {machine} {env} {service}", json=json,
              verbose=verbose) as run:
-        plan.check_service(run.inv, machine, service)  # bad input fails here, first
-        plan.check_secrets(run.inv, machine, env, service)
+        catalog_plan.check_service(run.inv, machine, service)  # bad input fails here, first
+        catalog_plan.check_secrets(run.inv, machine, env, service)
         t = run.target(machine, env, service=service)
         h = run.machine_host(machine)
         if not h.failed:
             with h.guard("service.rollback"):
-                plan.rollback(h, t)
+                generations.rollback(h, t)
 
 
 @task(help={"machine": _args.MACHINE, "env": _args.ENV, "service": _args.SERVICE,
@@ -66,12 +68,12 @@ def check(c, machine, service, env="", json=False, verbose=False):
     env = default_env(c, env)
     with Run(c, title=f"service.check {machine} {env} {service}", json=json,
              verbose=verbose) as run:
-        plan.check_service(run.inv, machine, service)
+        catalog_plan.check_service(run.inv, machine, service)
         t = run.target(machine, env, service=service)
         h = run.machine_host(machine)
         if not h.failed:
             with h.guard("service.check"):
-                plan.check(h, t)
+                preflight.check(h, t)
 
 
 @task(help={**_args.COMMON, "port": "standard port on the machine host, e.g. 389 (not the "
@@ -90,10 +92,10 @@ def forward(c, machine, port, env="", to="", service="", remove=False, dry=False
     env = default_env(c, env)
     with Run(c, dry=dry, title=f"service.forward {machine} {env} {port}", json=json,
              verbose=verbose) as run:
-        port, service = plan.check_forward(run.inv, machine, env, port, to, service,
-                                           remove=remove)  # bad input fails here, first
+        port, service = forwards.check_forward(run.inv, machine, env, port, to, service,
+                                               remove=remove)  # bad input fails here, first
         t = run.target(machine, env)
-        want = plan.forward_to(run.inv, t.smep, service, port, to, remove=remove)
+        want = forwards.forward_to(run.inv, t.smep, service, port, to, remove=remove)
         run.machine_host(machine).converge([Step("service.forward", (want,), t.scope, t.scope)])
 
 
@@ -103,7 +105,7 @@ def remove(c, machine, service, env="", dry=False, json=False, verbose=False):
     env = default_env(c, env)
     with Run(c, dry=dry, title=f"service.remove {machine} {env} {service}", json=json,
              verbose=verbose) as run:
-        plan.check_runs(run.inv, None, service)
+        validate_name("service", service)  # one no longer in the inventory can still be removed
         t = run.target(machine, env, service=service)
         run.machine_host(machine).converge([build(fn, t) for fn in plan.REMOVE])
 
@@ -118,12 +120,13 @@ def logs(c, machine, service, env="", tail="100", follow=False, dry=False, json=
               verbose=verbose)
     run.output.out = run.output.err  # stdout carries the logs alone; title and recap: stderr
     with run:
-        plan.check_runs(run.inv, None, service)
-        tail = plan.positive("--tail", tail)
+        validate_name("service", service)
+        tail = forwards.positive("--tail", tail)
         t = run.target(machine, env, service=service)
         smep, h = t.smep, run.machine_host(machine)
         action = f"logs --no-color --tail {int(tail)}" + (" --follow" if follow else "")
-        command = compose_as(smep.user, smep.mount_point, plan.service_dir(smep, service), action)
+        command = compose_as(smep.user, smep.mount_point, catalog_plan.service_dir(smep, service),
+                             action)
         if dry or h.conn is None or h.failed:
             h.note("service.logs", "skipped", f"{service}: dry run" if dry and not h.failed
                    else service, commands=[command])
@@ -179,7 +182,7 @@ def makefile(c, machine, service, env="", output=""):
     try:
         inv = load_inventory(config.read(c).inventory, catalog=catalog())
         inv.check_env(machine, env)
-        plan.check_service(inv, machine, service)
+        catalog_plan.check_service(inv, machine, service)
     except TinsnipError as e:
         raise Exit(f"error: {e}", code=2)
     text = render("Makefile.j2", {"sheet": inv.sheet_of(machine).name, "machine": machine,
