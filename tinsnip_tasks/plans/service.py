@@ -85,7 +85,7 @@ def generation(t: Target) -> list:
 
 
 @step("service.up", needs=("machine.mount", "machine.docker", "machine.env", "service.files",
-                          "service.context", "service.image", "service.pull"), before=check,
+                           "service.context", "service.image", "service.pull"), before=check,
       after=verify)
 def up(t: Target) -> list:
     """The Compose project runs with its current files and images (the seed's ``up -d`` when
