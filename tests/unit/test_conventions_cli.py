@@ -189,5 +189,6 @@ def test_site_up_dry_previews_past_a_missing_secrets_file_and_a_missing_registry
     failed = steps[("service.files", "web-prod lldap")]
     assert failed["status"] == "failed" and "secrets/web-prod.env" in failed["detail"]
     assert steps[("service.up", "web-prod hello")]["status"] == "unchecked"  # still previewed
-    assert steps[("registry", "web")]["detail"].startswith("web=04 provisional")
+    detail = steps[("registry", "web")]["detail"]
+    assert detail.startswith("web: number assigned on the NAS") and "shows 04" in detail
     assert steps[("machine.mount", "web-prod")]["status"] == "unchecked"
