@@ -36,9 +36,9 @@ def machine_env(c, task: str, machine: str, env: str = "", *, detail: str = "",
         run.output.out = run.output.err
     with run:
         env = run.settings.environment(env)
+        run.begin(" ".join(filter(None, (task, machine, env, detail))))
         me = run.inv.machine_env(machine, env, host=None if nas_task else run.override,
                                  nas_host=run.override if nas_task else None)
-        run.begin(" ".join(filter(None, (task, machine, env, detail))))
         mask_secrets(run, me)
         yield run, me
 
