@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from . import config
 from .core.inventory import Inventory, MachineEnv
 from .errors import InputError, TinsnipError
+from .ops.base import Step
 from .plans import Target, build
 from .plans.numbers import Numbers
 from .run import Run, parallel
@@ -74,32 +75,44 @@ def numbers(run: Run, me: MachineEnv, *, assign: bool = False) -> Target:
     return Target(run.inv, Numbers().smep(nas, me, assign=assign))
 
 
-def target(run: Run, me: MachineEnv, *, assign: bool = False, service: str = "",
-           wait: int | None = None, steps=()) -> Target:
+def target(run: Run, me: MachineEnv, *, service: str = "") -> Target:
     """The :class:`Target` of ``me`` (and ``service``), its NAS and machine host connected at
-    once.
+    once, its numbers read from the station registry."""
+    nas, _ = run.connect([me.nas_host, me.host])  # at once; the NAS first in the recap
+    return Target(run.inv, Numbers().smep(nas, me), service)
 
-    While the registry is read, the facts of ``steps`` (step functions) are read on the
-    machine host with the numbers the registry will most likely give (:meth:`MachineEnv.known`).
-    When it gives those, the steps use these facts; otherwise they read their own."""
+
+def steps(run: Run, me: MachineEnv, fns, *, assign: bool = False, service: str = "",
+          wait: int | None = None) -> list[Step]:
+    """The steps ``fns`` (step functions) of ``me`` (and ``service``), built once; the NAS and
+    the machine host are connected at once.
+
+    While the registry is read, the steps are built with the numbers it will most likely give
+    (:meth:`MachineEnv.known`) and their facts are read on the machine host. When the registry
+    gives those numbers (the usual case), these steps are the ones returned, their facts read
+    already; otherwise they are built again with the registry's numbers and read their own."""
     nas, h = run.connect([me.nas_host, me.host])  # at once; the NAS first in the recap
     guess = me.known()
 
-    def read_numbers():
+    def numbers():
         return Numbers().smep(nas, me, assign=assign)
 
-    if not (guess and steps) or h is nas or h.conn is None or h.failed:
-        return Target(run.inv, read_numbers(), service, wait)
+    ahead: list[Step] = []
+    if guess and h is not nas and h.conn is not None and not h.failed:
+        def facts_ahead():
+            try:
+                ahead.extend(build(fn, Target(run.inv, guess, service, wait)) for fn in fns)
+                h.read_ahead([r for s in ahead for r in s.resources])
+            except TinsnipError:
+                ahead.clear()  # built (and the problem reported) again below
 
-    def facts_ahead():
-        try:
-            h.read_ahead([r for fn in steps for r in build(fn, Target(run.inv, guess, service))
-                          .resources])
-        except TinsnipError:
-            pass  # read (and reported) again by the steps themselves
-
-    _, smep = parallel(lambda fn: fn(), [facts_ahead, read_numbers])
-    return Target(run.inv, smep, service, wait)
+        _, smep = parallel(lambda fn: fn(), [facts_ahead, numbers])
+    else:
+        smep = numbers()
+    if ahead and smep == guess:
+        return ahead
+    t = Target(run.inv, smep, service, wait)
+    return [build(fn, t) for fn in fns]
 
 
 def machine_envs(run: Run, keys) -> list[MachineEnv]:

@@ -6,7 +6,6 @@ from invoke import Collection, task
 
 from .. import resolve
 from ..cli import program_name
-from ..plans import build
 from ..errors import InputError
 from ..plans import machine as plan
 from ..plans import nas as nas_plan
@@ -20,11 +19,11 @@ def converge(c, task, machine, env, steps, *, assign=False, exported=False, **op
     """Run ``steps`` (step functions) for one machine-environment on its machine host; with
     ``exported``, only once the NAS exports the machine-environment to that host."""
     with resolve.machine_env(c, task, machine, env, **options) as (run, me):
-        t = resolve.target(run, me, assign=assign, steps=steps)
+        built = resolve.steps(run, me, steps, assign=assign)
         h = run.host(me.host)
         if exported:
             check_exported(run, h, me, program_name(c))
-        h.converge([build(fn, t) for fn in steps])
+        h.converge(built)
 
 
 def check_exported(run, h, me, program) -> None:

@@ -14,7 +14,6 @@ from ..errors import TinsnipError
 from ..ops.base import Step
 from ..ops import health
 from ..ops.docker import compose_as
-from ..plans import build
 from ..plans import service as plan
 from . import _args
 
@@ -34,8 +33,7 @@ def deploy(c, machine, service, env="", wait="", pull=False, dry=False, json=Fal
         plan.check_service(run.inv, machine, service)
         plan.check_secrets(run.inv, *me.key, service)
         steps = plan.deploy_steps(pull)
-        t = resolve.target(run, me, service=service, wait=seconds, steps=steps)
-        run.host(me.host).converge([build(fn, t) for fn in steps])
+        run.host(me.host).converge(resolve.steps(run, me, steps, service=service, wait=seconds))
 
 
 @task(help={**HELP, "service": "service to roll back (one the inventory lists for the machine)"})
@@ -94,8 +92,7 @@ def remove(c, machine, service, env="", dry=False, json=False, verbose=False):
     with resolve.machine_env(c, "service.remove", machine, env, detail=service, dry=dry,
                              json=json, verbose=verbose) as (run, me):
         plan.check_runs(run.inv, None, service)
-        t = resolve.target(run, me, service=service)
-        run.host(me.host).converge([build(fn, t) for fn in plan.REMOVE])
+        run.host(me.host).converge(resolve.steps(run, me, plan.REMOVE, service=service))
 
 
 @task(help={**HELP, "tail": "number of lines from the end of each container's log (default 100)",
