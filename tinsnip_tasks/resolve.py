@@ -72,14 +72,14 @@ def numbers(run: Run, me: MachineEnv, *, assign: bool = False) -> Target:
     """The :class:`Target` of ``me`` from the station registry on its NAS (connected here); with
     ``assign`` a machine the registry does not number yet gets its number."""
     nas = run.host(me.nas_host)
-    return Target(run.inv, Numbers().smep(nas, me, assign=assign))
+    return Target(run.inv, Numbers().smep(nas, me, assign=assign), resolved=me)
 
 
 def target(run: Run, me: MachineEnv, *, service: str = "") -> Target:
     """The :class:`Target` of ``me`` (and ``service``), its NAS and machine host connected at
     once, its numbers read from the station registry."""
     nas, _ = run.connect([me.nas_host, me.host])  # at once; the NAS first in the recap
-    return Target(run.inv, Numbers().smep(nas, me), service)
+    return Target(run.inv, Numbers().smep(nas, me), service, resolved=me)
 
 
 def steps(run: Run, me: MachineEnv, fns, *, assign: bool = False, service: str = "",
@@ -101,7 +101,7 @@ def steps(run: Run, me: MachineEnv, fns, *, assign: bool = False, service: str =
     if guess and h is not nas and h.conn is not None and not h.failed:
         def facts_ahead():
             try:
-                ahead.extend(build(fn, Target(run.inv, guess, service, wait)) for fn in fns)
+                ahead.extend(build(fn, Target(run.inv, guess, service, wait, me)) for fn in fns)
                 h.read_ahead([r for s in ahead for r in s.resources])
             except TinsnipError:
                 ahead.clear()  # built (and the problem reported) again below
@@ -111,7 +111,7 @@ def steps(run: Run, me: MachineEnv, fns, *, assign: bool = False, service: str =
         smep = numbers()
     if ahead and smep == guess:
         return ahead
-    t = Target(run.inv, smep, service, wait)
+    t = Target(run.inv, smep, service, wait, me)
     return [build(fn, t) for fn in fns]
 
 
@@ -138,5 +138,5 @@ def targets(run: Run, mes: list[MachineEnv], *, assign: bool) -> dict:
         for me in group:
             if nas.failed:
                 break
-            found[me.key] = Target(run.inv, book.smep(nas, me, assign=assign))
+            found[me.key] = Target(run.inv, book.smep(nas, me, assign=assign), resolved=me)
     return found

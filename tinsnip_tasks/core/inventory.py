@@ -198,6 +198,18 @@ class MachineEnv:
         """The client the NAS exports to (:attr:`Machine.client`)."""
         return self.machine.client
 
+    @property
+    def nas_address(self) -> str:
+        """The address the machine host mounts the export from: the NAS's ``address``, else
+        its host's name."""
+        return self.nas.address or host_address(self.nas.host)
+
+    @property
+    def docker(self) -> DockerSettings:
+        """The daemon settings of the machine's users: the machine's ``docker:`` keys over its
+        sheet's."""
+        return (self.machine.docker or DockerSettings()).over(self.sheet.docker)
+
 
 @dataclass(frozen=True)
 class Inventory:
@@ -328,8 +340,7 @@ class Inventory:
         """The daemon settings of a machine's users: the machine's ``docker:`` keys over its
         sheet's."""
         m = self.machine(machine)
-        own = m.docker or DockerSettings()
-        return own.over(self.sheets[m.sheet].docker)
+        return (m.docker or DockerSettings()).over(self.sheets[m.sheet].docker)
 
     def nas_address(self, machine: str) -> str:
         """The address the machine host mounts its export from: the NAS's ``address`` (see
