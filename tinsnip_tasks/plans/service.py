@@ -20,7 +20,6 @@ from .generations import generations, stamp, verify
 from .machine import recorded
 from .preflight import check
 # run.py reads the secrets file through these names
-from .secrets import read_secrets, secrets_path  # noqa: F401
 
 DATA_FOLDERS = ("data", "state", "config")
 
