@@ -27,7 +27,7 @@ def stamp(smep: Smep, rendered: Rendered) -> str:
 def wait_seconds(t: Target) -> int:
     """How long a deploy waits for the service to be healthy: ``--wait``, else the inventory's
     ``wait:`` for the service, else its ``service.yaml``'s, else :data:`health.DEFAULT_WAIT`."""
-    svc = t.inv.machine(t.smep.machine).services.get(t.service)
+    svc = t.me.machine.services.get(t.service)
     for value in (t.wait, svc.wait if svc else None,
                   service_entry(t.inv, t.smep.machine, t.service).wait if svc else None):
         if value is not None:
@@ -39,7 +39,7 @@ def gate(t: Target) -> health.Gate:
     """The health gate of the service: its containers, and each port the inventory maps for it.
     (What it reports, container logs included, is printed through the run's mask of secrets.)"""
     smep, service = t.smep, t.service
-    svc = t.inv.machine(smep.machine).services[service]
+    svc = t.me.machine.services[service]
     return health.Gate(smep.user, smep.uid, smep.mount_point, service_dir(smep, service), service,
                        tuple((name, smep.ports[i]) for name, i in sorted(svc.ports.items())),
                        wait_seconds(t))

@@ -98,8 +98,8 @@ def up(t: Target) -> list:
 @step("service.forward")
 def forwards(t: Target) -> list:
     """The inventory's ``forward:`` entries of the service in this environment."""
-    inv, smep, service = t.inv, t.smep, t.service
-    svc = inv.machine(smep.machine).services.get(service)
+    smep, service = t.smep, t.service
+    svc = t.me.machine.services.get(service)
     return [Forward(port, smep.ports[svc.ports[name]], owner(smep, service))
             for port, name, env in (svc.forward if svc else ()) if env == smep.env]
 
