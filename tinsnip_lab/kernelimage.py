@@ -22,7 +22,7 @@ import shutil
 import time
 from pathlib import Path
 
-from tinsnip_lab import images, rootfs, sdrootfs, settings
+from tinsnip_lab import rootfs, sdrootfs, settings
 from tinsnip_lab.errors import LabError
 
 LOCK = settings.CACHE_DIR / "kernel.lock"
@@ -80,7 +80,8 @@ def key():
     return rootfs._sha([
         "kernel", base_key(), settings.COMPOSE_DIST, settings.COMPOSE_VERSION,
         settings.BUSYBOX_IMAGE, settings.BUSYBOX_TAG, settings.BUSYBOX_ARCHIVE, DISK_SIZE,
-        (here / "kernelimage.py").read_bytes(), (here / "images.py").read_bytes(),
+        *((here / name).read_bytes() for name in ("kernelimage.py", "rootfs.py", "sdrootfs.py",
+                                                    "images.py")),
     ])
 
 
@@ -104,44 +105,18 @@ def _write(path, text, mode=0o644):
 
 
 def customize(root, log=print):
-    """Make the unpacked base at ``root`` a lab kernel host (modified in place)."""
-    for k in (root / "etc/ssh").glob("ssh_host_*"):
-        k.unlink()
-    _write(root / "etc/ssh/sshd_config.d/tinsnip-lab.conf", rootfs._SSHD_CONF)
-    (root / "root/.ssh").mkdir(mode=0o700, exist_ok=True)
-    resolv = root / "etc/resolv.conf"
-    if resolv.is_symlink() or resolv.exists():
-        resolv.unlink()
-    _write(resolv, "# The tinsnip lab has no DNS: host names are in /etc/hosts.\n")
+    """Make the unpacked base at ``root`` a lab kernel host (modified in place): the lab's
+    files of every host but its NFS stand-ins, then what a booted VM needs."""
+    rootfs.customize(root, log, stand_ins=False)
     _write(root / "etc/fstab", "# Written by the tinsnip lab.\n/dev/vda / ext4 rw,relatime 0 1\n")
-    compose = rootfs.ensure_compose_binary(log)
-    for rel in rootfs._CLI_PLUGIN_DIRS:
-        target = root / rel / "docker-compose"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(compose, target)
-        target.chmod(0o755)
-    archive = root / settings.BUSYBOX_ARCHIVE.lstrip("/")
-    archive.parent.mkdir(parents=True, exist_ok=True)
-    archive.write_bytes(images.image_archive((root / "bin/busybox").read_bytes(),
-                                             settings.BUSYBOX_IMAGE, settings.BUSYBOX_TAG))
-    archive.chmod(0o644)
-    units = root / "etc/systemd/system"
-    for unit in MASKED_UNITS:
-        path = units / unit
-        if path.is_symlink() or path.exists():
-            path.unlink()
-        path.symlink_to("/dev/null")
+    sdrootfs.mask(root, MASKED_UNITS)
     _write(root / "usr/local/sbin/tinsnip-lab-seed", _SEED_SCRIPT, 0o755)
-    _write(units / "tinsnip-lab-seed.service", _SEED_UNIT)
+    _write(root / "etc/systemd/system/tinsnip-lab-seed.service", _SEED_UNIT)
     rootfs._run(["chroot", str(root), "systemctl", "enable", "--quiet",
                  "tinsnip-lab-seed.service", "systemd-networkd.service",
                  "systemd-networkd-wait-online.service", "remote-fs.target"])
     # Each boot's machine id is made on first boot and kept on the host's overlay.
     (root / "etc/machine-id").write_text("")
-    for cache in ("var/cache/apt/archives", "var/lib/apt/lists"):
-        for item in (root / cache).glob("*"):
-            if item.is_file():
-                item.unlink()
 
 
 def _kernel_files(root):

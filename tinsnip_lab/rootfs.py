@@ -209,10 +209,12 @@ def _binary_from_dist(dist):
     return None
 
 
-def customize(root, log=print):
+def customize(root, log=print, stand_ins=True):
     """Add the lab's files to an unpacked base rootfs at ``root``.
 
     :param Path root: the rootfs directory (modified in place).
+    :param bool stand_ins: install the lab's NFS stand-ins (the namespace hosts share this
+        machine's kernel, which has no NFS); the kernel hosts use their kernel's instead.
     """
     # Host keys are per host and written at start; the shared ones must go.
     for key in (root / "etc/ssh").glob("ssh_host_*"):
@@ -241,7 +243,7 @@ def customize(root, log=print):
                                              settings.BUSYBOX_TAG))
     archive.chmod(0o644)
 
-    nfs = nfs_module(log)
+    nfs = nfs_module(log) if stand_ins else None
     if nfs is not None:
         nfs.install_into_rootfs(Path(root))
 

@@ -72,15 +72,19 @@ def _debootstrap(log):
     return rootfs.debootstrap(f"sdbase-{base_key()}", settings.SYSTEMD_ROOTFS_PACKAGES, log)
 
 
-def customize(root, log=print):
-    """Add the lab's files and a container-ready systemd setup to an unpacked base at ``root``."""
-    rootfs.customize(root, log)
-    units = root / "etc/systemd/system"
-    for unit in MASKED_UNITS:
-        path = units / unit
+def mask(root, units):
+    """Mask ``units`` in the tree at ``root`` (links to /dev/null in /etc/systemd/system)."""
+    for unit in units:
+        path = root / "etc/systemd/system" / unit
         if path.is_symlink() or path.exists():
             path.unlink()
         path.symlink_to("/dev/null")
+
+
+def customize(root, log=print):
+    """Add the lab's files and a container-ready systemd setup to an unpacked base at ``root``."""
+    rootfs.customize(root, log)
+    mask(root, MASKED_UNITS)
     # networkd brings up eth0 from the host's own .network file (written at first boot),
     # and with it network-online.target, which _netdev mounts from /etc/fstab wait for.
     rootfs._run(["chroot", str(root), "systemctl", "enable", "--quiet",

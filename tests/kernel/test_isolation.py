@@ -18,10 +18,10 @@ IMAGE = "busybox:1.36"  # hello's image, which both environments pulled
 
 @pytest.fixture(scope="module")
 def two_envs(kernel_lab, kcli, site, deployed):
-    """gazette test set up beside prod, in one site.up (its hello and counter too)."""
+    """gazette test set up beside prod with its hello, in one site.up."""
     test = Env(site, "test")
-    timed("site.up --limit gazette:test (first run)", kcli.inv, "site.up", "--limit",
-          "gazette:test")
+    timed("site.up --limit gazette:test:hello (first run)", kcli.inv, "site.up", "--limit",
+          "gazette:test:hello")
     return Env(site, "prod"), test
 
 
