@@ -43,7 +43,7 @@ from delay_proxy import DelayProxy, write_ssh_files  # noqa: E402
 
 BASE_HOSTS = ("homelab1", "homelab2", "extra01")
 #: hosts of each growth point: the sheet number of that run (UIDs never collide)
-SHEET_OF_GROWTH = {1: 2, 5: 3, 10: 4, 20: 5, 50: 7}
+SHEET_OF_GROWTH = {1: 2, 5: 3, 10: 4, 20: 5, 50: 1}
 FLOOR = "floor: ssh homelab1 sh -s < same checks"
 FABRIC = "Fabric one-script equivalent"
 SETUP = "no-op machine.setup"
@@ -102,7 +102,8 @@ class Bench:
         """The `tinsnip` command's settings reaching the lab (through the proxy when delayed)."""
         allowed = "127.0.0.1" if self.lab_dir else ",".join(sorted(lab.LAB_HOSTS.values()))
         env = {k: v for k, v in os.environ.items() if not k.startswith("TINSNIP_LAB")}
-        env.update({"TINSNIP_INVENTORY": str(inventory_path),
+        env.update({"PYTHONPATH": str(ROOT),  # this checkout's tinsnip, whatever is installed
+                    "TINSNIP_INVENTORY": str(inventory_path),
                     "TINSNIP_SSH_CONFIG": str(self.ssh_config()),
                     "TINSNIP_ALLOWED_HOSTS": allowed, **(extra or {})})
         if recap:
@@ -209,47 +210,40 @@ def cli_start(runs: int) -> tuple[dict, list[str]]:
     return out, [f"{cum / 1000:7.1f} ms  {name}" for cum, name in top]
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--runs", type=int, default=5, help="runs per figure (median)")
-    ap.add_argument("--growth", default=",".join(map(str, SHEET_OF_GROWTH)),
-                    help="hosts of each point of the growth curve, comma-separated, from "
-                         f"{sorted(SHEET_OF_GROWTH)}; empty: no growth curve")
-    ap.add_argument("--first-runs", type=int, default=None,
-                    help="runs of the first-run figure (default: --runs)")
-    args = ap.parse_args()
-    growth_points = [int(n) for n in args.growth.split(",") if n.strip()]
-    if any(n not in SHEET_OF_GROWTH for n in growth_points):
-        ap.error(f"--growth: points are among {sorted(SHEET_OF_GROWTH)}")
-    work = Path(tempfile.mkdtemp(prefix="tinsnip-bench-"))
-    bench = Bench(args.runs, work)
-    compile_bytecode()
-    rows: dict[str, dict[str, str]] = {}
-    values: dict[tuple[str, str], tuple[float, float]] = {}
+class Table:
+    """Rows of figures by latency ("native", "+25 ms"), as printed."""
 
-    def row(name, latency, wall, cpu, note=""):
-        values[(name, latency)] = (wall, cpu)
-        rows.setdefault(name, {})[latency] = (f"{wall:6.2f} s cpu {cpu:5.2f} s"
-                                              + (f"  ({note})" if note else ""))
+    def __init__(self):
+        self.rows: dict[str, dict[str, str]] = {}
+        self.values: dict[tuple[str, str], tuple[float, float]] = {}
 
-    limits = {1: "homelab1,&b*", 2: "homelab1,homelab2,&b*", 3: "b*"}
+    def row(self, name, latency, wall, cpu, note=""):
+        self.values[(name, latency)] = (wall, cpu)
+        self.rows.setdefault(name, {})[latency] = (f"{wall:6.2f} s cpu {cpu:5.2f} s"
+                                                   + (f"  ({note})" if note else ""))
 
-    # first-run site.up over 3 hosts: a fresh lab each run
-    restart_lab(extra=1)  # the lab's addresses are known from here on
-    site_inv = work / "site.yaml"
-    site_inv.write_text(inventory(site_machines()))
-    firsts, first_cpus, first_nas = [], [], []
-    for k in range(args.first_runs or args.runs):
+    def ratio(self, a, b, latency="native", cpu=False):
+        return self.values[(a, latency)][cpu] / self.values[(b, latency)][cpu]
+
+
+def first_runs(bench: Bench, table: Table, runs: int, site_inv: Path) -> list[int]:
+    """First-run site.up over 3 hosts, a fresh lab each run; returns the NAS's commands."""
+    walls, cpus, nas = [], [], []
+    for k in range(runs):
         if k:
             restart_lab(extra=1)
         wall, cpu, data = bench.inv(site_inv, "site.up")
-        firsts.append(wall)
-        first_cpus.append(cpu)
-        first_nas.append(nas_commands(data))
-    first_name = "first-run site.up, 3 hosts, 13 machine-envs"
-    row(first_name, "native", statistics.median(firsts), statistics.median(first_cpus),
-        commands_note(data))
+        walls.append(wall)
+        cpus.append(cpu)
+        nas.append(nas_commands(data))
+    table.row("first-run site.up, 3 hosts, 13 machine-envs", "native", statistics.median(walls),
+              statistics.median(cpus), commands_note(data))
+    return nas
 
+
+def no_ops(bench: Bench, table: Table, site_inv: Path, work: Path):
+    """The floor, the Fabric equivalent and the no-op runs, natively and at +25 ms."""
+    limits = {1: "homelab1,&b*", 2: "homelab1,homelab2,&b*", 3: "b*"}
     script = facts_of_machine_setup(site_inv)
     script_file = work / "facts.sh"
     script_file.write_text(script)
@@ -257,79 +251,115 @@ def main():
     delayed = write_ssh_files(lab.lab_dir(), work / "delayed", proxy.ports)
     for latency, lab_dir in (("native", None), ("+25 ms", delayed)):
         bench.lab_dir = lab_dir
-        row(FLOOR, latency, *bench.floor(script))
-        row(FABRIC, latency, *bench.fabric(script_file))
-        row(SETUP, latency, *bench.median(site_inv, "machine.setup", "--machine", "gazette",
-                                          "--env", "prod"))
-        row("no-op service.deploy", latency, *bench.median(
+        table.row(FLOOR, latency, *bench.floor(script))
+        table.row(FABRIC, latency, *bench.fabric(script_file))
+        table.row(SETUP, latency, *bench.median(site_inv, "machine.setup", "--machine",
+                                                "gazette", "--env", "prod"))
+        table.row("no-op service.deploy", latency, *bench.median(
             site_inv, "service.deploy", "--machine", "gazette", "--env", "prod",
             "--service", "hello"))
         for n, limit in limits.items():
-            row(f"no-op site.up, {n} host(s), {4 * n} machine-envs", latency,
-                *bench.median(site_inv, "site.up", "--limit", limit))
+            table.row(f"no-op site.up, {n} host(s), {4 * n} machine-envs", latency,
+                      *bench.median(site_inv, "site.up", "--limit", limit))
     bench.lab_dir = None
+    proxy.close()
     drop_bytecode()  # tinsnip's own modules compiled on every run, as this machine would
-    row(f"{SETUP}, tinsnip's bytecode not cached", "native", *bench.median(
+    table.row(f"{SETUP}, tinsnip's bytecode not cached", "native", *bench.median(
         site_inv, "machine.setup", "--machine", "gazette", "--env", "prod",
         extra={"PYTHONDONTWRITEBYTECODE": "1"}))
     compile_bytecode()
-    cli, top = cli_start(args.runs)
-    for name, (wall, cpu) in cli.items():
-        row(f"CLI start: {name}", "native", wall, cpu)
 
-    growth = {}
-    if growth_points:
-        restart_lab(extra=max(growth_points))
-        for n in growth_points:
-            path = work / f"grow{n}.yaml"
-            path.write_text(inventory([(f"g{n}x{i:02d}", f"extra{i:02d}", ["prod"], {})
-                                       for i in range(1, n + 1)], sheet=f"grow{n}",
-                                      number=SHEET_OF_GROWTH[n]))
-            first, first_cpu, data = bench.inv(path, "site.up")
-            noop, noop_cpu, _ = bench.median(path, "site.up")
-            growth[n] = (first, first_cpu, nas_commands(data), noop, noop_cpu)
+
+def growth_curve(bench: Bench, work: Path, points: list[int]) -> dict:
+    """First-run and no-op site.up over ``points`` extra lab hosts, one machine-env each."""
+    out = {}
+    restart_lab(extra=max(points))
+    for n in points:
+        path = work / f"grow{n}.yaml"
+        path.write_text(inventory([(f"g{n}x{i:02d}", f"extra{i:02d}", ["prod"], {})
+                                   for i in range(1, n + 1)], sheet=f"grow{n}",
+                                  number=SHEET_OF_GROWTH[n]))
+        first, first_cpu, data = bench.inv(path, "site.up")
+        noop, noop_cpu, _ = bench.median(path, "site.up")
+        out[n] = (first, first_cpu, nas_commands(data), noop, noop_cpu)
+    return out
+
+
+def verdict(value, target):
+    return f"{value:.2f}x (target <= {target}x: {'met' if value <= target else 'NOT met'})"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=5, help="runs per figure (median)")
+    ap.add_argument("--growth", default=",".join(map(str, SHEET_OF_GROWTH)),
+                    help="hosts of each point of the growth curve, comma-separated, from "
+                         f"{sorted(SHEET_OF_GROWTH)}; empty: no growth curve")
+    ap.add_argument("--growth-only", action="store_true", help="only the growth curve")
+    ap.add_argument("--first-runs", type=int, default=None,
+                    help="runs of the first-run figure (default: --runs)")
+    args = ap.parse_args()
+    points = [int(n) for n in args.growth.split(",") if n.strip()]
+    if any(n not in SHEET_OF_GROWTH for n in points):
+        ap.error(f"--growth: points are among {sorted(SHEET_OF_GROWTH)}")
+    work = Path(tempfile.mkdtemp(prefix="tinsnip-bench-"))
+    bench, table = Bench(args.runs, work), Table()
+    compile_bytecode()
+    first_nas, top, growth = [], [], {}
+    if not args.growth_only:
+        restart_lab(extra=1)  # the lab's addresses are known from here on
+        site_inv = work / "site.yaml"
+        site_inv.write_text(inventory(site_machines()))
+        first_nas = first_runs(bench, table, args.first_runs or args.runs, site_inv)
+        no_ops(bench, table, site_inv, work)
+        cli, top = cli_start(args.runs)
+        for name, (wall, cpu) in cli.items():
+            table.row(f"CLI start: {name}", "native", wall, cpu)
+    if points:
+        growth = growth_curve(bench, work, points)
 
     print(f"\ntinsnip benchmark: medians of {args.runs} runs of the `tinsnip` command, whole "
           f"processes, wall and CPU time (lab slot {lab.settings.SLOT}, {os.cpu_count()} cores, "
           f"load {os.getloadavg()[0]:.1f})\n")
-    print(f"{'':48} {'native':<48} {'+25 ms round trip':<48}")
-    for name, by in rows.items():
-        print(f"{name:48} {by.get('native', ''):<48} {by.get('+25 ms', ''):<48}")
-    print("\nCLI start, python -X importtime -m tinsnip_tasks --list, top entries (cumulative):")
-    print("\n".join("  " + t for t in top))
+    if table.rows:
+        print(f"{'':48} {'native':<48} {'+25 ms round trip':<48}")
+        for name, by in table.rows.items():
+            print(f"{name:48} {by.get('native', ''):<48} {by.get('+25 ms', ''):<48}")
+        print("\nCLI start, python -X importtime -m tinsnip_tasks --list, top entries "
+              "(cumulative):")
+        print("\n".join("  " + t for t in top))
     if growth:
         print("\ngrowth curve (1 machine-environment per extra lab host, Docker steps included; "
               "client CPU per host):")
         print(f"  {'hosts':>5} {'first-run site.up':>28} {'NAS cmds':>9} {'no-op site.up':>28}")
         for n, (first, first_cpu, nas, noop, noop_cpu) in growth.items():
-            print(f"  {n:>5} {first:>8.2f} s cpu {first_cpu:5.2f} s ({first_cpu / n * 1000:4.0f} ms/host)"
-                  f" {nas:>6}   {noop:>6.2f} s cpu {noop_cpu:5.2f} s ({noop_cpu / n * 1000:4.0f} ms/host)")
-
-    def ratio(a, b, latency="native", cpu=False):
-        return values[(a, latency)][cpu] / values[(b, latency)][cpu]
-
-    def verdict(value, target):
-        return f"{value:.2f}x (target <= {target}x: {'met' if value <= target else 'NOT met'})"
+            print(f"  {n:>5} {first:>8.2f} s cpu {first_cpu:5.2f} s "
+                  f"({first_cpu / n * 1000:4.0f} ms/host) {nas:>6}   {noop:>6.2f} s cpu "
+                  f"{noop_cpu:5.2f} s ({noop_cpu / n * 1000:4.0f} ms/host)")
 
     print("\ntargets:")
-    for latency in ("native", "+25 ms"):
-        print(f"  no-op machine.setup / floor, wall ({latency}): "
-              f"{verdict(ratio(SETUP, FLOOR, latency), 1.5)}")
-    print(f"  no-op machine.setup / Fabric one-script, client CPU: "
-          f"{verdict(ratio(SETUP, FABRIC, cpu=True), 2)}")
-    for latency in ("native", "+25 ms"):
-        print(f"  no-op site.up 3 hosts / 1 host ({latency}): " + verdict(ratio(
-            "no-op site.up, 3 host(s), 12 machine-envs", "no-op site.up, 1 host(s), 4 machine-envs",
-            latency), 1.3))
+    if table.rows:
+        for latency in ("native", "+25 ms"):
+            print(f"  no-op machine.setup / floor, wall ({latency}): "
+                  f"{verdict(table.ratio(SETUP, FLOOR, latency), 1.5)}")
+        print(f"  no-op machine.setup / Fabric one-script, client CPU: "
+              f"{verdict(table.ratio(SETUP, FABRIC, cpu=True), 2)}")
+        for latency in ("native", "+25 ms"):
+            print(f"  no-op site.up 3 hosts / 1 host ({latency}): " + verdict(table.ratio(
+                "no-op site.up, 3 host(s), 12 machine-envs",
+                "no-op site.up, 1 host(s), 4 machine-envs", latency), 1.3))
     if 1 in growth and 20 in growth:
-        print(f"  no-op site.up 20 hosts / 1 host (native): {verdict(growth[20][3] / growth[1][3], 3)}")
+        print(f"  no-op site.up 20 hosts / 1 host (native): "
+              f"{verdict(growth[20][3] / growth[1][3], 3)}")
     if 1 in growth and 50 in growth:
         print(f"  no-op site.up 50 hosts / 1 host (native): {growth[50][3] / growth[1][3]:.2f}x")
-    nas = statistics.median(first_nas)
-    print(f"  commands on the NAS, first run on 13 machine-environments: {nas:g} "
-          f"(target <= 4: {'met' if nas <= 4 else 'NOT met'})")
-    print(f"  tinsnip --list: {cli['tinsnip --list'][0]:.2f} s (target < 0.3 s)")
-    proxy.close()
+    if first_nas:
+        nas = statistics.median(first_nas)
+        print(f"  commands on the NAS, first run on 13 machine-environments: {nas:g} "
+              f"(target <= 4: {'met' if nas <= 4 else 'NOT met'})")
+    if top:
+        print(f"  tinsnip --list: {table.values[('CLI start: tinsnip --list', 'native')][0]:.2f} s "
+              "(target < 0.3 s)")
 
 
 if __name__ == "__main__":

@@ -332,6 +332,27 @@ class Edited(Resource):
     def shared_file(self):
         return self.path
 
+    def merged(self, other):
+        """One edit doing this one then ``other``, when ``other`` edits the same file with the
+        same ``after`` commands and handling: one write, ``after`` run once."""
+        if not isinstance(other, Edited) or other.path != self.path or (
+                (self.after, self.rollback, self.applied, self.hidden)
+                != (other.after, other.rollback, other.applied, other.hidden)):
+            return None
+        first, then = self.edit, other.edit
+        return Edited(self.path, lambda text: then(first(text)), f"{self.what}; {other.what}",
+                      self.after, self.rollback, self.applied, self.hidden)
+
+    def fact_after(self, out):
+        fact = self.parse(out)
+        fact = fact["file"] if self.applied else fact
+        new = self.edit(fact["text"] if fact else "").encode("utf-8", "surrogateescape")
+        uid, gid, mode = (fact["uid"], fact["gid"], fact["mode"]) if fact else (0, 0, 0o644)
+        after = f"{stat.S_IFREG | mode:x}:{uid}:{gid}\n{base64.encodebytes(new).decode()}"
+        if self.applied:  # its `after` commands have succeeded on the new content
+            after += f"@@applied\n{hashlib.sha256(new).hexdigest()}\n"
+        return after
+
     def diff(self, out):
         fact = self.parse(out)
         fact = fact["file"] if self.applied else fact
