@@ -480,6 +480,8 @@ def _fields(entry: list[str]) -> list[str]:
     text = " ".join(l[:-1] if l.endswith("\\") else l for l in entry)
     if text.lstrip().startswith("#"):
         return []
+    if '"' not in text:
+        return text.split()
     out, cur, quoted, started = [], [], False, False
     for ch in text:
         if ch == '"':
@@ -500,7 +502,9 @@ def same_path(a: str, b: str) -> bool:
     """Two spellings of one path: quotes, fstab's octal escapes (``\\040``), a trailing
     slash or doubled slashes do not make a different path."""
     def norm(p):
-        p = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), p.strip('"'))
+        p = p.strip('"')
+        if "\\" in p:
+            p = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), p)
         return posixpath.normpath(p) if p else p
     return norm(a) == norm(b)
 
