@@ -177,14 +177,31 @@ def _hops(conn) -> list:
     return chain
 
 
+@functools.lru_cache(maxsize=None)
+def _known_hosts(path: str, mtime_ns: int, size: int):
+    """The known_hosts file ``path`` as paramiko reads it, read once per run (per version of
+    the file): paramiko's reading costs time in the square of its lines."""
+    import paramiko
+
+    return paramiko.HostKeys(path)
+
+
 def _check_keys(conn, profile: SshProfile) -> None:
-    """Refuse unknown host keys on ``conn`` (Fabric's default accepts any)."""
+    """Refuse unknown host keys on ``conn`` (Fabric's default accepts any): the client knows
+    the keys the known_hosts files give for the name it checks (``host``, ``[host]:port``),
+    the first file's first for each key type, as if it had loaded the files whole."""
     import paramiko
 
     conn.client.set_missing_host_key_policy(paramiko.RejectPolicy())
+    name = conn.host if conn.port == paramiko.config.SSH_PORT else f"[{conn.host}]:{conn.port}"
+    known = conn.client.get_host_keys()
     for f in profile.known_hosts_files(conn):
         if f.exists():
-            conn.client.load_host_keys(str(f))
+            st = f.stat()
+            for keytype, key in (_known_hosts(str(f), st.st_mtime_ns, st.st_size).lookup(name)
+                                 or {}).items():
+                if keytype not in (known.lookup(name) or {}):
+                    known.add(name, keytype, key)
 
 
 def connect(target: str, profile: SshProfile = SshProfile(), **kwargs):
