@@ -108,6 +108,41 @@ class Settings:
     dry: bool
     connect_timeout: float = CONNECT_TIMEOUT
     age_identity: str | None = None
+    env: str | None = None
+    json: bool = False
+    verbose: bool = False
+    recap_file: str = ""
+
+    def environment(self, given: str = "") -> str:
+        """The environment a task works on: ``given`` (``--env``), else ``tinsnip.env``.
+
+        :raises InputError: neither gives one, or the one given is not an environment.
+        """
+        from .core.smep import env_number
+
+        value = given or self.env
+        if not value:
+            raise InputError("no environment: give --env ENV (prod, test, ...) or set "
+                             "tinsnip.env in the config (tinsnip.yaml, invoke.yaml or TINSNIP_ENV)")
+        try:
+            env_number(value)
+        except TinsnipError as e:
+            raise InputError(f"{'--env' if given else 'config tinsnip.env'}: {e}") from None
+        return value
+
+    def load_inventory(self):
+        """The inventory the settings name, checked against the service catalog, with the
+        operator's age identity.
+
+        :raises InputError: the file is not a valid inventory.
+        """
+        from dataclasses import replace
+
+        from .core.inventory import load_inventory
+        from .core.render import catalog
+
+        return replace(load_inventory(self.inventory, catalog=catalog()),
+                       age_identity=self.age_identity)
 
     def use_sudo(self, login_user: str) -> bool:
         """Whether commands for a host logged in as ``login_user`` go through ``sudo -n``."""
@@ -174,31 +209,8 @@ def read(c, *, dry: bool = False) -> Settings:
         dry=bool(dry) or run_dry,
         connect_timeout=_seconds("connect_timeout", raw["connect_timeout"]),
         age_identity=_path("age_identity", raw["age_identity"]),
+        env=raw["env"] or None,
+        json=bool(raw["json"]),
+        verbose=bool(raw["verbose"]),
+        recap_file=_path("recap_file", raw["recap_file"]) or "",
     )
-
-
-def default_env(c, env: str) -> str:
-    """The environment a task works on: ``env`` as given (``--env``), else the config's
-    ``tinsnip.env``.
-
-    :raises invoke.Exit: (code 2) neither gives one, or the one given is not an environment.
-    """
-    from invoke.exceptions import Exit
-
-    from .core.smep import env_number
-    from .results import EXIT_INPUT
-
-    value = env
-    if not value:
-        if type(c.config) is not TinsnipConfig:  # inv and fab: no shortcut hook of their own
-            apply_shortcuts(c.config)
-        value = (c.config.get("tinsnip") or {}).get("env")
-    if not value:
-        raise Exit("error: no environment: give --env ENV (prod, test, ...) or set tinsnip.env "
-                   "in the config (tinsnip.yaml, invoke.yaml or TINSNIP_ENV)", code=EXIT_INPUT)
-    try:
-        env_number(value)
-    except TinsnipError as e:
-        source = "--env" if env else "config tinsnip.env"
-        raise Exit(f"error: {source}: {e}", code=EXIT_INPUT) from None
-    return value

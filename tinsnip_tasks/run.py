@@ -10,19 +10,16 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import replace
 from pathlib import Path
 
 from invoke.exceptions import Exit
 
 from . import config as settings_mod
-from .core.inventory import Inventory, load_inventory
-from .core.render import catalog
+from .core.inventory import Inventory
 from .core.target import check_target
 from .errors import InputError, TinsnipError, UnreachableError
 from .ops.base import DEFAULT_TIMEOUT, Host
 from .output import Output, write_atomic
-from .plans.numbers import Numbers
 from .results import EXIT_INPUT, GroupResult
 
 
@@ -67,31 +64,22 @@ def parallel(fn, items: list) -> list:
     return results
 
 
-def setting(c, name: str, default=None):
-    """``tinsnip.<name>`` from Invoke's configuration (files, env vars, ``ns.configure``)."""
-    try:
-        section = c.config["tinsnip"]
-        return section[name] if name in section else default
-    except (KeyError, TypeError, AttributeError):
-        return default
-
-
 class Run:
     """Context manager for one task run. ``with Run(c, dry=...) as run: ...``
 
-    ``json`` and ``verbose`` are also on when the config's ``tinsnip.json`` or ``tinsnip.verbose`` are;
-    ``tinsnip.recap_file`` names a file the JSON recap is also written to. The ``tinsnip``
-    section (:mod:`tinsnip_tasks.config`) also gives the inventory, the SSH profile and sudo;
-    Invoke's ``run.dry`` makes it a dry run as ``dry`` does.
+    It reads the settings (:mod:`tinsnip_tasks.config`: the inventory, the SSH profile, sudo;
+    ``json`` and ``verbose`` are also on when ``tinsnip.json`` or ``tinsnip.verbose`` are;
+    ``tinsnip.recap_file`` names a file the JSON recap is also written to; Invoke's ``run.dry``
+    makes it a dry run as ``dry`` does) and the inventory, holds the connections and the
+    hosts' results, and prints the recap. What a task works on is resolved from the
+    inventory by :mod:`tinsnip_tasks.resolve`.
     """
 
     def __init__(self, c, *, dry: bool = False, title: str = "", json: bool | None = None,
                  verbose: bool | None = None):
         self.dry, self.title = dry, title
-        # a flag turns a setting on; the config turns it on for every run
-        self.output = Output(json=bool(json or setting(c, "json")),
-                             verbose=bool(verbose or setting(c, "verbose")))
-        self.recap_file = setting(c, "recap_file") or ""
+        self.output = Output(json=bool(json), verbose=bool(verbose))
+        self.recap_file = ""
         self.c, self.settings = c, None
         self.override, fixed = override_target(c)
         # Invoke's own setting for how long a command may run (`inv -T N`, timeouts.command)
@@ -102,7 +90,6 @@ class Run:
         self.hosts: dict[str, Host] = {}
         self.results = GroupResult(dry=dry, title=title)
         self.inv: Inventory | None = None
-        self.numbers: Numbers | None = None
 
     def __enter__(self):
         from .connect import SshProfile
@@ -110,19 +97,26 @@ class Run:
         try:
             self.settings = settings_mod.read(self.c, dry=self.dry)
             self.dry = self.results.dry = self.settings.dry
+            # a flag turns a setting on; the config turns it on for every run
+            self.output.json = self.output.json or self.settings.json
+            self.output.verbose = self.output.verbose or self.settings.verbose
+            self.recap_file = self.settings.recap_file
             self.conns.profile = SshProfile.from_settings(self.settings, self.c.config)
-            self.inv = replace(load_inventory(self.settings.inventory, catalog=catalog()),
-                               age_identity=self.settings.age_identity)
+            self.inv = self.settings.load_inventory()
             # exports and fstab lines name hosts by what the other side can reach
             self.inv = self.inv.with_addresses(self.conns.profile.resolver())
             if self.override:
                 check_target(self.override)
         except TinsnipError as e:
             raise Exit(f"error: {e}", code=EXIT_INPUT)
-        self.numbers = Numbers(self.inv, dry=self.dry)
         if self.title:
-            self.output.info(f"== {self.title}{' (dry run: nothing is changed)' if self.dry else ''}")
+            self.begin(self.title)
         return self
+
+    def begin(self, title: str) -> None:
+        """Name the run (its recap's title) and print its first line."""
+        self.title = self.results.title = title
+        self.output.info(f"== {title}{' (dry run: nothing is changed)' if self.dry else ''}")
 
     def __exit__(self, kind, error, tb):
         if isinstance(error, KeyboardInterrupt):
@@ -147,18 +141,6 @@ class Run:
         if code:
             raise Exit(code=code)
         return error is not None
-
-    def mask_secrets(self, machine: str, env: str) -> None:
-        """Hide every value of the machine-environment's secrets file in all this run prints
-        and records. A file that cannot be read (or decrypted) gives no value to any step, so
-        none can be printed: the step that needs one refuses it, naming the problem."""
-        from .plans.service import read_secrets, secrets_path
-
-        try:
-            values = read_secrets(secrets_path(self.inv, machine, env), self.inv.age_identity)
-        except InputError:
-            return
-        self.output.mask.add(values.values())
 
     # -- hosts -----------------------------------------------------------------------------
     def host(self, target: str) -> Host:
@@ -206,64 +188,3 @@ class Run:
             h.result.error = unreachable
         self.hosts[target] = h
         self.results[target] = h.result
-
-    def machine_host(self, machine: str) -> Host:
-        return self.host(self.machine_target(machine))
-
-    def machine_target(self, machine: str) -> str:
-        return self.override or self.inv.machine(machine).host
-
-    def nas_target(self, machine: str, *, allow_override: bool = False) -> str:
-        return self.override if (allow_override and self.override) else self.inv.nas_of(machine).host
-
-    def nas_host(self, machine: str, *, allow_override: bool = False) -> Host:
-        return self.host(self.nas_target(machine, allow_override=allow_override))
-
-    # -- numbers ---------------------------------------------------------------------------
-    def smep(self, machine: str, env: str, *, assign: bool = False, connect_machine=False):
-        """SMEP numbers of a machine-environment; the station registry is read (once per run)
-        only when the machine has no pinned number. With ``connect_machine`` the machine host
-        is connected at the same time as the NAS, so the registry read adds no wait."""
-        self.inv.check_env(machine, env)
-        needs = self.numbers.needs_registry(machine)
-        targets = [self.nas_target(machine)] if needs else []
-        if connect_machine:
-            targets.append(self.machine_target(machine))
-        self.connect(targets)
-        nas = self.hosts[self.nas_target(machine)] if needs else None
-        return self.numbers.smep(nas, machine, env, assign=assign)
-
-    def target(self, machine: str, env: str, *, assign: bool = False, service: str = "",
-               steps=()):
-        """The :class:`~tinsnip_tasks.plans.Target` of a machine-environment (and service).
-
-        The NAS (its registry decides the numbers) and the machine host are reached at the same
-        time: while the registry is read, the facts of ``steps`` (step functions) are read on
-        the machine host with the numbers the registry will most likely give. When it gives
-        those, the steps use these facts; otherwise they read their own."""
-        from .plans import Target, build
-
-        self.inv.check_env(machine, env)
-        self.mask_secrets(machine, env)
-        guess = self.numbers.guess(machine, env)
-        machine_target, nas_target = self.machine_target(machine), self.nas_target(machine)
-        if not (guess and steps) or machine_target == nas_target:
-            return Target(self.inv, self.smep(machine, env, assign=assign, connect_machine=True),
-                          service)
-
-        self.connect([nas_target, machine_target])  # at once; the NAS first in the recap
-
-        def facts_ahead():
-            h = self.hosts[machine_target]
-            if h.conn is not None and not h.failed:
-                try:
-                    t = Target(self.inv, guess, service)
-                    h.read_ahead([r for fn in steps for r in build(fn, t).resources])
-                except TinsnipError:
-                    pass  # read (and reported) again by the steps themselves
-
-        def numbers():
-            return self.smep(machine, env, assign=assign)
-
-        _, smep = parallel(lambda fn: fn(), [facts_ahead, numbers])
-        return Target(self.inv, smep, service)

@@ -189,5 +189,26 @@ def test_site_up_dry_previews_past_a_missing_secrets_file_and_a_missing_registry
     failed = steps[("service.files", "web-prod lldap")]
     assert failed["status"] == "failed" and "secrets/web-prod.env" in failed["detail"]
     assert steps[("service.up", "web-prod hello")]["status"] == "unchecked"  # still previewed
-    assert steps[("registry", "web")]["detail"].startswith("web=04 provisional")
+    detail = steps[("registry", "web")]["detail"]
+    assert detail.startswith("web: number assigned on the NAS") and "shows 04" in detail
     assert steps[("machine.mount", "web-prod")]["status"] == "unchecked"
+
+
+def test_machine_setup_dry_plans_a_new_machine_whose_number_the_nas_assigns(tmp_path):
+    """No pin and no default number, the NAS not reachable: the plan says the number is
+    assigned on the NAS and shows every step with the number an empty registry gives."""
+    run("tinsnip", "init", cwd=tmp_path)
+    text = (tmp_path / "inventory.yaml").read_text()
+    (tmp_path / "inventory.yaml").write_text(
+        text.replace("host: nas.lan", "host: nas.invalid").replace("host: box1.lan",
+                                                                  "host: box1.invalid"))
+    p = run("tinsnip", "machine.setup", "web", "--env", "prod", "--dry", "--json", cwd=tmp_path,
+            env={"HOME": str(tmp_path)})
+    assert p.returncode == 3, (p.stdout, p.stderr)  # planned without checking: exit 3
+    recap = json.loads(p.stdout)
+    steps = {(s["step"], s["label"]): s for h in recap["hosts"].values() for s in h["steps"]}
+    detail = steps[("registry", "web")]["detail"]
+    assert detail.startswith("web: number assigned on the NAS") and "shows 04" in detail
+    planned = steps[("machine.user", "web-prod")]
+    assert planned["status"] == "unchecked" and "user web-prod (30400)" in planned["detail"]
+    assert recap["exit_code"] == 3 and "run machine.setup" not in p.stderr

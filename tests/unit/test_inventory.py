@@ -139,11 +139,11 @@ def test_env_not_on_machine(inv):
         inv.check_env("lldap", "prd")
 
 
-def test_env_var_and_default_path(tmp_path, monkeypatch):
-    path = write(tmp_path, BASE)
-    monkeypatch.setenv("TINSNIP_INVENTORY", str(path))
-    assert load_inventory().path == str(path)
-    monkeypatch.delenv("TINSNIP_INVENTORY")
+def test_default_path_is_the_current_folders(tmp_path, monkeypatch):
+    """The loader reads the file it is given (the setting tinsnip.inventory, which
+    TINSNIP_INVENTORY also sets, names it: config.read); without one, ./inventory.yaml."""
+    write(tmp_path, BASE)
+    monkeypatch.setenv("TINSNIP_INVENTORY", "/nonexistent/inventory.yaml")
     monkeypatch.chdir(tmp_path)
     assert load_inventory().path == "inventory.yaml"
 

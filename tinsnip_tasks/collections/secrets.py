@@ -8,9 +8,7 @@ from invoke import Collection, task
 from invoke.exceptions import Exit
 
 from .. import config
-from ..config import default_env
-from ..core.inventory import load_inventory
-from ..core.render import catalog
+from .. import resolve
 from ..errors import TinsnipError
 from ..plans import secrets as plan
 from ..plans import service as service_plan
@@ -21,18 +19,17 @@ HELP = {"machine": _args.MACHINE, "env": _args.ENV}
 
 
 def _where(c, machine: str, env: str):
-    """(the plain secrets path, the identity setting), both checked before anything is read."""
-    settings = config.read(c)
-    inv = load_inventory(settings.inventory, catalog=catalog())
-    inv.check_env(machine, env)
-    return inv, service_plan.secrets_path(inv, machine, env), settings.age_identity
+    """(the inventory, the machine-environment, the plain secrets path), checked before
+    anything is read."""
+    inv, me = resolve.offline(c, machine, env)
+    return inv, me, service_plan.secrets_path(inv, *me.key)
 
 
-def _template(inv, machine: str, env: str) -> str:
+def _template(inv, me) -> str:
     """The start of a new secrets file: the keys the machine's services need."""
-    lines = [f"# secrets of {machine}-{env}: KEY=value lines (values taken literally)"]
-    for service in inv.machine(machine).services:
-        keys = service_plan.service_entry(inv, machine, service).secrets
+    lines = [f"# secrets of {me.name}: KEY=value lines (values taken literally)"]
+    for service in me.machine.services:
+        keys = service_plan.service_entry(inv, me.machine.name, service).secrets
         lines += [f"# {service} needs: {', '.join(keys)}"] if keys else []
     return "\n".join(lines) + "\n"
 
@@ -44,11 +41,10 @@ def _report(outcome: plan.Outcome) -> None:
 @task(help={**HELP, "dry": "say what would be encrypted and removed; change nothing"})
 def encrypt(c, machine, env="", dry=False):
     """Encrypt a plain secrets file with age (then remove the plain one)."""
-    env = default_env(c, env)
     try:
-        inv, plain, identity = _where(c, machine, env)
-        dry = dry or config.read(c).dry
-        _report(plan.encrypt(plain, identity, dry=dry))
+        inv, me, plain = _where(c, machine, env)
+        settings = config.read(c)
+        _report(plan.encrypt(plain, settings.age_identity, dry=dry or settings.dry))
     except TinsnipError as e:
         raise Exit(f"error: {e}", code=EXIT_INPUT)
 
@@ -56,10 +52,9 @@ def encrypt(c, machine, env="", dry=False):
 @task(help=HELP)
 def edit(c, machine, env=""):
     """Edit an encrypted secrets file in $EDITOR; it is checked, then encrypted again."""
-    env = default_env(c, env)
     try:
-        inv, plain, identity = _where(c, machine, env)
-        _report(plan.edit(plain, identity, template=_template(inv, machine, env)))
+        inv, me, plain = _where(c, machine, env)
+        _report(plan.edit(plain, inv.age_identity, template=_template(inv, me)))
     except plan.EditorFailed as e:
         raise Exit(f"error: {e}", code=EXIT_INTERRUPTED if e.signalled else 1)
     except TinsnipError as e:

@@ -5,22 +5,16 @@ context), runs the preflight (``check``) and starts it as the machine user the s
 """
 from pathlib import Path
 
-from dataclasses import replace
-
 from invoke import Collection, task
 from invoke.exceptions import Exit
 
-from ..config import default_env
-from .. import config
-from ..core.inventory import load_inventory
-from ..core.render import catalog, render
+from .. import resolve
+from ..core.render import render
 from ..errors import TinsnipError
 from ..ops.base import Step
 from ..ops import health
 from ..ops.docker import compose_as
-from ..plans import build
 from ..plans import service as plan
-from ..run import Run
 from . import _args
 
 HELP = {**_args.COMMON, "service": _args.SERVICE}
@@ -33,27 +27,24 @@ def deploy(c, machine, service, env="", wait="", pull=False, dry=False, json=Fal
            verbose=False):
     """Upload a service's files (and build context), check them, start it with compose up -d,
     wait for it to be healthy (else bring back the previous generation)."""
-    env = default_env(c, env)
-    title = f"service.deploy {machine} {env} {service}" + (" --pull" if pull else "")
-    with Run(c, dry=dry, title=title, json=json, verbose=verbose) as run:
+    with resolve.machine_env(c, "service.deploy", machine, env, detail=service + (
+            " --pull" if pull else ""), dry=dry, json=json, verbose=verbose) as (run, me):
         seconds = health.parse_wait(wait)  # bad input fails here, first
         plan.check_service(run.inv, machine, service)
-        plan.check_secrets(run.inv, machine, env, service)
+        plan.check_secrets(run.inv, *me.key, service)
         steps = plan.deploy_steps(pull)
-        t = replace(run.target(machine, env, service=service, steps=steps), wait=seconds)
-        run.machine_host(machine).converge([build(fn, t) for fn in steps])
+        run.host(me.host).converge(resolve.steps(run, me, steps, service=service, wait=seconds))
 
 
 @task(help={**HELP, "service": "service to roll back (one the inventory lists for the machine)"})
 def rollback(c, machine, service, env="", dry=False, json=False, verbose=False):
     """Bring a service back to its previous generation (kept by each deploy); again: one more."""
-    env = default_env(c, env)
-    with Run(c, dry=dry, title=f"service.rollback {machine} {env} {service}", json=json,
-             verbose=verbose) as run:
+    with resolve.machine_env(c, "service.rollback", machine, env, detail=service, dry=dry,
+                             json=json, verbose=verbose) as (run, me):
         plan.check_service(run.inv, machine, service)  # bad input fails here, first
-        plan.check_secrets(run.inv, machine, env, service)
-        t = run.target(machine, env, service=service)
-        h = run.machine_host(machine)
+        plan.check_secrets(run.inv, *me.key, service)
+        t = resolve.target(run, me, service=service)
+        h = run.host(me.host)
         if not h.failed:
             with h.guard("service.rollback"):
                 plan.rollback(h, t)
@@ -63,12 +54,11 @@ def rollback(c, machine, service, env="", dry=False, json=False, verbose=False):
             **_args.OUTPUT})
 def check(c, machine, service, env="", json=False, verbose=False):
     """Run the preflight on the deployed files: docker compose config and tinsnip's rules."""
-    env = default_env(c, env)
-    with Run(c, title=f"service.check {machine} {env} {service}", json=json,
-             verbose=verbose) as run:
+    with resolve.machine_env(c, "service.check", machine, env, detail=service, json=json,
+                             verbose=verbose) as (run, me):
         plan.check_service(run.inv, machine, service)
-        t = run.target(machine, env, service=service)
-        h = run.machine_host(machine)
+        t = resolve.target(run, me, service=service)
+        h = run.host(me.host)
         if not h.failed:
             with h.guard("service.check"):
                 plan.check(h, t)
@@ -87,25 +77,22 @@ def forward(c, machine, port, env="", to="", service="", remove=False, dry=False
     Checked before any host is contacted: the service and --to in the inventory, --port neither
     the SSH port tinsnip uses nor in a SMEP range of the host; on the host: not a port its sshd
     listens on."""
-    env = default_env(c, env)
-    with Run(c, dry=dry, title=f"service.forward {machine} {env} {port}", json=json,
-             verbose=verbose) as run:
-        port, service = plan.check_forward(run.inv, machine, env, port, to, service,
+    with resolve.machine_env(c, "service.forward", machine, env, detail=str(port), dry=dry,
+                             json=json, verbose=verbose) as (run, me):
+        port, service = plan.check_forward(run.inv, *me.key, port, to, service,
                                            remove=remove)  # bad input fails here, first
-        t = run.target(machine, env)
+        t = resolve.target(run, me)
         want = plan.forward_to(run.inv, t.smep, service, port, to, remove=remove)
-        run.machine_host(machine).converge([Step("service.forward", (want,), t.scope, t.scope)])
+        run.host(me.host).converge([Step("service.forward", (want,), t.scope, t.scope)])
 
 
 @task(help=HELP)
 def remove(c, machine, service, env="", dry=False, json=False, verbose=False):
     """Stop a service (compose down) and remove its files and forwards; its NAS data stays."""
-    env = default_env(c, env)
-    with Run(c, dry=dry, title=f"service.remove {machine} {env} {service}", json=json,
-             verbose=verbose) as run:
+    with resolve.machine_env(c, "service.remove", machine, env, detail=service, dry=dry,
+                             json=json, verbose=verbose) as (run, me):
         plan.check_runs(run.inv, None, service)
-        t = run.target(machine, env, service=service)
-        run.machine_host(machine).converge([build(fn, t) for fn in plan.REMOVE])
+        run.host(me.host).converge(resolve.steps(run, me, plan.REMOVE, service=service))
 
 
 @task(help={**HELP, "tail": "number of lines from the end of each container's log (default 100)",
@@ -113,15 +100,13 @@ def remove(c, machine, service, env="", dry=False, json=False, verbose=False):
 def logs(c, machine, service, env="", tail="100", follow=False, dry=False, json=False,
          verbose=False):
     """Print the service's compose logs, read as the machine user (only logs on stdout)."""
-    env = default_env(c, env)
-    run = Run(c, dry=dry, title=f"service.logs {machine} {env} {service}", json=json,
-              verbose=verbose)
-    run.output.out = run.output.err  # stdout carries the logs alone; title and recap: stderr
-    with run:
+    # stdout carries the logs alone; title and recap go to stderr
+    with resolve.machine_env(c, "service.logs", machine, env, detail=service, data_on_stdout=True,
+                             dry=dry, json=json, verbose=verbose) as (run, me):
         plan.check_runs(run.inv, None, service)
         tail = plan.positive("--tail", tail)
-        t = run.target(machine, env, service=service)
-        smep, h = t.smep, run.machine_host(machine)
+        t = resolve.target(run, me, service=service)
+        smep, h = t.smep, run.host(me.host)
         action = f"logs --no-color --tail {int(tail)}" + (" --follow" if follow else "")
         command = compose_as(smep.user, smep.mount_point, plan.service_dir(smep, service), action)
         if dry or h.conn is None or h.failed:
@@ -175,15 +160,13 @@ def stream(h, command: str, *, step: str) -> None:
             "output": "file to write (default: print it)"})
 def makefile(c, machine, service, env="", output=""):
     """Write the service Makefile (setup, deploy, setup-xdg-links, status targets)."""
-    env = default_env(c, env)
     try:
-        inv = load_inventory(config.read(c).inventory, catalog=catalog())
-        inv.check_env(machine, env)
+        inv, me = resolve.offline(c, machine, env)
         plan.check_service(inv, machine, service)
     except TinsnipError as e:
         raise Exit(f"error: {e}", code=2)
-    text = render("Makefile.j2", {"sheet": inv.sheet_of(machine).name, "machine": machine,
-                                  "env": env, "service": service})
+    text = render("Makefile.j2", {"sheet": me.sheet.name, "machine": machine, "env": me.env,
+                                  "service": service})
     if output:
         Path(output).write_text(text)
         print(f"wrote {output}")

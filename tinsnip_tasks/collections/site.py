@@ -13,9 +13,8 @@ from pathlib import Path
 from invoke import Collection, task
 from invoke.exceptions import Exit
 
+from .. import resolve
 from ..cli import program_name
-from ..core import registry as reg
-from ..core.smep import make_smep
 from ..errors import TinsnipError
 from ..ops.health import parse_wait
 from ..plans import Target
@@ -33,54 +32,39 @@ LIMIT = ("only these parts of the inventory: comma-separated host, machine, mach
 HELP = {"limit": LIMIT, "dry": _args.DRY, **_args.OUTPUT}
 
 
-def check_services(inv, sel, *, dry: bool = False) -> dict:
+def check_services(inv, sel, mes, *, dry: bool = False) -> dict:
     """Render every selected service once with provisional numbers, so a missing secret, a
     broken template or a bad image reference is refused before any host is touched. In a dry
     run the services that cannot be rendered are returned instead (``{(machine, env, service):
     error}``) and taken out of ``sel``, so everything else is still previewed."""
     refused = {}
-    for (machine, env), services in sel.services.items():
-        m = inv.machine(machine)
-        number = m.number if m.number is not None else (reg.lookup(machine, None) or reg.FIRST_FREE)
-        smep = make_smep(inv.sheet_of(machine).name, machine, env, number,
-                         pinned_sheet_no=inv.sheet_of(machine).number)
-        for service in services:
+    for me in mes:
+        smep = me.provisional()
+        for service in sel.services[me.key]:
             try:
                 service_plan.tracked_images(Target(inv, smep, service))  # renders, checks images
             except TinsnipError as e:
                 if not dry:
                     raise
-                refused[(machine, env, service)] = e
+                refused[(*me.key, service)] = e
     for machine, env, service in refused:
         sel.services[(machine, env)].remove(service)
     return refused
 
 
-def targets(run: Run, sel, *, assign: bool) -> dict:
-    """The numbers of every selected machine-environment: each NAS reads its registries in one
-    command; with ``assign`` a machine without a number gets one under the registry's lock."""
-    inv = run.inv
-    by_nas: dict[str, list] = {}
-    for machine, env in sel.envs:
-        by_nas.setdefault(inv.nas_of(machine).host, []).append((machine, env))
-    out = {}
-    for nas_target, envs in by_nas.items():
-        nas = run.hosts[nas_target]
-        if not nas.unreachable:
-            run.numbers.prefetch(nas, [inv.registry_path(inv.sheet_of(m).name, e) for m, e in envs])
-        for machine, env in envs:
-            if nas.failed:
-                break
-            out[(machine, env)] = Target(inv, run.numbers.smep(nas, machine, env, assign=assign))
-    return out
+def connect(run: Run, mes) -> list[str]:
+    """Connect every NAS and machine host of ``mes`` at once (the NASes first in the recap);
+    returns the NAS hosts."""
+    nas_hosts = list(dict.fromkeys(me.nas_host for me in mes))
+    run.connect(list(dict.fromkeys(nas_hosts + [me.host for me in mes])))
+    return nas_hosts
 
 
-def skip_without(run: Run, sel, found: dict, reason: str):
+def skip_without(run: Run, mes, found: dict, reason: str):
     """Machine hosts whose machine-environments have no numbers (their NAS failed) are noted."""
-    for machine, env in sel.envs:
-        if (machine, env) not in found:
-            h = run.hosts[run.inv.machine(machine).host]
-            h.note("site", "skipped", f"{machine}-{env}: {reason}")
+    for me in mes:
+        if me.key not in found:
+            run.hosts[me.host].note("site", "skipped", f"{me.name}: {reason}")
 
 
 @task(help={**HELP, "wait": _args.WAIT,
@@ -93,47 +77,41 @@ def up(c, limit="", wait="", pull=False, dry=False, json=False, verbose=False):
         inv = run.inv
         seconds = parse_wait(wait)
         sel = plan.select(inv, limit)
-        for machine, env in sel.envs:
-            run.mask_secrets(machine, env)  # before anything is rendered or printed
-        refused = check_services(inv, sel, dry=run.dry)
-        nas_hosts = list(dict.fromkeys(inv.nas_of(m).host for m, _ in sel.envs))
-        machine_hosts = list(dict.fromkeys(inv.machine(m).host for m, _ in sel.envs))
-        run.connect(nas_hosts + machine_hosts)
+        mes = resolve.machine_envs(run, sel.envs)  # secrets masked before anything is printed
+        refused = check_services(inv, sel, mes, dry=run.dry)
+        nas_hosts = connect(run, mes)
+        by_key = {me.key: me for me in mes}
         for (machine, env, service), error in refused.items():  # what cannot be previewed
-            run.hosts[inv.machine(machine).host].note(
+            run.hosts[by_key[machine, env].host].note(
                 "service.files", "failed", f"cannot preview {service}: {error}",
                 label=f"{machine}-{env} {service}")
-        found = targets(run, sel, assign=True)
-        skip_without(run, sel, found, "its NAS failed or could not be reached")
+        found = resolve.targets(run, mes, assign=True)
+        skip_without(run, mes, found, "its NAS failed or could not be reached")
         done = plan.Selection([k for k in sel.envs if k in found],
                               {k: v for k, v in sel.services.items() if k in found})
         for host, steps in plan.nas_steps(inv, done, found).items():
             run.hosts[host].converge(steps)
         failed_nas = {h for h in nas_hosts if run.hosts[h].failed}
         work = plan.machine_steps(inv, done, found, wait=seconds, pull=pull)
-        for machine, env in done.envs:
-            if inv.nas_of(machine).host in failed_nas:
-                host = inv.machine(machine).host
-                run.hosts[host].note("site", "skipped", f"{machine}-{env}: its NAS failed")
-                work[host] = [s for s in work.get(host, []) if s.scope != f"{machine}-{env}"]
+        for me in mes:
+            if me.key in found and me.nas_host in failed_nas:
+                run.hosts[me.host].note("site", "skipped", f"{me.name}: its NAS failed")
+                work[me.host] = [s for s in work.get(me.host, []) if s.scope != me.name]
         parallel(lambda host: run.hosts[host].converge(work[host]), list(work))
 
 
 def check_all(run: Run, limit: str):
     """The Testing Checklist on every machine-environment ``limit`` selects, every machine host
     at once. Returns the selection and the targets found."""
-    inv = run.inv
-    sel = plan.select(inv, limit)
-    for machine, env in sel.envs:
-        run.mask_secrets(machine, env)
-    nas_hosts = list(dict.fromkeys(inv.nas_of(m).host for m, _ in sel.envs))
-    machine_hosts = list(dict.fromkeys(inv.machine(m).host for m, _ in sel.envs))
-    run.connect(nas_hosts + machine_hosts)
-    found = targets(run, sel, assign=False)
-    skip_without(run, sel, found, "its NAS failed or could not be reached")
+    sel = plan.select(run.inv, limit)
+    mes = resolve.machine_envs(run, sel.envs)
+    connect(run, mes)
+    found = resolve.targets(run, mes, assign=False)
+    skip_without(run, mes, found, "its NAS failed or could not be reached")
     by_host: dict[str, list] = {}
-    for (machine, _), t in found.items():
-        by_host.setdefault(inv.machine(machine).host, []).append(t)
+    for me in mes:
+        if me.key in found:
+            by_host.setdefault(me.host, []).append(found[me.key])
     program = program_name(run.c)
     parallel(lambda host: checks.check(run.hosts[host], by_host[host], program), list(by_host))
     return sel, found

@@ -10,12 +10,9 @@ import os
 from invoke import Collection, task
 from invoke.exceptions import Exit
 
-from ..config import default_env
 from .. import config
 from ..core import registry as reg
-from ..core.inventory import load_inventory
-from ..core.render import catalog
-from ..core.smep import ENVIRONMENTS, env_number, make_smep, sheet_number, validate_name
+from ..core.smep import ENVIRONMENTS, make_smep, sheet_number, validate_name
 from ..errors import InputError, TinsnipError
 from . import _args
 
@@ -23,38 +20,35 @@ HELP = {"sheet": _args.SHEET + " (default: the machine's sheet in the inventory)
         "machine": _args.MACHINE, "env": _args.ENV}
 
 
-def _number(inv, sheet, machine):
-    """A machine's number without asking the NAS: the inventory's pin, else the defaults."""
-    m = inv.machines.get(machine) if inv else None
-    if m is not None and m.sheet == sheet and m.number is not None:
-        return m.number
-    return reg.lookup(machine, None)
-
-
-def _inventory(c, *, required=False):
+def _inventory(settings, *, required=False):
     """The inventory the settings name; an invalid one is refused like by every other task.
     None when there is no file at the default path and ``required`` is false."""
-    path = config.read(c).inventory
+    path = settings.inventory
     if not required and path == config.DEFAULTS["inventory"] and not os.path.exists(path):
         return None  # no inventory here: the numbers need none
-    return load_inventory(path, catalog=catalog())
+    return settings.load_inventory()
 
 
 def _smep(c, sheet, machine, env):
     """Numbers for a machine-environment, honouring the inventory's pins when it knows them;
     without ``sheet``, the machine's sheet in the inventory."""
+    settings = config.read(c)
+    env = settings.environment(env)
     validate_name("machine", machine)
-    env_number(env)
-    inv = _inventory(c)
+    inv = _inventory(settings)
+    known = inv.machines.get(machine) if inv else None
     if not sheet:
-        if inv is None or machine not in inv.machines:
+        if known is None:
             where = inv.path if inv else "no inventory here"
             raise InputError(f"give --sheet: machine {machine!r} is not in the inventory "
                              f"({where}), so its sheet is not known")
-        sheet = inv.machines[machine].sheet
+        sheet = known.sheet
     validate_name("sheet", sheet)
     pinned_sheet = inv.sheets[sheet].number if inv and sheet in inv.sheets else None
-    number = _number(inv, sheet, machine)
+    # the number known without asking the NAS: the inventory's (pin or default) for a machine
+    # of this sheet, else the built-in default
+    number = (known.known_number if known is not None and known.sheet == sheet
+              else reg.resolve(machine, None))
     if number is None:
         raise TinsnipError(f"machine {machine!r} has no default number; pin it in the inventory "
                            f"(machines: {machine}: number: NN) or run machine.setup, which "
@@ -72,14 +66,12 @@ def _answer(fn):
 @task(help=HELP)
 def uid(c, machine, sheet="", env=""):
     """Print the UID of a machine-environment (e.g. 10110 for dynamicalsystem/gazette/test)."""
-    env = default_env(c, env)
     print(_answer(lambda: _smep(c, sheet, machine, env)).uid)
 
 
 @task(help=HELP)
 def ports(c, machine, sheet="", env=""):
     """Print the ten TCP ports of a machine-environment, space-separated."""
-    env = default_env(c, env)
     print(" ".join(str(p) for p in _answer(lambda: _smep(c, sheet, machine, env)).ports))
 
 
@@ -88,13 +80,11 @@ def table(c, sheet):
     """Print the Port Allocation Table of a sheet for the machines the inventory knows."""
     def rows():
         validate_name("sheet", sheet)
-        inv = _inventory(c, required=True)
-        if sheet not in inv.sheets:
-            raise TinsnipError(f"sheet {sheet!r} is not in {inv.path}; known: {', '.join(inv.sheets)}")
-        pin = inv.sheets[sheet].number
+        inv = _inventory(config.read(c), required=True)
+        pin = inv.sheet(sheet).number
         out = []
         machines = [("station", ("prod", "test"), 0)]
-        machines += [(m.name, m.environments, _number(inv, sheet, m.name))
+        machines += [(m.name, m.environments, m.known_number)
                      for m in inv.machines.values() if m.sheet == sheet]
         for name, envs, number in machines:
             for env in sorted(envs, key=ENVIRONMENTS.get):

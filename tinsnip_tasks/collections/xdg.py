@@ -1,7 +1,6 @@
 """XDG links: ``@machine`` under the machine user's XDG state, data and config folders."""
 from invoke import Collection, task
 
-from ..config import default_env
 from ..plans import machine as plan
 from . import _args
 from .machine import converge
@@ -10,7 +9,6 @@ from .machine import converge
 @task(help=_args.COMMON)
 def link(c, machine, env="", dry=False, json=False, verbose=False):
     """Link ~/.local/state|share and ~/.config/{sheet}/@{machine} to the NFS mount."""
-    env = default_env(c, env)
     converge(c, "xdg.link", machine, env, (plan.xdg_links,), dry=dry, json=json, verbose=verbose)
 
 

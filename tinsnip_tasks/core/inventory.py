@@ -30,7 +30,6 @@ from tinsnip_tasks.core.target import (address_of, check_address, check_target, 
 from tinsnip_tasks.errors import InputError, InventoryError
 
 DEFAULT_PATH = "inventory.yaml"
-ENV_VAR = "TINSNIP_INVENTORY"
 DEFAULT_VOLUME = "/volume1"
 DEFAULT_REGISTRY = "{volume}/{sheet}/station/{env}/machine-registry"
 #: Keys an inventory used to have and no longer does, with what to do instead.
@@ -124,6 +123,93 @@ class Machine:
     docker: DockerSettings | None = None
     address: str | None = None  # what the NAS exports to; None: from the SSH target
 
+    @property
+    def known_number(self) -> int | None:
+        """The machine's number as known without asking the NAS: its pin, else the built-in
+        default (None for a machine whose number the station registry assigns)."""
+        return reg.resolve(self.name, None, self.number)
+
+    @property
+    def client(self) -> str:
+        """What the NAS exports this machine's folders to: its ``address`` (see
+        :meth:`Inventory.with_addresses`), else its host's name."""
+        return self.address or host_address(self.host)
+
+
+@dataclass(frozen=True)
+class MachineEnv:
+    """One machine-environment, resolved from the inventory once: everything a task's steps
+    need that the inventory decides (the SMEP numbers come from the station registry, see
+    :meth:`smep`). Made by :meth:`Inventory.machine_env`, which validates the names."""
+
+    machine: Machine
+    env: str
+    sheet: Sheet
+    nas: Nas
+    #: the SSH target of the machine host and of the NAS (``fab -H`` may replace either)
+    host: str
+    nas_host: str
+    #: the station registry (path on the NAS) that numbers the sheet's machines in ``env``
+    registry: str
+    #: the machine-environment's folder on the NAS
+    export_dir: str
+    #: numbers pinned in the inventory for the sheet's other machines: ``{number: machine}``
+    others: dict
+
+    @property
+    def name(self) -> str:
+        return f"{self.machine.name}-{self.env}"
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.machine.name, self.env
+
+    def smep(self, registry: dict | None = None) -> Smep:
+        """The SMEP numbers, the machine's number being its pin, else its entry in
+        ``registry`` (None, or a registry without machines: the built-in defaults).
+
+        :raises InputError: the machine has no number yet, or its pin disagrees with the
+            registry.
+        """
+        number = reg.resolve(self.machine.name, registry, self.machine.number)
+        if number is None:
+            raise InputError(
+                f"machine {self.machine.name!r} has no number yet in sheet {self.sheet.name!r}"
+                f" ({self.env}): run machine.setup, which assigns one from the station registry"
+                f" {self.registry}, or pin one (machines: {self.machine.name}: number: NN)"
+            )
+        return make_smep(self.sheet.name, self.machine.name, self.env, number,
+                         pinned_sheet_no=self.sheet.number)
+
+    def known(self) -> Smep | None:
+        """The numbers as known without asking the NAS (:attr:`Machine.known_number`), or
+        None."""
+        return self.smep() if self.machine.known_number is not None else None
+
+    def provisional(self) -> Smep:
+        """The numbers known without asking the NAS, else those an empty registry would give
+        (for checks and plans made before, or without, reading the registry)."""
+        if self.machine.known_number is not None:
+            return self.smep()
+        return self.smep(reg.assign(self.machine.name, None, None, self.others)[1])
+
+    @property
+    def client(self) -> str:
+        """The client the NAS exports to (:attr:`Machine.client`)."""
+        return self.machine.client
+
+    @property
+    def nas_address(self) -> str:
+        """The address the machine host mounts the export from: the NAS's ``address``, else
+        its host's name."""
+        return self.nas.address or host_address(self.nas.host)
+
+    @property
+    def docker(self) -> DockerSettings:
+        """The daemon settings of the machine's users: the machine's ``docker:`` keys over its
+        sheet's."""
+        return (self.machine.docker or DockerSettings()).over(self.sheet.docker)
+
 
 @dataclass(frozen=True)
 class Inventory:
@@ -156,6 +242,22 @@ class Inventory:
         """Return the NAS that holds a machine's sheet."""
         return self.nas[self.sheet_of(machine_name).nas]
 
+    def machine_env(self, machine_name: str, env: str, *, host: str | None = None,
+                    nas_host: str | None = None) -> MachineEnv:
+        """The :class:`MachineEnv` of a machine in ``env``, validated once; ``host`` and
+        ``nas_host`` replace the inventory's SSH targets (``fab -H``).
+
+        :raises InputError: an unknown machine or environment, named with what is known.
+        """
+        self.check_env(machine_name, env)
+        machine = self.machines[machine_name]
+        sheet = self.sheets[machine.sheet]
+        nas = self.nas[sheet.nas]
+        others = {n: m for n, m in self.pins(sheet.name).items() if m != machine_name}
+        return MachineEnv(machine, env, sheet, nas, host or machine.host, nas_host or nas.host,
+                          self.registry_path(sheet.name, env),
+                          f"{sheet.volume}/{sheet.name}/{machine_name}/{env}", others)
+
     def check_env(self, machine_name: str, env: str) -> None:
         """Raise unless ``env`` is one of the machine's environments.
 
@@ -170,13 +272,20 @@ class Inventory:
                 f" (add it under machines: {machine_name}: environments)"
             )
 
+    def sheet(self, name: str) -> Sheet:
+        """Return the sheet called ``name``.
+
+        :raises InputError: when the inventory has no such sheet, listing those it has.
+        """
+        if name not in self.sheets:
+            known = ", ".join(sorted(self.sheets)) or "none"
+            raise InputError(f"sheet {name!r} is not in {self.path}; known sheets: {known}")
+        return self.sheets[name]
+
     def registry_path(self, sheet_name: str, env: str) -> str:
         """Return the path on the NAS of a sheet's machine registry for ``env``."""
-        if sheet_name not in self.sheets:
-            known = ", ".join(sorted(self.sheets)) or "none"
-            raise InputError(f"sheet {sheet_name!r} is not in {self.path}; known sheets: {known}")
+        sheet = self.sheet(sheet_name)
         env_number(env)
-        sheet = self.sheets[sheet_name]
         return sheet.registry.format(volume=sheet.volume, sheet=sheet.name, env=env)
 
     def smep(self, machine_name: str, env: str, registry: dict | None = None) -> Smep:
@@ -189,18 +298,7 @@ class Inventory:
         :raises InputError: when the machine or environment is unknown, when the machine
             has no number yet, or when its pin disagrees with the registry.
         """
-        self.check_env(machine_name, env)
-        machine = self.machine(machine_name)
-        sheet = self.sheets[machine.sheet]
-        number = reg.resolve(machine_name, registry, machine.number)
-        if number is None:
-            raise InputError(
-                f"machine {machine_name!r} has no number yet in sheet {sheet.name!r} ({env}):"
-                f" run machine.setup, which assigns one from the station registry"
-                f" {self.registry_path(sheet.name, env)}, or pin one"
-                f" (machines: {machine_name}: number: NN)"
-            )
-        return make_smep(sheet.name, machine_name, env, number, pinned_sheet_no=sheet.number)
+        return self.machine_env(machine_name, env).smep(registry)
 
     def pins(self, sheet_name: str) -> dict[int, str]:
         """The machine numbers pinned in the inventory for a sheet: ``{number: machine}``."""
@@ -218,7 +316,7 @@ class Inventory:
             return f"the SSH port tinsnip reaches {host} on"
         same = [m for m in self.machines.values() if address_of(m.host) == address]
         for m in same:
-            number = m.number if m.number is not None else reg.lookup(m.name, None)
+            number = m.known_number
             for env in m.environments if number is not None else ():
                 try:
                     s = make_smep(m.sheet, m.name, env, number,
@@ -236,16 +334,13 @@ class Inventory:
 
     def export_dir(self, machine: str, env: str) -> str:
         """Return the machine-environment's directory on the NAS."""
-        self.check_env(machine, env)
-        sheet = self.sheet_of(machine)
-        return f"{sheet.volume}/{sheet.name}/{machine}/{env}"
+        return self.machine_env(machine, env).export_dir
 
     def docker(self, machine: str) -> DockerSettings:
         """The daemon settings of a machine's users: the machine's ``docker:`` keys over its
         sheet's."""
         m = self.machine(machine)
-        own = m.docker or DockerSettings()
-        return own.over(self.sheets[m.sheet].docker)
+        return (m.docker or DockerSettings()).over(self.sheets[m.sheet].docker)
 
     def nas_address(self, machine: str) -> str:
         """The address the machine host mounts its export from: the NAS's ``address`` (see
@@ -256,8 +351,7 @@ class Inventory:
     def export_client(self, machine: str) -> str:
         """The client an export of ``machine`` is restricted to: the machine's ``address``
         (see :meth:`with_addresses`), else its host's name."""
-        m = self.machine(machine)
-        return m.address or host_address(m.host)
+        return self.machine(machine).client
 
     def with_addresses(self, resolve) -> "Inventory":
         """This inventory with an address for every NAS and machine that has none: what
@@ -281,13 +375,9 @@ class Inventory:
         """
         if env not in ("prod", "test"):
             raise InputError(f"the station has prod and test environments, not {env!r}")
-        if sheet_name not in self.sheets:
-            known = ", ".join(sorted(self.sheets)) or "none"
-            raise InputError(f"sheet {sheet_name!r} is not in {self.path}; known sheets: {known}")
-        sheet = self.sheets[sheet_name]
+        sheet = self.sheet(sheet_name)
         smep = make_smep(sheet_name, reg.STATION, env, 0, pinned_sheet_no=sheet.number)
-        clients = sorted({m.address or host_address(m.host)
-                          for m in self.machines.values() if m.sheet == sheet_name})
+        clients = sorted({m.client for m in self.machines.values() if m.sheet == sheet_name})
         if not clients:
             raise InputError(f"sheet {sheet_name!r} has no machines in {self.path} to export to")
         return Station(smep, f"{sheet.volume}/{sheet_name}/station/{env}",
@@ -495,7 +585,8 @@ def _read(path: str):
     except FileNotFoundError:
         raise InventoryError(
             path, None,
-            f"no such file; create it (see the README) or point {ENV_VAR} at your inventory",
+            "no such file; create it (see the README) or point TINSNIP_INVENTORY (the setting"
+            " tinsnip.inventory) at your inventory",
         ) from None
     except (OSError, UnicodeDecodeError) as err:
         raise InventoryError(path, None, f"cannot be read: {err}") from None
@@ -788,7 +879,7 @@ def _check_numbers(check: _Checker, inventory: Inventory) -> None:
     """Every machine-environment whose number is known without a registry must fit."""
     for machine in inventory.machines.values():
         sheet = inventory.sheets[machine.sheet]
-        number = machine.number if machine.number is not None else reg.lookup(machine.name, None)
+        number = machine.known_number
         if number is None:
             continue
         for env in machine.environments:
@@ -821,14 +912,13 @@ def _check_forwards(check: _Checker, inventory: Inventory) -> None:
 def load_inventory(path=None, *, catalog: set[str] | None = None) -> Inventory:
     """Read and validate an inventory file.
 
-    :param path: the YAML file; None means ``$TINSNIP_INVENTORY`` or ``./inventory.yaml``.
+    :param path: the YAML file (the setting ``tinsnip.inventory`` names it); None means
+        ``./inventory.yaml``.
     :param catalog: known service names; when given, other service names are errors.
     :returns: the :class:`Inventory`.
     :raises InventoryError: naming the file, the key and what to change.
     """
-    if path is None:
-        path = os.environ.get(ENV_VAR) or DEFAULT_PATH
-    path = str(path)
+    path = str(path if path is not None else DEFAULT_PATH)
     data = _read(path)
     check = _Checker(path)
     check.mapping("", data, TOP_KEYS)

@@ -8,11 +8,11 @@ a host converges.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property, partial
 from typing import Callable
 
-from ..core.inventory import Inventory
+from ..core.inventory import Inventory, MachineEnv
 from ..core.smep import Smep
 from ..ops.base import Step
 
@@ -25,6 +25,13 @@ class Target:
     smep: Smep
     service: str = ""
     wait: int | None = None  # seconds a deploy waits for the service to be healthy (--wait)
+    #: the machine-environment as the task resolved it (:mod:`tinsnip_tasks.resolve`)
+    resolved: MachineEnv | None = field(default=None, compare=False, repr=False)
+
+    @cached_property
+    def me(self) -> MachineEnv:
+        """The machine-environment: as the task resolved it, else from the inventory."""
+        return self.resolved or self.inv.machine_env(self.smep.machine, self.smep.env)
 
     @property
     def scope(self) -> str:

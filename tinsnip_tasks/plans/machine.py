@@ -52,8 +52,7 @@ def fstab_line(server: str, export_dir: str, mount_point: str,
 
 def export_source(t: Target) -> tuple[str, str, str]:
     """(NFS server as fstab writes it, export folder, ``server:/folder``)."""
-    server = nfs_server(t.inv.nas_address(t.smep.machine))
-    export_dir = t.inv.export_dir(t.smep.machine, t.smep.env)
+    server, export_dir = nfs_server(t.me.nas_address), t.me.export_dir
     return server, export_dir, f"{server}:{export_dir}"
 
 
@@ -121,7 +120,7 @@ def docker_config(t: Target) -> list:
     mirrors, insecure registries), written by the machine user; a running daemon is stopped
     when it changes, and ``machine.docker`` starts it again."""
     smep = t.smep
-    config = t.inv.docker(smep.machine).daemon_config()
+    config = t.me.docker.daemon_config()
     return [DaemonConfig(smep.user, smep.uid, home(smep), daemon_json(config))]
 
 

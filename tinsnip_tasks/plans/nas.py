@@ -20,7 +20,7 @@ def export_line(path: str, clients: list[str], options: str) -> str:
 @step("nas.tree")
 def tree(t: Target) -> list[Directory]:
     """``{volume}/{sheet}/{machine}/{env}`` and its four folders, owned UID:UID."""
-    smep, export_dir = t.smep, t.inv.export_dir(t.smep.machine, t.smep.env)
+    smep, export_dir = t.smep, t.me.export_dir
     dirs = [Directory(export_dir, smep.uid, smep.uid, 0o750)]
     dirs += [Directory(f"{export_dir}/{d}", smep.uid, smep.uid, 0o750) for d in SUBDIRS]
     return dirs
@@ -30,8 +30,7 @@ def tree(t: Target) -> list[Directory]:
 def export(t: Target) -> list[Edited]:
     """One line in /etc/exports for this export, then ``exportfs -ra``; if the NAS refuses the
     new file the old one is put back, so the exports that worked keep working."""
-    smep, export_dir = t.smep, t.inv.export_dir(t.smep.machine, t.smep.env)
-    client = t.inv.export_client(smep.machine)
+    smep, export_dir, client = t.smep, t.me.export_dir, t.me.client
     line = export_line(export_dir, [client], EXPORT_OPTIONS.format(uid=smep.uid))
     return [Edited("/etc/exports", set_line(field_is(0, export_dir), line),
                    f"export {export_dir} to {client}", after=("exportfs -ra",), rollback=True,
@@ -65,7 +64,7 @@ SETUP = (tree, export)
 def removed(t: Target) -> list:
     """No export line for the machine-environment (``exportfs -ra``, the old file back if the NAS
     refuses), then no folder: its data is deleted."""
-    export_dir = t.inv.export_dir(t.smep.machine, t.smep.env)
+    export_dir = t.me.export_dir
     return [Edited("/etc/exports", drop_lines(field_is(0, export_dir)),
                    f"no export of {export_dir}", after=("exportfs -ra",), rollback=True,
                    applied=True),

@@ -9,8 +9,7 @@ against it, and a setup writes it in.
 from __future__ import annotations
 
 from ..core import registry as reg
-from ..core import smep as smep_mod
-from ..core.inventory import Inventory
+from ..core.inventory import MachineEnv
 from ..core.smep import Smep
 from ..errors import TinsnipError, UnreachableError
 from ..ops.base import MARK, Host, Step, split_facts
@@ -53,8 +52,7 @@ def _failed(nas: Host, error: Exception) -> TinsnipError:
 class Numbers:
     """SMEP numbers of one run's machine-environments (see the module docstring)."""
 
-    def __init__(self, inv: Inventory, *, dry: bool = False):
-        self.inv, self.dry = inv, dry
+    def __init__(self):
         self.registries: dict[str, dict | None] = {}
 
     def prefetch(self, nas: Host, paths) -> None:
@@ -72,60 +70,40 @@ class Numbers:
             nas.fail(STEP, e)
             raise _failed(nas, e)
 
-    def guess(self, machine: str, env: str) -> Smep | None:
-        """The numbers the registry will most likely give (the pin, else the built-in default),
-        for reading a machine host's facts while the registry is read; None without either.
-        Only a guess: the registry's answer decides, and facts read with another number are
-        read again."""
-        try:
-            return self.inv.smep(machine, env, None)
-        except TinsnipError:
-            return None
+    def smep(self, nas: Host | None, me: MachineEnv, *, assign: bool = False) -> Smep:
+        """Numbers of the machine-environment ``me``: its pin or its registry entry, from the
+        registry on ``nas``; with ``assign`` the machine's number is written into the registry
+        when it is not there. Without the NAS (None, or not connected: a dry run that could
+        not reach it) the numbers known without it are used; a machine the registry would
+        number gets the number an empty registry would give, noted as assigned on the NAS.
 
-    def needs_registry(self, machine: str) -> bool:
-        """Always: a pin is checked against the registry too (and written into it by setups)."""
-        self.inv.machine(machine)
-        return True
-
-    def smep(self, nas: Host | None, machine: str, env: str, *, assign: bool = False) -> Smep:
-        """Numbers of ``machine`` in ``env``: its pin or its registry entry, from the registry on
-        ``nas`` (None or an unreachable NAS in a dry run: the pin or the built-in defaults); with
-        ``assign`` the machine's number is written into the registry when it is not there.
-
-        :raises InputError: unknown machine or environment, a pin the registry contradicts, or
-            no number without ``assign``.
+        :raises InputError: a pin the registry contradicts, or no number without ``assign``.
+        :raises UnreachableError: the NAS could not be reached (not in a dry run).
         """
-        smep_mod.validate_name("machine", machine)
-        smep_mod.env_number(env)
-        inv = self.inv
-        inv.check_env(machine, env)
-        sheet = inv.sheet_of(machine).name
-        path = inv.registry_path(sheet, env)
+        machine, path = me.machine.name, me.registry
         if nas is not None and nas.unreachable:
             raise UnreachableError(nas.name, f"the station registry {path} is on it")
-        pin = inv.machine(machine).number
-        others = {n: m for n, m in inv.pins(sheet).items() if m != machine}
-        if nas is None or nas.conn is None:  # a dry run without the NAS: the defaults
-            if not assign or reg.resolve(machine, None, pin) is not None:
-                return inv.smep(machine, env, None)
-            # what an empty registry would give: provisional, and said to be
-            number, registry, _ = reg.assign(machine, None, pin, others)
+        if nas is None or nas.conn is None:
+            if me.machine.known_number is not None or not assign:
+                return me.smep()
+            smep = me.provisional()
             if nas is not None:
-                nas.note(STEP, "unchecked", f"{machine}={number:02d} provisional: {path} could "
-                                            "not be read", label=machine)
-            return inv.smep(machine, env, registry)
+                nas.note(STEP, "unchecked", f"{machine}: number assigned on the NAS ({path} "
+                         f"could not be read; the plan shows {smep.machine_no:02d}, what an "
+                         "empty registry gives)", label=machine)
+            return smep
         if assign and path in self.registries:
             # read already in this run: write only when the machine is not in it yet
-            _, _, missing = reg.assign(machine, self.registries[path], pin, others)
-            assign = missing
+            _, _, assign = reg.assign(machine, self.registries[path], me.machine.number,
+                                      me.others)
         if assign:
-            done = assign_number(nas, path, machine, pin, others)
+            done = assign_number(nas, path, machine, me.machine.number, me.others)
             self.registries[path] = done.registry
-            return inv.smep(machine, env, done.registry)
+            return me.smep(done.registry)
         if path not in self.registries:
             self.registries[path] = read_registry(nas, path)
         registry = self.registries[path]
-        found = inv.smep(machine, env, registry)
+        found = me.smep(registry)
         source = path if reg.authoritative(registry) else "built-in default, no registry yet"
         nas.note(STEP, "ok", f"{machine}={found.machine_no:02d} ({source})")
         return found

@@ -81,8 +81,7 @@ def nas_steps(inv: Inventory, sel: Selection, targets: dict) -> dict[str, list[S
         out.setdefault(st.nas_host, []).append(build(nas_plan.station, Target(inv, st.smep)))
     for key in sel.envs:
         t = targets[key]
-        host = inv.nas_of(t.smep.machine).host
-        out.setdefault(host, []).extend(build(fn, t) for fn in nas_plan.SETUP)
+        out.setdefault(t.me.nas_host, []).extend(build(fn, t) for fn in nas_plan.SETUP)
     return out
 
 
@@ -94,10 +93,10 @@ def machine_steps(inv: Inventory, sel: Selection, targets: dict,
     out: dict[str, list[Step]] = {}
     for key in sel.envs:
         t = targets[key]
-        steps = out.setdefault(inv.machine(t.smep.machine).host, [])
+        steps = out.setdefault(t.me.host, [])
         steps += [build(fn, t) for fn in machine_plan.SETUP]
         for service in sel.services[key]:
-            st = Target(inv, t.smep, service, wait)
+            st = Target(inv, t.smep, service, wait, t.resolved)
             steps += [s for s in (build(fn, st) for fn in service_plan.deploy_steps(pull))
                       if s.resources]
     return out
