@@ -125,8 +125,8 @@ def machine_envs(run: Run, keys) -> list[MachineEnv]:
 
 def targets(run: Run, mes: list[MachineEnv], *, assign: bool) -> dict:
     """``{(machine, env): Target}`` of every machine-environment whose NAS answered: each NAS
-    reads all its registries in one command; with ``assign`` a machine without a number gets
-    one under the registry's lock. The hosts must be connected already."""
+    reads all its registries in one command; with ``assign`` the machines without a number get
+    theirs in one more, under the registries' locks. The hosts must be connected already."""
     found, by_nas = {}, {}
     for me in mes:
         by_nas.setdefault(me.nas_host, []).append(me)
@@ -134,7 +134,10 @@ def targets(run: Run, mes: list[MachineEnv], *, assign: bool) -> dict:
     for nas_target, group in by_nas.items():
         nas = run.hosts[nas_target]
         if not nas.unreachable:
-            book.prefetch(nas, [me.registry for me in group])
+            if assign:
+                book.assign(nas, group)
+            else:
+                book.prefetch(nas, [me.registry for me in group])
         for me in group:
             if nas.failed:
                 break
