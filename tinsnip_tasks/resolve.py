@@ -83,19 +83,24 @@ def target(run: Run, me: MachineEnv, *, service: str = "") -> Target:
 
 
 def steps(run: Run, me: MachineEnv, fns, *, assign: bool = False, service: str = "",
-          wait: int | None = None) -> list[Step]:
+          wait: int | None = None, then=None) -> list[Step]:
     """The steps ``fns`` (step functions) of ``me`` (and ``service``), built once; the NAS and
     the machine host are connected at once.
 
     While the registry is read, the steps are built with the numbers it will most likely give
     (:meth:`MachineEnv.known`) and their facts are read on the machine host. When the registry
     gives those numbers (the usual case), these steps are the ones returned, their facts read
-    already; otherwise they are built again with the registry's numbers and read their own."""
+    already; otherwise they are built again with the registry's numbers and read their own.
+    ``then(nas)``, when given, runs on the NAS right after the numbers, while the machine
+    host's facts are still being read."""
     nas, h = run.connect([me.nas_host, me.host])  # at once; the NAS first in the recap
     guess = me.known()
 
     def numbers():
-        return Numbers().smep(nas, me, assign=assign)
+        smep = Numbers().smep(nas, me, assign=assign)
+        if then is not None:
+            then(nas)
+        return smep
 
     ahead: list[Step] = []
     if guess and h is not nas and h.conn is not None and not h.failed:
