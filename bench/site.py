@@ -129,23 +129,33 @@ class Bench:
             cpus.append(cpu)
         return statistics.median(walls), statistics.median(cpus), commands_note(data)
 
-    def process(self, argv, stdin: str = "") -> tuple[float, float]:
-        """Medians of wall and CPU time of a process that must succeed."""
-        walls, cpus = [], []
-        for _ in range(self.runs):
-            wall, cpu, p = timed(argv, input=stdin, cwd=ROOT)
-            if p.returncode != 0:
-                raise SystemExit(f"{' '.join(argv[:4])} failed: {p.stderr.strip()[-300:]}")
-            walls.append(wall)
-            cpus.append(cpu)
-        return statistics.median(walls), statistics.median(cpus)
+    def process(self, argv, stdin: str = "") -> tuple[float, float, str]:
+        """Wall and CPU time of one run of a process that must succeed."""
+        wall, cpu, p = timed(argv, input=stdin, cwd=ROOT)
+        if p.returncode != 0:
+            raise SystemExit(f"{' '.join(argv[:4])} failed: {p.stderr.strip()[-300:]}")
+        return wall, cpu, ""
 
-    def floor(self, script: str) -> tuple[float, float]:
+    def floor(self, script: str) -> tuple[float, float, str]:
         return self.process(["ssh", "-F", str(self.ssh_config()), "homelab1", "sh", "-s"], script)
 
-    def fabric(self, script_file: Path) -> tuple[float, float]:
+    def fabric(self, script_file: Path) -> tuple[float, float, str]:
         return self.process([sys.executable, str(ROOT / "bench" / "fabric_one_script.py"),
                              str(self.ssh_config()), "homelab1", str(script_file)])
+
+    def once(self, inv_path, *args) -> tuple[float, float, str]:
+        wall, cpu, data = self.inv(inv_path, *args)
+        return wall, cpu, commands_note(data)
+
+    def interleaved(self, cases: dict) -> dict:
+        """Medians of ``cases`` (name: function giving wall, CPU, note), run in turn, one run of
+        each per round: the ratios between them see the same load."""
+        runs: dict[str, list] = {name: [] for name in cases}
+        for _ in range(self.runs):
+            for name, fn in cases.items():
+                runs[name].append(fn())
+        return {name: (statistics.median(r[0] for r in rs), statistics.median(r[1] for r in rs),
+                       rs[-1][2]) for name, rs in runs.items()}
 
 
 def commands_note(data: dict) -> str:
@@ -249,18 +259,18 @@ def no_ops(bench: Bench, table: Table, site_inv: Path, work: Path):
     script_file.write_text(script)
     proxy = DelayProxy({h: (ip, 22) for h, ip in lab.LAB_HOSTS.items()}, 25)
     delayed = write_ssh_files(lab.lab_dir(), work / "delayed", proxy.ports)
+    setup = ("machine.setup", "--machine", "gazette", "--env", "prod")
+    cases = {FLOOR: lambda: bench.floor(script), FABRIC: lambda: bench.fabric(script_file),
+             SETUP: lambda: bench.once(site_inv, *setup),
+             "no-op service.deploy": lambda: bench.once(site_inv, "service.deploy", *setup[1:],
+                                                        "--service", "hello")}
+    for n, limit in limits.items():
+        cases[f"no-op site.up, {n} host(s), {4 * n} machine-envs"] = \
+            lambda limit=limit: bench.once(site_inv, "site.up", "--limit", limit)
     for latency, lab_dir in (("native", None), ("+25 ms", delayed)):
         bench.lab_dir = lab_dir
-        table.row(FLOOR, latency, *bench.floor(script))
-        table.row(FABRIC, latency, *bench.fabric(script_file))
-        table.row(SETUP, latency, *bench.median(site_inv, "machine.setup", "--machine",
-                                                "gazette", "--env", "prod"))
-        table.row("no-op service.deploy", latency, *bench.median(
-            site_inv, "service.deploy", "--machine", "gazette", "--env", "prod",
-            "--service", "hello"))
-        for n, limit in limits.items():
-            table.row(f"no-op site.up, {n} host(s), {4 * n} machine-envs", latency,
-                      *bench.median(site_inv, "site.up", "--limit", limit))
+        for name, figures in bench.interleaved(cases).items():
+            table.row(name, latency, *figures)
     bench.lab_dir = None
     proxy.close()
     drop_bytecode()  # tinsnip's own modules compiled on every run, as this machine would
