@@ -77,6 +77,7 @@ class DelayProxy:
     def close(self):
         """Stop forwarding: every connection's tasks cancelled and ended, then the loop."""
         async def stop():
+            self.loop.set_exception_handler(lambda loop, context: None)  # cancelled on purpose
             tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
             for t in tasks:
                 t.cancel()
