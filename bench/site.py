@@ -159,10 +159,17 @@ class Bench:
 
 
 def commands_note(data: dict) -> str:
+    """Each host's commands, what changed, and the longest a host kept the run waiting (its
+    connection and commands: the rest of the wall time is the client's own)."""
     hosts = data.get("hosts") or {}
     cmds = " ".join(f"{h}={r['commands']}" for h, r in hosts.items())
     changed = sum(r["changed"] for r in hosts.values())
-    return f"commands {cmds}" + (f" changed={changed}" if changed else "")
+    return (f"commands {cmds}" + (f" changed={changed}" if changed else "")
+            + f"; slowest host {slowest_host(data):.2f} s")
+
+
+def slowest_host(data: dict) -> float:
+    return max((r["seconds"] for r in (data.get("hosts") or {}).values()), default=0.0)
 
 
 def nas_commands(data: dict) -> int:
@@ -290,8 +297,9 @@ def growth_curve(bench: Bench, work: Path, points: list[int]) -> dict:
                                    for i in range(1, n + 1)], sheet=f"grow{n}",
                                   number=SHEET_OF_GROWTH[n]))
         first, first_cpu, data = bench.inv(path, "site.up")
-        noop, noop_cpu, _ = bench.median(path, "site.up")
-        out[n] = (first, first_cpu, nas_commands(data), noop, noop_cpu)
+        noop, noop_cpu, note = bench.median(path, "site.up")
+        out[n] = (first, first_cpu, nas_commands(data), noop, noop_cpu,
+                  float(note.rsplit(" ", 2)[-2]))
     return out
 
 
@@ -341,11 +349,12 @@ def main():
     if growth:
         print("\ngrowth curve (1 machine-environment per extra lab host, Docker steps included; "
               "client CPU per host):")
-        print(f"  {'hosts':>5} {'first-run site.up':>28} {'NAS cmds':>9} {'no-op site.up':>28}")
-        for n, (first, first_cpu, nas, noop, noop_cpu) in growth.items():
+        print(f"  {'hosts':>5} {'first-run site.up':>28} {'NAS cmds':>9} {'no-op site.up':>28}"
+              f" {'slowest host':>13}")
+        for n, (first, first_cpu, nas, noop, noop_cpu, slowest) in growth.items():
             print(f"  {n:>5} {first:>8.2f} s cpu {first_cpu:5.2f} s "
                   f"({first_cpu / n * 1000:4.0f} ms/host) {nas:>6}   {noop:>6.2f} s cpu "
-                  f"{noop_cpu:5.2f} s ({noop_cpu / n * 1000:4.0f} ms/host)")
+                  f"{noop_cpu:5.2f} s ({noop_cpu / n * 1000:4.0f} ms/host) {slowest:>8.2f} s")
 
     print("\ntargets:")
     if table.rows:
