@@ -4,11 +4,17 @@ make the session boot those hosts in the background as soon as the lab is up."""
 
 import os
 import shutil
+import signal
 from pathlib import Path
 
 import pytest
 
 from tinsnip_lab.testing import FIGURES, KERNEL_WANTED
+
+# A session started in the background by a script (`make test &`) inherits SIGINT ignored, and
+# so would every program it starts; the tests that press Ctrl-C need it as a terminal gives it.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 _HERE = Path(__file__).resolve().parent
 _LAB_TESTS = _HERE / "lab"

@@ -59,7 +59,7 @@ def mask_secrets(run: Run, me: MachineEnv) -> None:
     """Hide every value of ``me``'s secrets file in all the run prints and records. A file that
     cannot be read (or decrypted) gives no value to any step, so none can be printed: the step
     that needs one refuses it, naming the problem."""
-    from .plans.service import read_secrets, secrets_path
+    from .plans.secrets import read_secrets, secrets_path
 
     try:
         values = read_secrets(secrets_path(run.inv, *me.key), run.inv.age_identity)

@@ -18,7 +18,8 @@ from tinsnip_tasks.core.inventory import load_inventory
 from tinsnip_tasks.core.render import catalog
 from tinsnip_tasks.core.smep import make_smep
 from tinsnip_tasks.errors import InputError
-from tinsnip_tasks.plans import secrets, service
+from tinsnip_tasks.plans import catalog as catalog_plan
+from tinsnip_tasks.plans import secrets
 
 ROOT = Path(__file__).resolve().parents[2]
 LLDAP = ("LLDAP_LDAP_BASE_DN='dc=example,dc=com'\nLLDAP_JWT_SECRET='$(touch pwned) `id` *'\n"
@@ -83,7 +84,7 @@ def test_what_the_age_command_encrypts_tinsnip_decrypts(project, key):
                    check=True)
     enc.chmod(0o600)
     assert secrets.read_text(plain, str(key)) == LLDAP
-    assert service.read_secrets(plain, str(key))["LLDAP_JWT_SECRET"] == "$(touch pwned) `id` *"
+    assert secrets.read_secrets(plain, str(key))["LLDAP_JWT_SECRET"] == "$(touch pwned) `id` *"
 
 
 def test_what_tinsnip_encrypts_the_age_command_decrypts(project, key):
@@ -98,12 +99,12 @@ def test_encrypted_secrets_render_the_same_env_as_plain_ones(project, key):
     inv = load_inventory(project / "inventory.yaml", catalog=catalog())
     lp = make_smep("dynamicalsystem", "lldap", "prod", 2)
     write(plain_of(project), LLDAP)
-    before = service.render_service(inv, lp, "lldap").env
+    before = catalog_plan.render_service(inv, lp, "lldap").env
     secrets.encrypt(plain_of(project), str(key))
     with pytest.raises(InputError, match="is encrypted: set tinsnip.age_identity"):
-        service.render_service(inv, lp, "lldap")
+        catalog_plan.render_service(inv, lp, "lldap")
     from dataclasses import replace
-    assert service.render_service(replace(inv, age_identity=str(key)), lp, "lldap").env == before
+    assert catalog_plan.render_service(replace(inv, age_identity=str(key)), lp, "lldap").env == before
 
 
 def test_encrypt_removes_the_plain_file_only_once_and_is_idempotent(project, key):

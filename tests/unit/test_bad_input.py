@@ -11,7 +11,7 @@ import pytest
 
 from tinsnip_tasks import connect as cx
 from tinsnip_tasks.core.inventory import load_inventory
-from tinsnip_tasks.core.limit import parse_limit
+from tinsnip_tasks.core.limit import Limit, parse_limit
 from tinsnip_tasks.errors import InputError, InventoryError
 
 BASE = """\
@@ -126,4 +126,4 @@ def test_a_proxycommand_is_refused_when_hosts_are_restricted(tmp_path):
 def test_a_blank_limit_selects_nothing_and_says_so(text):
     with pytest.raises(InputError, match="--limit"):
         parse_limit(text)
-    assert parse_limit("").everything
+    assert parse_limit("") == Limit()  # no pattern: everything

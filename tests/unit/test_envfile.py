@@ -14,7 +14,8 @@ from tinsnip_tasks.core.inventory import load_inventory
 from tinsnip_tasks.core.render import catalog
 from tinsnip_tasks.core.smep import make_smep
 from tinsnip_tasks.errors import InputError
-from tinsnip_tasks.plans import service
+from tinsnip_tasks.plans import catalog as catalog_plan
+from tinsnip_tasks.plans import secrets
 
 ROOT = Path(__file__).resolve().parents[2]
 NASTY = ["plain", "with space", "  lead and trail  ", "$(touch pwned)", "`id`",
@@ -95,10 +96,10 @@ def test_a_secrets_file_others_can_read_or_change_is_refused(tmp_path, mode, ok)
     path.write_text("A=1\n")
     path.chmod(mode)
     if ok:
-        assert service.read_secrets(path) == {"A": "1"}
+        assert secrets.read_secrets(path) == {"A": "1"}
         return
     with pytest.raises(InputError) as err:
-        service.read_secrets(path)
+        secrets.read_secrets(path)
     assert str(err.value).endswith(f"run: chmod 600 '{path}'")
 
 
@@ -139,7 +140,7 @@ LLDAP = {"LLDAP_LDAP_BASE_DN": "dc=example,dc=com", "LLDAP_JWT_SECRET": "'$(touc
 def test_lldap_env_sources_to_the_literal_secrets(lldap_inv, tmp_path):
     write_secrets(lldap_inv, LLDAP)
     lp = make_smep("dynamicalsystem", "lldap", "prod", 2)
-    env = service.render_service(lldap_inv, lp, "lldap").env
+    env = catalog_plan.render_service(lldap_inv, lp, "lldap").env
     keys = list(LLDAP)
     assert bash_source(env, keys, tmp_path) == [
         "dc=example,dc=com", "$(touch pwned) `id` *", "a b  c", "pa!! w'rd"]

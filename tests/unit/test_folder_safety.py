@@ -15,7 +15,7 @@ from tinsnip_tasks.core.inventory import load_inventory
 from tinsnip_tasks.core.render import catalog, render
 from tinsnip_tasks.core.smep import make_smep
 from tinsnip_tasks.errors import InputError, InventoryError, TemplateError
-from tinsnip_tasks.plans import service
+from tinsnip_tasks.plans import catalog as catalog_plan
 
 SMEP = make_smep("dynamicalsystem", "webapps", "prod", 40)
 SSTI = [
@@ -60,7 +60,7 @@ def test_a_template_runs_nothing_and_changes_nothing(tmp_path, monkeypatch, payl
     inv, d = site(tmp_path, {"docker-compose.yml.j2": f"services: {{}}\n# {payload}\n"})
     ports = dict(inv.machine("webapps").services["app"].ports)
     with pytest.raises(TemplateError) as e:
-        service.render_service(inv, SMEP, "app")
+        catalog_plan.render_service(inv, SMEP, "app")
     assert "docker-compose.yml.j2" in str(e.value)
     assert not (tmp_path / "PROOF").exists() and not (d / "PROOF").exists()
     assert "root:" not in str(e.value)
@@ -105,7 +105,7 @@ def test_a_link_is_refused_naming_it_and_nothing_is_read_through_it(tmp_path, na
     inv, d = site(tmp_path, files)
     os.symlink(outside, d / name)
     with pytest.raises(InputError) as e:
-        service.render_service(inv, SMEP, "app")
+        catalog_plan.render_service(inv, SMEP, "app")
     assert f"{d / name} is a link" in str(e.value)
     assert "SHADOWCONTENT" not in str(e.value)
 
@@ -116,7 +116,7 @@ def test_a_linked_folder_is_refused(tmp_path):
     inv, d = site(tmp_path, {"docker-compose.yml": "services: {}\n"})
     os.symlink(tmp_path / "elsewhere", d / "sub")
     with pytest.raises(InputError, match=f"{d / 'sub'} is a link"):
-        service.render_service(inv, SMEP, "app")
+        catalog_plan.render_service(inv, SMEP, "app")
 
 
 def test_a_link_at_the_compose_file_is_refused_when_the_inventory_loads(tmp_path):
@@ -146,10 +146,10 @@ def test_a_fifo_is_refused_without_waiting(tmp_path, name):
         from tinsnip_tasks.core.render import catalog
         from tinsnip_tasks.core.smep import make_smep
         from tinsnip_tasks.errors import TinsnipError
-        from tinsnip_tasks.plans import service
+        from tinsnip_tasks.plans import catalog as catalog_plan
         try:
             inv = load_inventory({str(tmp_path / 'inventory.yaml')!r}, catalog=catalog())
-            service.render_service(inv, make_smep("dynamicalsystem", "webapps", "prod", 40), "app")
+            catalog_plan.render_service(inv, make_smep("dynamicalsystem", "webapps", "prod", 40), "app")
         except TinsnipError as e:
             print(e)
     """)
@@ -169,7 +169,7 @@ def test_a_socket_is_a_clear_error(tmp_path):
     try:
         s.bind(str(d / "control.sock"))
         with pytest.raises(InputError, match=f"{d / 'control.sock'} is a socket"):
-            service.render_service(inv, SMEP, "app")
+            catalog_plan.render_service(inv, SMEP, "app")
     finally:
         s.close()
 
@@ -179,7 +179,7 @@ def test_what_dockerignore_leaves_out_is_not_looked_at(tmp_path):
     (d / ".venv" / "bin").mkdir(parents=True)
     os.symlink("/usr/bin/python3", d / ".venv" / "bin" / "python")
     os.mkfifo(d / ".venv" / "fifo")
-    r = service.render_service(inv, SMEP, "app")
+    r = catalog_plan.render_service(inv, SMEP, "app")
     assert r.context_files == (".dockerignore",)
 
 

@@ -10,7 +10,7 @@ import yaml
 from tinsnip_tasks.core.inventory import load_inventory
 from tinsnip_tasks.errors import ConflictError, InputError, InventoryError
 from tinsnip_tasks.ops.forward import SSHD_COMMAND, Forward, parse_sshd
-from tinsnip_tasks.plans import service
+from tinsnip_tasks.plans import forwards
 
 from test_cli import UNREACHABLE, run
 
@@ -68,18 +68,18 @@ def test_a_forward_of_a_port_sshd_listens_on_is_refused_on_the_host():
 ])
 def test_a_listening_port_of_the_host_is_refused_before_any_host(inv, port, why):
     with pytest.raises(InputError, match=f"--port {port} of box1.invalid is {why}"):
-        service.check_forward(inv, "gazette", "prod", port, "0", "hello", remove=False)
+        forwards.check_forward(inv, "gazette", "prod", port, "0", "hello", remove=False)
 
 
 def test_a_port_of_another_host_s_range_or_a_standard_port_is_accepted(inv):
-    assert service.check_forward(inv, "gazette", "prod", 80, "0", "hello", remove=False) == \
+    assert forwards.check_forward(inv, "gazette", "prod", 80, "0", "hello", remove=False) == \
         (80, "hello")
     # other's sheet (racesheet) has a machine on box1, so 20600 is refused there but not 30000
-    assert service.check_forward(inv, "gazette", "prod", 30000, "http", "", remove=False) == \
+    assert forwards.check_forward(inv, "gazette", "prod", 30000, "http", "", remove=False) == \
         (30000, "hello")
-    assert service.check_forward(inv, "other", "prod", 22, "0", "hello", remove=False)
+    assert forwards.check_forward(inv, "other", "prod", 22, "0", "hello", remove=False)
     with pytest.raises(InputError, match="SSH port tinsnip reaches box2.invalid:2222"):
-        service.check_forward(inv, "other", "prod", 2222, "0", "hello", remove=False)
+        forwards.check_forward(inv, "other", "prod", 2222, "0", "hello", remove=False)
 
 
 @pytest.mark.parametrize("to, service_name, message", [
@@ -89,12 +89,12 @@ def test_a_port_of_another_host_s_range_or_a_standard_port_is_accepted(inv):
 ])
 def test_the_target_is_one_of_this_environments_ten(inv, to, service_name, message):
     with pytest.raises(InputError, match=message):
-        service.check_forward(inv, "gazette", "prod", 80, to, service_name, remove=False)
+        forwards.check_forward(inv, "gazette", "prod", 80, to, service_name, remove=False)
 
 
 def test_the_forward_goes_to_the_environments_own_port(inv):
     smep = inv.smep("gazette", "test")
-    f = service.forward_to(inv, smep, "hello", 80, "http", remove=False)
+    f = forwards.forward_to(inv, smep, "hello", 80, "http", remove=False)
     assert (f.port, f.to, f.owner) == (80, 10110, "gazette-test:hello")
 
 

@@ -337,7 +337,7 @@ def target(inv, service, wait=None):
 
 
 def test_the_wait_comes_from_the_option_then_the_inventory_then_service_yaml(tmp_path):
-    from tinsnip_tasks.plans.service import wait_seconds
+    from tinsnip_tasks.plans.generations import wait_seconds
     inv = inventory(tmp_path, {"hello": {"http": 0},
                                "web": {"path": "web", "ports": {}, "wait": 0},
                                "other": {"path": "web", "ports": {}}}, "wait: 45\n")
@@ -361,7 +361,7 @@ def test_a_bad_wait_in_the_inventory_is_refused(tmp_path, services, problem):
 
 def test_a_bad_wait_in_service_yaml_is_refused(tmp_path):
     from tinsnip_tasks.errors import TemplateError
-    from tinsnip_tasks.plans.service import service_entry
+    from tinsnip_tasks.plans.catalog import service_entry
     inv = inventory(tmp_path, {"web": {"path": "web", "ports": {}}}, "wait: -5\n")
     with pytest.raises(TemplateError, match=r"service.yaml: wait: -5 is not a number of seconds"):
         service_entry(inv, "gazette", "web")

@@ -9,7 +9,8 @@ from tinsnip_tasks.core.render import catalog
 from tinsnip_tasks.core.smep import make_smep
 from tinsnip_tasks.errors import InputError
 from tinsnip_tasks.ops.docker import ComposeUp, DockerImage, RootlessDocker, compose_pattern, unit_text
-from tinsnip_tasks.plans import Target, machine, nas, service, status
+from tinsnip_tasks.plans import Target, generations, machine, nas, service, status
+from tinsnip_tasks.plans import catalog as catalog_plan
 
 ROOT = Path(__file__).resolve().parents[2]
 GP = make_smep("dynamicalsystem", "gazette", "prod", 1)
@@ -70,7 +71,7 @@ def test_machine_env_has_every_number_and_the_socket(inv):
 
 
 def test_hello_compose_follows_the_seed_pattern(inv):
-    r = service.render_service(inv, GP, "hello")
+    r = catalog_plan.render_service(inv, GP, "hello")
     compose, env = r.compose, r.env
     assert 'user: "${TIN_SERVICE_UID}:${TIN_SERVICE_UID}"' in compose
     assert "- ../../.machine/machine.env" in compose and "- .env" in compose
@@ -82,13 +83,13 @@ def test_hello_compose_follows_the_seed_pattern(inv):
 
 def test_service_not_on_machine_is_refused(inv):
     with pytest.raises(InputError, match="does not run 'lldap'"):
-        service.render_service(inv, GP, "lldap")
+        catalog_plan.render_service(inv, GP, "lldap")
 
 
 def test_lldap_needs_its_secrets(inv, tmp_path):
     lp = make_smep("dynamicalsystem", "lldap", "prod", 2)
     with pytest.raises(InputError, match="LLDAP_JWT_SECRET"):
-        service.render_service(inv, lp, "lldap")
+        catalog_plan.render_service(inv, lp, "lldap")
 
 
 def test_service_env_file_is_private(inv):
@@ -137,9 +138,9 @@ def test_compose_up_only_when_needed(fact, needs_up):
 
 
 def test_stamp_follows_every_file_the_service_starts_from(inv):
-    a = service.stamp(GP, service.render_service(inv, GP, "hello"))
-    assert a == service.stamp(GP, service.render_service(inv, GP, "hello"))
-    assert a != service.stamp(GT, service.render_service(inv, GT, "hello"))
+    a = generations.stamp(GP, catalog_plan.render_service(inv, GP, "hello"))
+    assert a == generations.stamp(GP, catalog_plan.render_service(inv, GP, "hello"))
+    assert a != generations.stamp(GT, catalog_plan.render_service(inv, GT, "hello"))
 
 
 def test_rootless_docker_without_systemd_starts_detached():

@@ -6,7 +6,8 @@ from tinsnip_tasks.core.inventory import load_inventory
 from tinsnip_tasks.core.render import catalog
 from tinsnip_tasks.core.smep import make_smep
 from tinsnip_tasks.errors import InputError
-from tinsnip_tasks.plans import service
+from tinsnip_tasks.plans import catalog as catalog_plan
+from tinsnip_tasks.plans import generations
 
 SMEP = make_smep("dynamicalsystem", "webapps", "prod", 40)
 
@@ -34,7 +35,7 @@ def test_a_plain_compose_file_is_used_as_it_is_and_service_env_follows_the_port_
     compose = "services:\n  app:\n    image: x\n    ports: ['${APP_PORT}:80']\n"
     inv, d = site(tmp_path, {"docker-compose.yml": compose,
                              "service.env": "APP_PORT=${TIN_PORT_WEB}\nHOST=${TIN_DATA_DIR}"})
-    r = service.render_service(inv, SMEP, "app")
+    r = catalog_plan.render_service(inv, SMEP, "app")
     assert r.compose == compose and r.folder == d and not r.build
     lines = r.env.splitlines()
     assert lines[1:] == ["TIN_PORT_WEB=14002", "APP_PORT=${TIN_PORT_WEB}", "HOST=${TIN_DATA_DIR}"]
@@ -47,7 +48,7 @@ def test_a_template_is_rendered_with_the_catalog_context_and_build_is_seen(tmp_p
                                  "    ports: ['${TIN_PORT_{{ ports.web }}}:80']  # {{ smep.label }}\n",
         "Dockerfile": "FROM x\n", "service.yaml": "ports: [web]\nsecrets: [TOKEN]\n"},
         secrets="TOKEN='a b$c'\n")
-    r = service.render_service(inv, SMEP, "app")
+    r = catalog_plan.render_service(inv, SMEP, "app")
     assert "['${TIN_PORT_2}:80']  # dynamicalsystem/webapps/prod" in r.compose and r.build
     assert r.env.endswith("TOKEN='a b$c'\n")  # literal for bash and compose alike
     assert r.context_files == ("Dockerfile", "service.yaml")
@@ -55,10 +56,10 @@ def test_a_template_is_rendered_with_the_catalog_context_and_build_is_seen(tmp_p
 
 def test_the_stamp_follows_the_context(tmp_path):
     inv, d = site(tmp_path, {"docker-compose.yml": "services: {}\n", "app.py": "1\n"})
-    first = service.stamp(SMEP, service.render_service(inv, SMEP, "app"))
-    assert service.stamp(SMEP, service.render_service(inv, SMEP, "app")) == first
+    first = generations.stamp(SMEP, catalog_plan.render_service(inv, SMEP, "app"))
+    assert generations.stamp(SMEP, catalog_plan.render_service(inv, SMEP, "app")) == first
     (d / "app.py").write_text("2\n")
-    assert service.stamp(SMEP, service.render_service(inv, SMEP, "app")) != first
+    assert generations.stamp(SMEP, catalog_plan.render_service(inv, SMEP, "app")) != first
 
 
 @pytest.mark.parametrize("files, secrets, message", [
@@ -73,4 +74,4 @@ def test_the_stamp_follows_the_context(tmp_path):
 def test_bad_folders_are_refused_before_any_host(tmp_path, files, secrets, message):
     inv, _ = site(tmp_path, files, secrets=secrets)
     with pytest.raises(InputError, match=message):
-        service.render_service(inv, SMEP, "app")
+        catalog_plan.render_service(inv, SMEP, "app")

@@ -11,7 +11,7 @@ from .. import config
 from .. import resolve
 from ..errors import TinsnipError
 from ..plans import secrets as plan
-from ..plans import service as service_plan
+from ..plans import catalog as catalog_plan
 from ..results import EXIT_INPUT, EXIT_INTERRUPTED
 from . import _args
 
@@ -22,14 +22,14 @@ def _where(c, machine: str, env: str):
     """(the inventory, the machine-environment, the plain secrets path), checked before
     anything is read."""
     inv, me = resolve.offline(c, machine, env)
-    return inv, me, service_plan.secrets_path(inv, *me.key)
+    return inv, me, plan.secrets_path(inv, *me.key)
 
 
 def _template(inv, me) -> str:
     """The start of a new secrets file: the keys the machine's services need."""
     lines = [f"# secrets of {me.name}: KEY=value lines (values taken literally)"]
     for service in me.machine.services:
-        keys = service_plan.service_entry(inv, me.machine.name, service).secrets
+        keys = catalog_plan.service_entry(inv, me.machine.name, service).secrets
         lines += [f"# {service} needs: {', '.join(keys)}"] if keys else []
     return "\n".join(lines) + "\n"
 

@@ -10,10 +10,13 @@ from invoke.exceptions import Exit
 
 from .. import resolve
 from ..core.render import render
+from ..core.smep import validate_name
 from ..errors import TinsnipError
 from ..ops.base import Step
 from ..ops import health
 from ..ops.docker import compose_as
+from ..plans import forwards, generations, preflight
+from ..plans import catalog as catalog_plan
 from ..plans import service as plan
 from . import _args
 
@@ -30,8 +33,8 @@ def deploy(c, machine, service, env="", wait="", pull=False, dry=False, json=Fal
     with resolve.machine_env(c, "service.deploy", machine, env, detail=service + (
             " --pull" if pull else ""), dry=dry, json=json, verbose=verbose) as (run, me):
         seconds = health.parse_wait(wait)  # bad input fails here, first
-        plan.check_service(run.inv, machine, service)
-        plan.check_secrets(run.inv, *me.key, service)
+        catalog_plan.check_service(run.inv, machine, service)
+        catalog_plan.check_secrets(run.inv, *me.key, service)
         steps = plan.deploy_steps(pull)
         run.host(me.host).converge(resolve.steps(run, me, steps, service=service, wait=seconds))
 
@@ -41,13 +44,13 @@ def rollback(c, machine, service, env="", dry=False, json=False, verbose=False):
     """Bring a service back to its previous generation (kept by each deploy); again: one more."""
     with resolve.machine_env(c, "service.rollback", machine, env, detail=service, dry=dry,
                              json=json, verbose=verbose) as (run, me):
-        plan.check_service(run.inv, machine, service)  # bad input fails here, first
-        plan.check_secrets(run.inv, *me.key, service)
+        catalog_plan.check_service(run.inv, machine, service)  # bad input fails here, first
+        catalog_plan.check_secrets(run.inv, *me.key, service)
         t = resolve.target(run, me, service=service)
         h = run.host(me.host)
         if not h.failed:
             with h.guard("service.rollback"):
-                plan.rollback(h, t)
+                generations.rollback(h, t)
 
 
 @task(help={"machine": _args.MACHINE, "env": _args.ENV, "service": _args.SERVICE,
@@ -56,12 +59,12 @@ def check(c, machine, service, env="", json=False, verbose=False):
     """Run the preflight on the deployed files: docker compose config and tinsnip's rules."""
     with resolve.machine_env(c, "service.check", machine, env, detail=service, json=json,
                              verbose=verbose) as (run, me):
-        plan.check_service(run.inv, machine, service)
+        catalog_plan.check_service(run.inv, machine, service)
         t = resolve.target(run, me, service=service)
         h = run.host(me.host)
         if not h.failed:
             with h.guard("service.check"):
-                plan.check(h, t)
+                preflight.check(h, t)
 
 
 @task(help={**_args.COMMON, "port": "standard port on the machine host, e.g. 389 (not the "
@@ -79,10 +82,10 @@ def forward(c, machine, port, env="", to="", service="", remove=False, dry=False
     listens on."""
     with resolve.machine_env(c, "service.forward", machine, env, detail=str(port), dry=dry,
                              json=json, verbose=verbose) as (run, me):
-        port, service = plan.check_forward(run.inv, *me.key, port, to, service,
-                                           remove=remove)  # bad input fails here, first
+        port, service = forwards.check_forward(run.inv, *me.key, port, to, service,
+                                               remove=remove)  # bad input fails here, first
         t = resolve.target(run, me)
-        want = plan.forward_to(run.inv, t.smep, service, port, to, remove=remove)
+        want = forwards.forward_to(run.inv, t.smep, service, port, to, remove=remove)
         run.host(me.host).converge([Step("service.forward", (want,), t.scope, t.scope)])
 
 
@@ -91,7 +94,7 @@ def remove(c, machine, service, env="", dry=False, json=False, verbose=False):
     """Stop a service (compose down) and remove its files and forwards; its NAS data stays."""
     with resolve.machine_env(c, "service.remove", machine, env, detail=service, dry=dry,
                              json=json, verbose=verbose) as (run, me):
-        plan.check_runs(run.inv, None, service)
+        validate_name("service", service)  # one no longer in the inventory can still be removed
         run.host(me.host).converge(resolve.steps(run, me, plan.REMOVE, service=service))
 
 
@@ -103,12 +106,13 @@ def logs(c, machine, service, env="", tail="100", follow=False, dry=False, json=
     # stdout carries the logs alone; title and recap go to stderr
     with resolve.machine_env(c, "service.logs", machine, env, detail=service, data_on_stdout=True,
                              dry=dry, json=json, verbose=verbose) as (run, me):
-        plan.check_runs(run.inv, None, service)
-        tail = plan.positive("--tail", tail)
+        validate_name("service", service)
+        tail = forwards.positive("--tail", tail)
         t = resolve.target(run, me, service=service)
         smep, h = t.smep, run.host(me.host)
         action = f"logs --no-color --tail {int(tail)}" + (" --follow" if follow else "")
-        command = compose_as(smep.user, smep.mount_point, plan.service_dir(smep, service), action)
+        command = compose_as(smep.user, smep.mount_point, catalog_plan.service_dir(smep, service),
+                             action)
         if dry or h.conn is None or h.failed:
             h.note("service.logs", "skipped", f"{service}: dry run" if dry and not h.failed
                    else service, commands=[command])
@@ -162,7 +166,7 @@ def makefile(c, machine, service, env="", output=""):
     """Write the service Makefile (setup, deploy, setup-xdg-links, status targets)."""
     try:
         inv, me = resolve.offline(c, machine, env)
-        plan.check_service(inv, machine, service)
+        catalog_plan.check_service(inv, machine, service)
     except TinsnipError as e:
         raise Exit(f"error: {e}", code=2)
     text = render("Makefile.j2", {"sheet": me.sheet.name, "machine": machine, "env": me.env,

@@ -45,10 +45,6 @@ class Limit:
     intersect: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
 
-    @property
-    def everything(self) -> bool:
-        return not (self.include or self.intersect or self.exclude)
-
 
 def parse_limit(text: str) -> Limit:
     """Split ``text`` into its patterns.

@@ -185,7 +185,7 @@ class RootlessDocker(Resource):
         cmds = []
         if changed:
             cmds.append(Cmd(as_uid(self.uid, sh("mkdir", "-p", "--",
-                                                 posixpath.dirname(unit_path(self.home))))))
+                                                posixpath.dirname(unit_path(self.home))))))
             cmds += write_file_cmds(unit_path(self.home), unit.encode(), mode=0o644,
                                     owner=self.uid)
         if not fact.get("linger"):

@@ -96,8 +96,8 @@ class Forward(Resource):
         other = [r for r in fact if r["port"] == self.port and r["owner"] != self.owner]
         if other:
             raise ConflictError(f"port {self.port} is already forwarded to "
-                                           f"{other[0]['to']} for {other[0]['owner']}; remove that "
-                                           "forward first (service.forward --remove)")
+                                f"{other[0]['to']} for {other[0]['owner']}; remove that "
+                                "forward first (service.forward --remove)")
         want = [{"chain": c, "port": self.port, "owner": self.owner, "to": self.to}
                 for c in CHAINS]
         return [_iptables("-D", r) for r in mine if r not in want] + \

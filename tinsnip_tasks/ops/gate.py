@@ -259,6 +259,6 @@ class NowhereMounted(Resource):
         held = ", ".join(f"PID {h[0]} ({h[2] if len(h) > 2 else '?'}, UID "
                          f"{h[1] if len(h) > 1 else '?'})" for h in fact)
         raise LeftBehind(f"{self.source} is still mounted in the mount namespace of {held}: "
-                            "end those processes (or unmount it inside their namespace with "
-                            "`nsenter -t PID -m umount -l PATH`) and run machine.teardown again")
+                         "end those processes (or unmount it inside their namespace with "
+                         "`nsenter -t PID -m umount -l PATH`) and run machine.teardown again")
 

@@ -92,11 +92,11 @@ def versions_script(service_dir: str, gens_dir: str, images: tuple = ()) -> str:
     version = (keyed + "v() { s=$(head -n 1 \"$1\" 2>/dev/null); "
                "[ -z \"$s\" ] || echo \"$s+$(k < \"$1\")\"; }; ")
     return (version + f"echo \"live=$(v {d}/{STAMP})\"; "
-              f"echo \"now=$({{ {image_lines(images)}true; }} | k)\"; "
-              f"for n in $(ls -1 {g} 2>/dev/null | grep -x '[0-9][0-9]*' | sort -n); do "
-              f"echo \"gen=$n stamp=$(v {g}/$n/files/{STAMP})"
-              f" next=$(head -n 1 {g}/$n/next 2>/dev/null)"
-              f" saved=$(head -n 1 {g}/$n/saved 2>/dev/null)\"; done")
+            f"echo \"now=$({{ {image_lines(images)}true; }} | k)\"; "
+            f"for n in $(ls -1 {g} 2>/dev/null | grep -x '[0-9][0-9]*' | sort -n); do "
+            f"echo \"gen=$n stamp=$(v {g}/$n/files/{STAMP})"
+            f" next=$(head -n 1 {g}/$n/next 2>/dev/null)"
+            f" saved=$(head -n 1 {g}/$n/saved 2>/dev/null)\"; done")
 
 
 class Versions(NamedTuple):

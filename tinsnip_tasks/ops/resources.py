@@ -167,7 +167,7 @@ class Directory(Resource):
         if self.owner is not None:
             if fact is not None and fact["uid"] != self.owner:
                 raise ConflictError(f"{self.path} belongs to UID {fact['uid']}, not "
-                                               f"{self.owner}; tinsnip works there only as {self.owner}")
+                                    f"{self.owner}; tinsnip works there only as {self.owner}")
             fix = _attr_cmds(".", fact, None, None, self.mode)
             if fact and not fix:
                 return []
@@ -405,7 +405,7 @@ class Edited(Resource):
         fact = fact["file"] if self.applied else fact
         if fact is not None and fact["type"] != "regular file":
             raise ConflictError(f"{self.path} is a {fact['type']}, not a regular "
-                                           "file; tinsnip edits only the file itself")
+                                "file; tinsnip edits only the file itself")
         old = fact["text"] if fact else ""
         try:
             new = self.edit(old)

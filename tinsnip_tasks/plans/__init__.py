@@ -39,9 +39,9 @@ class Target:
 
     @cached_property
     def rendered(self):
-        """The service's files (:class:`~tinsnip_tasks.plans.service.Rendered`), rendered once
+        """The service's files (:class:`~tinsnip_tasks.plans.catalog.Rendered`), rendered once
         per target."""
-        from .service import render_service
+        from .catalog import render_service
 
         return render_service(self.inv, self.smep, self.service)
 

@@ -2,7 +2,8 @@
 seed's environment, then pure rules over its JSON.
 
 :func:`script` and :func:`exists_script` are what runs on the host (as the machine user);
-:func:`parse` and :func:`evaluate` are pure, so every rule is tested with captured output.
+:func:`parse` and :func:`evaluate` are pure, so every rule is tested with captured output;
+:func:`check` runs them on a host (before ``service.up`` starts anything, and ``service.check``).
 Refused (an error names the service, the key and the fix): an interpolation that comes out empty,
 a published host port outside the machine-environment's ten, a bind mount from outside the mount
 or the user's home, a bind source that must exist (``bind.create_host_path: false``) but does not.
@@ -16,8 +17,13 @@ import re
 from dataclasses import dataclass
 
 from ..core.smep import Smep
-from ..ops.base import q
+from ..errors import PreflightError
+from ..ops.base import Host, q
 from ..ops.docker import seed_env
+from ..ops.resources import as_uid
+from . import Target
+from .catalog import service_dir
+from .machine import home
 
 _REF = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)([^}]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
 _UNSET = re.compile(r'The \\?"([A-Za-z_][A-Za-z0-9_]*)\\?" variable is not set')
@@ -182,3 +188,36 @@ def bind_paths_to_check(facts: dict, smep: Smep, home: str) -> list[str]:
     allowed = (smep.mount_point, home)
     return sorted({source for _, source, must in binds(facts["config"] or {})
                    if must and any(_inside(source, r) for r in allowed)})
+
+
+def check(h: Host, target: Target) -> None:
+    """The preflight on the files deployed on ``h``: refuse (PreflightError, nothing started) or
+    note ok, with warnings. Run before ``service.up`` starts anything."""
+    t = target
+    smep, service = t.smep, t.service
+    d = service_dir(smep, service)
+    if h.conn is None:
+        h.note("service.check", "unchecked", "host not reachable; would run docker compose config")
+        return
+    exists = h.execute(as_uid(smep.uid, f"[ -f {q(d + '/docker-compose.yml')} ] && echo yes || true"),
+                       step="service.check", show=f"look for {d}/docker-compose.yml").stdout.strip()
+    if exists != "yes":  # a dry run before the first deploy: nothing to check on the host yet
+        h.note("service.check", "unchecked", f"{d} not written yet; checked at deploy")
+        return
+    facts = parse(h.execute(script(smep.user, smep.mount_point, d), step="service.check",
+                            show="docker compose config", secret=True).stdout)
+    missing = set()
+    paths = bind_paths_to_check(facts, smep, home(smep)) if facts["config"] else []
+    if paths:
+        out = h.execute(exists_script(smep.user, paths), step="service.check",
+                        show="look for bind sources").stdout
+        missing = {line.strip() for line in out.splitlines() if line.strip()}
+    findings = evaluate(service, t.rendered.compose, facts, smep, home(smep), missing)
+    errors = [f for f in findings if f.level == "error"]
+    for f in findings:
+        if f.level == "warning":
+            h.note("service.check", "warning", str(f))
+    if errors:
+        raise PreflightError(h.name, "service.check", errors)
+    h.note("service.check", "ok", f"docker compose config of {service}: "
+                                  f"{len(facts['config'].get('services', {}))} service(s) pass")

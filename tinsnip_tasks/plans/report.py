@@ -49,7 +49,7 @@ def _env_steps(r: HostResult | None, scope: str) -> list:
 
 
 def _services(inv: Inventory, machine: str, found: dict) -> list[dict]:
-    from .service import service_entry
+    from .catalog import service_entry
 
     containers = found.get("containers", [])
     deployed = found.get("deployed", {})

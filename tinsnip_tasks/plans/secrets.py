@@ -1,7 +1,8 @@
 """The operator's secrets file of a machine-environment, plain or age-encrypted, on the operator's
-machine: which one is used, its text (decrypted in memory), and the two changes tinsnip makes
-to it: ``encrypt`` (a plain file becomes an encrypted one) and ``edit`` (decrypt to a private
-temporary file, run the editor, check, encrypt again).
+machine: where it is, which one is used, its text (decrypted in memory), the values a service
+takes from it (and how they are written into the service's ``.env``), and the two changes
+tinsnip makes to it: ``encrypt`` (a plain file becomes an encrypted one) and ``edit`` (decrypt
+to a private temporary file, run the editor, check, encrypt again).
 
 ``secrets/<machine>-<env>.env`` is the plain file and ``secrets/<machine>-<env>.env.age`` the
 encrypted one; both at once is refused, naming both. Either is refused when others may read it
@@ -23,10 +24,15 @@ import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..core import agefile, envfile
 from ..errors import InputError
 from ..output import write_atomic
+
+if TYPE_CHECKING:
+    from ..core.inventory import Inventory
+    from .catalog import CatalogEntry
 
 SUFFIX = ".age"
 RECIPIENTS = "recipients.txt"
@@ -104,6 +110,56 @@ def read_text(plain: Path, identity: str | None) -> str | None:
     if path == plain:
         return _text(data, path)
     return agefile.decrypt(data, identities(identity, path), str(path))
+
+
+def secrets_path(inv: Inventory, machine: str, env: str) -> Path:
+    """The plain secrets file of a machine-environment: ``secrets/{machine}-{env}.env`` beside
+    the inventory."""
+    return Path(inv.path).resolve().parent / "secrets" / f"{machine}-{env}.env"
+
+
+def read_secrets(path: Path, identity: str | None = None) -> dict:
+    """The secrets file's values, literally (core/envfile.py): refused when others may read
+    or change it; no file means no values. ``path.age`` (age-encrypted) is decrypted in memory
+    with ``identity``."""
+    text = read_text(path, identity)
+    if text is None:
+        return {}
+    return envfile.parse_secrets(text, str(which(path)))
+
+
+def load_secrets(inv: Inventory, machine: str, env: str, entry: CatalogEntry) -> dict:
+    """The service's secrets (those its ``service.yaml`` names) from the machine-environment's
+    secrets file."""
+    if not entry.secrets:
+        return {}
+    path = secrets_path(inv, machine, env)
+    values = read_secrets(path, inv.age_identity)
+    missing = [k for k in entry.secrets if not values.get(k)]
+    if missing:
+        raise InputError(f"service {entry.name} needs {', '.join(missing)} in "
+                         f"{which(path) or path} "
+                         f"(KEY=value lines; {envfile.PRIVATE_HINT})")
+    for k in entry.secrets:
+        envfile.quote(k, values[k])  # a value no .env can carry is refused here, first
+    return {k: values[k] for k in entry.secrets}
+
+
+def secret_lines(secrets: dict) -> str:
+    """The secrets as ``.env`` lines, each value quoted for bash and compose alike."""
+    return "".join(envfile.line(k, v) + "\n" for k, v in secrets.items())
+
+
+def public_keys(env: str, secrets: dict) -> tuple:
+    """The keys of the ``.env`` text ``env`` that are not secrets and whose values hold no
+    secret value: what a diff may show in clear."""
+    out = []
+    for line in env.splitlines():
+        key, eq, value = line.partition("=")
+        if eq and envfile.KEY_RE.fullmatch(key) and key not in secrets \
+                and not any(v and v in value for v in secrets.values()):
+            out.append(key)
+    return tuple(out)
 
 
 def recipients(plain: Path, keys: list) -> list:

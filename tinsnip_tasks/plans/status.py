@@ -8,7 +8,7 @@ from ..ops.base import MARK, Host, q, split_facts
 from ..ops.forward import LIST_COMMAND, parse_rules
 from ..ops.docker import (STAMP, compose_pattern, docker_host, newer, registry_query,
                           running_script)
-from ..ops.gate import GATE_MODE, gate_dir, nfs_dir, sums_file
+from ..ops.gate import GATE_MODE, gate_dir, nfs_dir, sums_file, user_manager
 from ..ops.resources import as_uid
 from ..core import images as img
 from .machine import home
@@ -209,7 +209,7 @@ def _host_items(facts: dict, smep: Smep, program: str = "tinsnip") -> list[tuple
     is systemd the user unit with linger. Each failure says how to fix it."""
     m, e, u = smep.machine, smep.env, smep.user
     task = f"--machine {m} --env {e}"
-    systemctl = f"systemctl --user -M {u}@"
+    systemctl = user_manager(u)
     out = []
     mount, where = facts["mount"], nfs_dir(smep.mount_point)
     fs_ok = bool(mount) and mount[1] in ("nfs", "nfs4", "fuse.nfs")
