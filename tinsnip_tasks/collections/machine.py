@@ -19,7 +19,7 @@ def converge(c, task, machine, env, steps, *, assign=False, exported=False, **op
     """Run ``steps`` (step functions) for one machine-environment on its machine host; with
     ``exported``, only once the NAS exports the machine-environment to that host."""
     with resolve.machine_env(c, task, machine, env, **options) as (run, me):
-        exports: list[str] = []  # the NAS's /etc/exports, read while the machine host's facts are
+        exports: list[str] = []  # the NAS's /etc/exports, read beside the machine host's facts
         built = resolve.steps(run, me, steps, assign=assign,
                               then=(lambda nas: exports.extend(read_exports(nas))) if exported
                               else None)

@@ -72,11 +72,11 @@ class Numbers:
             raise _failed(nas, e)
 
     def assign(self, nas: Host, mes) -> None:
-        """Give every machine of ``mes`` its number on ``nas`` in one locked transaction: all
-        their registries read in one command and, when some machine is missing from one, every
-        missing entry written in one more (all the entries of one registry file in one write,
-        under its lock). Their numbers are then what :meth:`smep` gives, without asking again.
-        """
+        """Give every machine of ``mes`` its number on ``nas`` in one transaction: all their
+        registries read in one command and, when some machine is missing from one, every missing
+        entry written in one more (all the entries of one registry file in one write, under its
+        lock, once it is checked to be still what was read; else read again). Their numbers are
+        then what :meth:`smep` gives, without asking again."""
         entries, seen = [], set()
         for me in mes:
             key = (me.registry, me.machine.name)
