@@ -244,3 +244,15 @@ def test_facts_read_ahead_are_used_once_and_only_for_the_same_resources(tmp_path
     h.read_ahead([r for s in steps(tmp_path) for r in s.resources])
     h.converge(other)  # not what was read ahead: read for itself
     assert h.commands == 4 and (tmp_path / "elsewhere").is_dir()
+
+
+def test_an_edit_carried_by_a_step_that_never_ran_is_not_reported_done(tmp_path):
+    """p's edit is written by q; a step between them fails, so neither is written."""
+    f = tmp_path / "tab"
+    f.write_text("keep 0\n")
+    (tmp_path / "file").write_text("")
+    s = edits(f, ("p", "q"))
+    h = host()
+    h.converge([s[0], Step("bad", (Directory(f"{tmp_path}/file/sub"),)), s[1]])
+    assert statuses(h) == [("bad", "failed"), ("p", "skipped"), ("q", "skipped")]
+    assert "written by q" in h.result.steps[1].detail and f.read_text() == "keep 0\n"

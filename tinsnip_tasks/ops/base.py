@@ -325,9 +325,9 @@ class Host:
 
         Round after round: read the facts of every pending step in one command, plan each step
         in order, and apply the changes of every step that does not wait on another in one more
-        command. Edits of one shared file in a round are one change of it (the first step to
-        change it carries the merged commands, ``after`` commands such as ``exportfs -ra`` run
-        once; each later step plans its own edit on the file as the earlier ones leave it). A
+        command. Edits of one shared file in a round are one change of it, made by the last step
+        that edits it (``after`` commands such as ``exportfs -ra`` run once; each step plans its
+        own edit on the file as the earlier ones leave it). A
         step waits (to be read again next round) when a step it ``needs`` changed in this round,
         or when it edits a shared file in a way that cannot be merged. A resource
         that finds its file edited by someone else between fact and write exits with
@@ -469,9 +469,11 @@ class Host:
         except RemoteError as e:
             k = _failed_step(e.stderr, len(now))
             s, todo = now[k]
-            # earlier steps whose edit of a shared file was to be written by the failed step
+            # earlier steps whose edit of a shared file was to be written by a step that did not
+            # run to its end
+            unrun = {id(x) for x, _ in now[k:]}
             carried = [(c, t) for c, t in now[:k] if any(
-                isinstance(x, _Carried) and x.by is s for _, cmds, _ in t for x in cmds)]
+                isinstance(x, _Carried) and id(x.by) in unrun for _, cmds, _ in t for x in cmds)]
             done = [(c, t) for c, t in now[:k] if (c, t) not in carried]
             for c, t in done:
                 self._done(c, t)
@@ -479,8 +481,13 @@ class Host:
                 return bool(done), carried + now[k:]
             self._done(s, todo, RemoteError(self.name, s.name, " && ".join(
                 str(c) for _, cmds, _ in todo for c in cmds), e.exit_code, _without_marks(e.stderr)))
-            for c, _ in carried:
-                self.note(c, "failed", f"its edit was to be written by {s.name}, which failed")
+            for c, t in carried:
+                by = next(x.by for _, cmds, _ in t for x in cmds if isinstance(x, _Carried))
+                if by is s:
+                    self.note(c, "failed", f"its edit was to be written by {by.name}, which failed")
+                else:
+                    self.note(c, "skipped", f"its edit was to be written by {by.name}, after an "
+                                            "earlier step failed")
             for c, _ in now[k + 1:]:  # the script stopped before them
                 self.note(c, "skipped", "an earlier step failed")
             return bool(done), []
