@@ -75,7 +75,17 @@ class DelayProxy:
             pass
 
     def close(self):
+        """Stop forwarding: every connection's tasks cancelled and ended, then the loop."""
+        async def stop():
+            self.loop.set_exception_handler(lambda loop, context: None)  # cancelled on purpose
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        asyncio.run_coroutine_threadsafe(stop(), self.loop).result(10)
         self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
 
 
 def write_ssh_files(lab_dir: Path, out_dir: Path, ports: dict[str, int]) -> Path:

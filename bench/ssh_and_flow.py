@@ -48,7 +48,7 @@ def inv(*args):
 def main():
     lab.up(log=lambda *_: None)
     for name, conn in (("fabric defaults", fabric_default("homelab1")),
-                       ("tinsnip (TCP_NODELAY, short input sleep)", connect("homelab1", lab.ssh_profile()))):
+                       ("tinsnip (TCP_NODELAY, waits on events)", connect("homelab1", lab.ssh_profile()))):
         med, p95 = per_command_ms(conn)
         print(f"{name:<45} median {med:6.1f} ms   p95 {p95:6.1f} ms   ({N} x `true`)")
         conn.close()

@@ -83,19 +83,24 @@ def target(run: Run, me: MachineEnv, *, service: str = "") -> Target:
 
 
 def steps(run: Run, me: MachineEnv, fns, *, assign: bool = False, service: str = "",
-          wait: int | None = None) -> list[Step]:
+          wait: int | None = None, then=None) -> list[Step]:
     """The steps ``fns`` (step functions) of ``me`` (and ``service``), built once; the NAS and
     the machine host are connected at once.
 
     While the registry is read, the steps are built with the numbers it will most likely give
     (:meth:`MachineEnv.known`) and their facts are read on the machine host. When the registry
     gives those numbers (the usual case), these steps are the ones returned, their facts read
-    already; otherwise they are built again with the registry's numbers and read their own."""
+    already; otherwise they are built again with the registry's numbers and read their own.
+    ``then(nas)``, when given, runs on the NAS right after the numbers, while the machine
+    host's facts are still being read."""
     nas, h = run.connect([me.nas_host, me.host])  # at once; the NAS first in the recap
     guess = me.known()
 
     def numbers():
-        return Numbers().smep(nas, me, assign=assign)
+        smep = Numbers().smep(nas, me, assign=assign)
+        if then is not None:
+            then(nas)
+        return smep
 
     ahead: list[Step] = []
     if guess and h is not nas and h.conn is not None and not h.failed:
@@ -125,8 +130,8 @@ def machine_envs(run: Run, keys) -> list[MachineEnv]:
 
 def targets(run: Run, mes: list[MachineEnv], *, assign: bool) -> dict:
     """``{(machine, env): Target}`` of every machine-environment whose NAS answered: each NAS
-    reads all its registries in one command; with ``assign`` a machine without a number gets
-    one under the registry's lock. The hosts must be connected already."""
+    reads all its registries in one command; with ``assign`` the machines without a number get
+    theirs in one more, under the registries' locks. The hosts must be connected already."""
     found, by_nas = {}, {}
     for me in mes:
         by_nas.setdefault(me.nas_host, []).append(me)
@@ -134,7 +139,10 @@ def targets(run: Run, mes: list[MachineEnv], *, assign: bool) -> dict:
     for nas_target, group in by_nas.items():
         nas = run.hosts[nas_target]
         if not nas.unreachable:
-            book.prefetch(nas, [me.registry for me in group])
+            if assign:
+                book.assign(nas, group)
+            else:
+                book.prefetch(nas, [me.registry for me in group])
         for me in group:
             if nas.failed:
                 break

@@ -61,3 +61,32 @@ def test_connections_never_inherit_invokes_dry_run():
     base = Config(overrides={"run": {"dry": True}})
     cfg = cx.SshProfile(base=base).fabric_config()
     assert cfg.run.dry is False and cfg.runners.remote.input_sleep == 0.001
+
+
+def test_the_client_knows_the_keys_known_hosts_give_for_the_name_it_checks(tmp_path):
+    import paramiko
+    from fabric import Connection
+
+    keys = [paramiko.Ed25519Key.from_private_key_file(str(_keypair(tmp_path, n)))
+            for n in ("a", "b", "c")]
+    hashed = paramiko.HostKeys.hash_host("box")
+    first, second = tmp_path / "known1", tmp_path / "known2"
+    first.write_text(f"other ssh-ed25519 {keys[0].get_base64()}\n"
+                     f"{hashed} ssh-ed25519 {keys[1].get_base64()}\n"
+                     f"[box]:2222 ssh-ed25519 {keys[2].get_base64()}\n")
+    second.write_text(f"box ssh-ed25519 {keys[0].get_base64()}\n")
+    profile = cx.SshProfile(known_hosts=(str(first), str(second)))
+    for port, name, key in ((22, "box", keys[1]), (2222, "[box]:2222", keys[2])):
+        conn = Connection("box", port=port, config=profile.fabric_config())
+        cx._check_keys(conn, profile)
+        known = conn.client.get_host_keys()
+        assert known.lookup(name)["ssh-ed25519"] == key  # the first file's, hashed or not
+        assert known.lookup("other") is None
+
+
+def _keypair(folder, name):
+    import subprocess
+
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(folder / name)],
+                   check=True)
+    return folder / name

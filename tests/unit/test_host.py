@@ -55,15 +55,69 @@ def test_a_dependency_in_another_scope_does_not_wait(tmp_path):
     assert h.commands == 2  # one read, one apply: b does not wait for a of another scope
 
 
-def test_two_edits_of_one_file_never_share_a_script(tmp_path):
+def edits(f, names, **kw):
+    return [Step(n, (Edited(str(f), set_line(field_is(0, n), f"{n} 1"), n, **kw),), scope=n)
+            for n in names]
+
+
+def test_edits_of_one_file_in_a_round_are_one_write_with_after_run_once(tmp_path):
+    f, runs = tmp_path / "tab", tmp_path / "runs"
+    f.write_text("keep 0\n")
+    h = host()
+    assert h.converge(edits(f, ("p", "q", "r"), after=(f"echo x >> {q(str(runs))}",),
+                            rollback=True, applied=True)) is True
+    assert f.read_text() == "keep 0\n# tinsnip: p\np 1\n# tinsnip: q\nq 1\n# tinsnip: r\nr 1\n"
+    assert h.commands == 2 and h.result.changed == 3  # one read, one write
+    assert runs.read_text() == "x\n"  # `after` ran once, on the whole new file
+    again = host()
+    assert again.converge(edits(f, ("p", "q", "r"), after=(f"echo x >> {q(str(runs))}",),
+                                rollback=True, applied=True)) is False
+    assert again.commands == 1 and runs.read_text() == "x\n"
+
+
+def test_a_later_edit_of_one_file_plans_on_what_the_earlier_leave(tmp_path):
+    f = tmp_path / "tab"
+    f.write_text("# tinsnip: p\np 1\n")
+    h = host(dry=True)
+    h.converge(edits(f, ("p", "q")) + [Step("q2", (Edited(str(f), set_line(
+        field_is(0, "q"), "q 2"), "q2"),), scope="q2")])
+    assert statuses(h) == [("p", "ok"), ("q", "would change"), ("q2", "would change")]
+    assert "+q 2" in h.result.steps[2].diff and "-q 1" in h.result.steps[2].diff
+
+
+def test_edits_of_one_file_that_cannot_merge_never_share_a_script(tmp_path):
     f = tmp_path / "tab"
     f.write_text("")
-    edit = [Step(n, (Edited(str(f), set_line(field_is(0, n), f"{n} 1"), n),), scope=n)
-            for n in ("p", "q")]
+    s = edits(f, ("p",)) + edits(f, ("q",), after=("true",))
     h = host()
-    h.converge(edit)
+    h.converge(s)
     assert f.read_text() == "# tinsnip: p\np 1\n# tinsnip: q\nq 1\n"
     assert h.commands == 4 and h.result.changed == 2
+
+
+def test_edits_of_one_file_are_written_by_the_last_step_that_edits_it(tmp_path):
+    """The write waits for the steps between (an export needs its folder made first)."""
+    f, d = tmp_path / "tab", tmp_path / "d"
+    check = Edited(str(f), set_line(field_is(0, "q"), "q 1"), "q", after=(f"test -d {q(str(d))}",))
+    s = [*edits(f, ("p",), after=check.after), Step("mk", (Directory(str(d)),)),
+         Step("q", (check,), scope="q")]
+    h = host()
+    h.converge(s)
+    assert statuses(h) == [("p", "changed"), ("mk", "changed"), ("q", "changed")]
+    assert h.commands == 2 and "q 1" in f.read_text()
+    assert h.result.steps[0].commands == ["(written by q)"]
+
+
+def test_a_failed_merged_write_fails_every_step_whose_edit_it_held(tmp_path):
+    f = tmp_path / "tab"
+    f.write_text("keep 0\n")
+    s = edits(f, ("p", "q"), after=("false",), rollback=True)
+    h = host()
+    h.converge([s[0], Step("mk", (Directory(f"{tmp_path}/d"),)), s[1],
+                Step("late", (Directory(f"{tmp_path}/l"),))])
+    assert statuses(h) == [("mk", "changed"), ("q", "failed"), ("p", "failed"),
+                           ("late", "skipped")]
+    assert f.read_text() == "keep 0\n"  # the old file put back
 
 
 def test_a_refused_step_is_labelled_and_later_steps_are_skipped(tmp_path):
@@ -190,3 +244,15 @@ def test_facts_read_ahead_are_used_once_and_only_for_the_same_resources(tmp_path
     h.read_ahead([r for s in steps(tmp_path) for r in s.resources])
     h.converge(other)  # not what was read ahead: read for itself
     assert h.commands == 4 and (tmp_path / "elsewhere").is_dir()
+
+
+def test_an_edit_carried_by_a_step_that_never_ran_is_not_reported_done(tmp_path):
+    """p's edit is written by q; a step between them fails, so neither is written."""
+    f = tmp_path / "tab"
+    f.write_text("keep 0\n")
+    (tmp_path / "file").write_text("")
+    s = edits(f, ("p", "q"))
+    h = host()
+    h.converge([s[0], Step("bad", (Directory(f"{tmp_path}/file/sub"),)), s[1]])
+    assert statuses(h) == [("bad", "failed"), ("p", "skipped"), ("q", "skipped")]
+    assert "written by q" in h.result.steps[1].detail and f.read_text() == "keep 0\n"

@@ -142,3 +142,32 @@ def test_a_default_number_is_never_said_to_be_in_a_file_that_lists_nothing():
                                 "machine-registry lists no machine, nas.station seeds it)")
     entry.edit("gazette=07\n")
     assert entry.describe() == "gazette=07 in /volume1/s/station/prod/machine-registry"
+
+
+def test_a_site_run_numbers_every_new_machine_in_one_read_and_one_write(tmp_path):
+    """Three new machines in prod, two in test: both registries read in one command, every
+    missing entry written in one more; a second run reads once and writes nothing."""
+    from tinsnip_tasks.core.inventory import load_inventory
+    from tinsnip_tasks.plans.numbers import Numbers
+
+    (tmp_path / "inventory.yaml").write_text(
+        f"sheets:\n  s:\n    nas: n\n    volume: {tmp_path}\n    number: 3\n"
+        "nas:\n  n:\n    host: n\nmachines:\n"
+        + "".join(f"  {m}:\n    sheet: s\n    host: h\n    environments: [{envs}]\n"
+                  for m, envs in (("alpha", "prod, test"), ("beta", "prod"),
+                                  ("gamma", "prod, test"))))
+    inv = load_inventory(tmp_path / "inventory.yaml")
+    mes = [inv.machine_env(m, e) for m, e in (("alpha", "prod"), ("alpha", "test"),
+                                              ("beta", "prod"), ("gamma", "prod"),
+                                              ("gamma", "test"))]
+    for runs in (2, 1):
+        host, book = Host("nas", local()), Numbers()
+        book.assign(host, mes)
+        assert host.commands == runs and not host.failed
+        numbers = {(me.machine.name, me.env): book.smep(host, me, assign=True).machine_no
+                   for me in mes}
+        assert numbers == {("alpha", "prod"): 4, ("alpha", "test"): 4, ("beta", "prod"): 5,
+                           ("gamma", "prod"): 6, ("gamma", "test"): 5}
+        assert host.commands == runs  # the numbers come from what was read
+    prod = reg.parse_registry((tmp_path / "s/station/prod/machine-registry").read_text())
+    assert {m: prod[m] for m in ("alpha", "beta", "gamma")} == {"alpha": 4, "beta": 5, "gamma": 6}

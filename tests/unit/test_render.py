@@ -45,3 +45,11 @@ def test_python_uv_templates_install_non_editable():
     assert 'CMD [".venv/bin/gunicorn"' in docker
     compose = render("python-uv/docker-compose.yml.j2", {"service": "myservice", "container_port": 10700})
     assert 'user: "${TIN_SERVICE_UID}:${TIN_SERVICE_UID}"' in compose and "env_file:" in compose
+
+
+def test_a_service_folders_template_is_read_again_at_every_render(tmp_path):
+    (tmp_path / "t.j2").write_text("one {{ x }}\n")
+    assert render("t.j2", {"x": 1}, root=tmp_path, folder=True) == "one 1\n"
+    assert render("t.j2", {"x": 2}, root=tmp_path, folder=True) == "one 2\n"
+    (tmp_path / "t.j2").write_text("two {{ x }}\n")  # same size, same second: still seen
+    assert render("t.j2", {"x": 3}, root=tmp_path, folder=True) == "two 3\n"

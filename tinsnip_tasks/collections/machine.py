@@ -19,32 +19,42 @@ def converge(c, task, machine, env, steps, *, assign=False, exported=False, **op
     """Run ``steps`` (step functions) for one machine-environment on its machine host; with
     ``exported``, only once the NAS exports the machine-environment to that host."""
     with resolve.machine_env(c, task, machine, env, **options) as (run, me):
-        built = resolve.steps(run, me, steps, assign=assign)
+        exports: list[str] = []  # the NAS's /etc/exports, read beside the machine host's facts
+        built = resolve.steps(run, me, steps, assign=assign,
+                              then=(lambda nas: exports.extend(read_exports(nas))) if exported
+                              else None)
         h = run.host(me.host)
-        if exported:
-            check_exported(run, h, me, program_name(c))
+        if exported and exports:
+            check_exported(run, h, me, program_name(c), exports[0])
         h.converge(built)
 
 
-def check_exported(run, h, me, program) -> None:
-    """Fail ``h`` (the machine host) before it changes anything when the NAS's /etc/exports
-    does not export the machine-environment ``me`` to it, naming nas.setup; in a dry run the
-    plan is still shown, under a failed item."""
-    nas = run.host(me.nas_host)
-    if nas.conn is None or nas.failed or h.failed:
-        return  # not reachable (said already) or failed (said already)
-    path, client, label = me.export_dir, me.client, me.name
+def read_exports(nas) -> list[str]:
+    """The NAS's /etc/exports (``[text]``), or ``[]`` when it cannot be read (said already)."""
+    if nas.conn is None or nas.failed:
+        return []
     with nas.guard(STEP):
-        out = nas.execute(nas_plan.EXPORTS_COMMAND, step=STEP, show="cat /etc/exports").stdout
-        if nas_plan.exported_to(out, path, client):
-            nas.note(STEP, "ok", f"{path} is exported to {client}", label=label)
-            return
-        problem = (f"the NAS ({nas.name}) does not export {path} to {client} yet: run "
-                   f"`{program} nas.setup --machine {me.machine.name} --env {me.env}` first")
-        if run.dry:
-            h.note(STEP, "failed", problem, label=label)
-        else:
-            h.fail(STEP, InputError(problem))
+        return [nas.execute(nas_plan.EXPORTS_COMMAND, step=STEP, show="cat /etc/exports").stdout]
+    return []
+
+
+def check_exported(run, h, me, program, out: str) -> None:
+    """Fail ``h`` (the machine host) before it changes anything when the NAS's /etc/exports
+    (``out``) does not export the machine-environment ``me`` to it, naming nas.setup; in a dry
+    run the plan is still shown, under a failed item."""
+    nas = run.host(me.nas_host)
+    if nas.failed or h.failed:
+        return  # failed (said already)
+    path, client, label = me.export_dir, me.client, me.name
+    if nas_plan.exported_to(out, path, client):
+        nas.note(STEP, "ok", f"{path} is exported to {client}", label=label)
+        return
+    problem = (f"the NAS ({nas.name}) does not export {path} to {client} yet: run "
+               f"`{program} nas.setup --machine {me.machine.name} --env {me.env}` first")
+    if run.dry:
+        h.note(STEP, "failed", problem, label=label)
+    else:
+        h.fail(STEP, InputError(problem))
 
 
 @task(help=_args.COMMON)

@@ -66,7 +66,28 @@ def _folder_loader(root: Path):
     return FolderLoader()
 
 
+def _compiled_once():
+    """A cache of compiled templates in memory, by source: a service folder's template is read
+    again at every render (never trusted from an earlier read) but compiled once per run."""
+    import jinja2
+
+    class Compiled(jinja2.BytecodeCache):
+        def __init__(self):
+            self.code: dict[str, bytes] = {}
+
+        def load_bytecode(self, bucket):
+            if bucket.key in self.code:
+                bucket.bytecode_from_string(self.code[bucket.key])  # dropped if the source changed
+
+        def dump_bytecode(self, bucket):
+            self.code[bucket.key] = bucket.bytecode_to_string()
+
+    return Compiled()
+
+
+@functools.cache
 def _env(root: Path, folder: bool, autoescape: bool):
+    """The environment of one template folder, made once: its templates compile once."""
     import jinja2
 
     return _sandbox()(
@@ -74,6 +95,7 @@ def _env(root: Path, folder: bool, autoescape: bool):
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         autoescape=autoescape,
+        bytecode_cache=_compiled_once() if folder else None,
     )
 
 

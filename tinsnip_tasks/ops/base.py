@@ -91,8 +91,19 @@ class Resource:
 
     @property
     def shared_file(self) -> str | None:
-        """A file other resources may edit too (two edits of it never share one script)."""
+        """A file other resources may edit too: edits of it in one round become one change
+        (:meth:`merged`), or, when they cannot, wait for a round of their own."""
         return None
+
+    def merged(self, other: "Resource") -> "Resource | None":
+        """One resource making the change of ``self`` then that of ``other`` (of the same
+        shared file) at once, its commands run once; None when the two cannot be merged."""
+        return None
+
+    def fact_after(self, out: str) -> str:
+        """The fact output this resource would read once its commands ran on the state ``out``
+        describes (what a merged resource after it plans on)."""
+        raise NotImplementedError
 
 
 @dataclass(frozen=True)
@@ -314,8 +325,11 @@ class Host:
 
         Round after round: read the facts of every pending step in one command, plan each step
         in order, and apply the changes of every step that does not wait on another in one more
-        command. A step waits (to be read again next round) when a step it ``needs`` changed in
-        this round, or when it edits a shared file another step of this round edits. A resource
+        command. Edits of one shared file in a round are one change of it, made by the last step
+        that edits it (``after`` commands such as ``exportfs -ra`` run once; each step plans its
+        own edit on the file as the earlier ones leave it). A
+        step waits (to be read again next round) when a step it ``needs`` changed in this round,
+        or when it edits a shared file in a way that cannot be merged. A resource
         that finds its file edited by someone else between fact and write exits with
         :data:`RETRY_EXIT`; its step waits (:func:`backoff`) and is read again (``tries``
         times).
@@ -362,23 +376,34 @@ class Host:
     def _plan_round(self, pending: list[Step], outs: list[str]):
         """Split ``pending`` into steps to apply now (with their commands) and steps to read
         again next round; stop at the first step whose plan fails."""
-        now, later, waiting, edited = [], [], set(), set()
+        now, later, waiting = [], [], set()
+        writes: dict[str, _Write] = {}  # shared file -> its one change in this round
         i = 0
         for n, s in enumerate(pending):
             step_outs = outs[i:i + len(s.resources)]
             i += len(s.resources)
             before = [need for need in s.needs if (s.scope, need) in waiting]
-            if not self.dry and (before or any(r.shared_file in edited for r in s.resources
-                                               if r.shared_file)):
+            if not self.dry and (before or any(
+                    r.shared_file in writes and writes[r.shared_file].merged(r) is None
+                    for r in s.resources if r.shared_file)):
                 waiting.add((s.scope, s.name))
                 later.append(s)
                 continue
             try:
-                todo = []
+                todo, merges = [], {}
                 for r, out in zip(s.resources, step_outs):
+                    w = merges.get(r.shared_file) or writes.get(r.shared_file)
+                    merged = w.merged(r) if w is not None else None
+                    if merged is not None:  # planned on the file as the earlier edits leave it
+                        out = w.resource.fact_after(w.out)
                     cmds = r.plan(out)
-                    if cmds:
-                        todo.append((r, cmds, r.diff(out) if (self.dry or self._verbose) else ""))
+                    if not cmds:
+                        continue
+                    if r.shared_file:
+                        place = (s, todo, len(todo), r is s.resources[-1])
+                        merges[r.shared_file] = (_Write(r, out, [place]) if merged is None else
+                                                 _Write(merged, w.out, w.places + [place]))
+                    todo.append((r, cmds, r.diff(out) if (self.dry or self._verbose) else ""))
                 if todo and s.before is not None:
                     s.before(self)
             except TinsnipError as e:
@@ -388,20 +413,36 @@ class Host:
                     self.note(s, "unchecked", f"checked once {', '.join(before)} has run; "
                                               f"as the host is now: {e}")
                     continue
-                return now, later + list(pending[n + 1:]), (s, e)
+                return self._merge(now, writes), later + list(pending[n + 1:]), (s, e)
             except (ValueError, LookupError, UnicodeError) as e:  # output the parser cannot read
-                return now, later + list(pending[n + 1:]), (s, FactError(r.describe(), e))
+                return (self._merge(now, writes), later + list(pending[n + 1:]),
+                        (s, FactError(r.describe(), e)))
             if not todo:
                 self.note(s, "ok", summarize(s.resources))
                 continue
             now.append((s, todo))
+            writes.update(merges)
             if self.dry:
                 self.note(s, "would change", "; ".join(r.describe() for r, _, _ in todo),
                           commands=[str(c) for _, cmds, _ in todo for c in cmds],
                           diff="".join(d for _, _, d in todo))
             waiting.add((s.scope, s.name))
-            edited.update(r.shared_file for r, _, _ in todo if r.shared_file)
-        return now, later, None
+        return self._merge(now, writes), later, None
+
+    def _merge(self, now, writes: dict):
+        """``now`` with each shared file edited by several steps written once, by the last of
+        them (the earlier edits wait for it; a dry run shows each step's own commands)."""
+        if self.dry:
+            return now
+        for w in writes.values():
+            if len(w.places) < 2:
+                continue
+            carrier, todo, k, _ = w.places[-1]
+            todo[k] = (todo[k][0], w.resource.plan(w.out), todo[k][2])
+            for _, todo, k, _ in w.places[:-1]:
+                shown = f"(written by {carrier.name} {carrier.label})".replace(" )", ")")
+                todo[k] = (todo[k][0], [_Carried(":", shown, by=carrier)], todo[k][2])
+        return now
 
     @property
     def _verbose(self) -> bool:
@@ -427,14 +468,29 @@ class Host:
             self.execute("\n".join(lines), step=name, show=shown)
         except RemoteError as e:
             k = _failed_step(e.stderr, len(now))
-            for s, todo in now[:k]:
-                self._done(s, todo)
             s, todo = now[k]
+            # earlier steps whose edit of a shared file was to be written by a step that did not
+            # run to its end
+            unrun = {id(x) for x, _ in now[k:]}
+            carried = [(c, t) for c, t in now[:k] if any(
+                isinstance(x, _Carried) and id(x.by) in unrun for _, cmds, _ in t for x in cmds)]
+            done = [(c, t) for c, t in now[:k] if (c, t) not in carried]
+            for c, t in done:
+                self._done(c, t)
             if e.exit_code == RETRY_EXIT:
-                return k > 0, now[k:]
+                return bool(done), carried + now[k:]
             self._done(s, todo, RemoteError(self.name, s.name, " && ".join(
                 str(c) for _, cmds, _ in todo for c in cmds), e.exit_code, _without_marks(e.stderr)))
-            return k > 0, []
+            for c, t in carried:
+                by = next(x.by for _, cmds, _ in t for x in cmds if isinstance(x, _Carried))
+                if by is s:
+                    self.note(c, "failed", f"its edit was to be written by {by.name}, which failed")
+                else:
+                    self.note(c, "skipped", f"its edit was to be written by {by.name}, after an "
+                                            "earlier step failed")
+            for c, _ in now[k + 1:]:  # the script stopped before them
+                self.note(c, "skipped", "an earlier step failed")
+            return bool(done), []
         for s, todo in now:
             self._done(s, todo)
         return True, []
@@ -485,6 +541,30 @@ class Host:
     def guard(self, step: str):
         """``with host.guard("machine.status"): ...`` records a failure inside as this step's."""
         return _Guard(self, step)
+
+
+@dataclass
+class _Write:
+    """The one change of a shared file in a round: the resource doing every edit of it merged
+    so far, the fact it is planned on, and where each edit is (step, its todo list, index in
+    it, whether the edit is the step's last resource)."""
+
+    resource: Resource
+    out: str
+    places: list
+
+    def merged(self, r: Resource) -> Resource | None:
+        """The change with ``r``'s edit after the others, or None when they cannot be merged:
+        the kinds do not merge, or the last edit so far is not its step's last resource (what
+        follows it in its step may need it written at once)."""
+        return self.resource.merged(r) if self.places[-1][3] else None
+
+
+@dataclass(frozen=True)
+class _Carried(Cmd):
+    """In place of an edit of a shared file written by a later step (``by``) of the round."""
+
+    by: Any = None
 
 
 class _Guard:

@@ -332,6 +332,27 @@ class Edited(Resource):
     def shared_file(self):
         return self.path
 
+    def merged(self, other):
+        """One edit doing this one then ``other``, when ``other`` edits the same file with the
+        same ``after`` commands and handling: one write, ``after`` run once."""
+        if not isinstance(other, Edited) or other.path != self.path or (
+                (self.after, self.rollback, self.applied, self.hidden)
+                != (other.after, other.rollback, other.applied, other.hidden)):
+            return None
+        first, then = self.edit, other.edit
+        return Edited(self.path, lambda text: then(first(text)), f"{self.what}; {other.what}",
+                      self.after, self.rollback, self.applied, self.hidden)
+
+    def fact_after(self, out):
+        fact = self.parse(out)
+        fact = fact["file"] if self.applied else fact
+        new = self.edit(fact["text"] if fact else "").encode("utf-8", "surrogateescape")
+        uid, gid, mode = (fact["uid"], fact["gid"], fact["mode"]) if fact else (0, 0, 0o644)
+        after = f"{stat.S_IFREG | mode:x}:{uid}:{gid}\n{base64.encodebytes(new).decode()}"
+        if self.applied:  # its `after` commands have succeeded on the new content
+            after += f"@@applied\n{hashlib.sha256(new).hexdigest()}\n"
+        return after
+
     def diff(self, out):
         fact = self.parse(out)
         fact = fact["file"] if self.applied else fact
@@ -459,6 +480,8 @@ def _fields(entry: list[str]) -> list[str]:
     text = " ".join(l[:-1] if l.endswith("\\") else l for l in entry)
     if text.lstrip().startswith("#"):
         return []
+    if '"' not in text:
+        return text.split()
     out, cur, quoted, started = [], [], False, False
     for ch in text:
         if ch == '"':
@@ -479,7 +502,9 @@ def same_path(a: str, b: str) -> bool:
     """Two spellings of one path: quotes, fstab's octal escapes (``\\040``), a trailing
     slash or doubled slashes do not make a different path."""
     def norm(p):
-        p = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), p.strip('"'))
+        p = p.strip('"')
+        if "\\" in p:
+            p = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), p)
         return posixpath.normpath(p) if p else p
     return norm(a) == norm(b)
 

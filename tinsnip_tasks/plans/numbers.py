@@ -54,6 +54,7 @@ class Numbers:
 
     def __init__(self):
         self.registries: dict[str, dict | None] = {}
+        self.assigned: set[tuple[str, str]] = set()  # (registry, machine) settled by assign()
 
     def prefetch(self, nas: Host, paths) -> None:
         """Read every registry in ``paths`` on ``nas`` in one command (those not read yet)."""
@@ -69,6 +70,31 @@ class Numbers:
         except (TinsnipError, ValueError) as e:
             nas.fail(STEP, e)
             raise _failed(nas, e)
+
+    def assign(self, nas: Host, mes) -> None:
+        """Give every machine of ``mes`` its number on ``nas`` in one transaction: all their
+        registries read in one command and, when some machine is missing from one, every missing
+        entry written in one more (all the entries of one registry file in one write, under its
+        lock, once it is checked to be still what was read; else read again). Their numbers are
+        then what :meth:`smep` gives, without asking again."""
+        entries, seen = [], set()
+        for me in mes:
+            key = (me.registry, me.machine.name)
+            if key not in seen and me.registry not in self.registries:
+                seen.add(key)
+                resources = registry_plan.entry(me.registry, me.machine.name, me.machine.number,
+                                                me.others)
+                entries.append((me.registry, resources))
+        if not entries or nas.conn is None or nas.failed:
+            return
+        nas.converge([Step(STEP, tuple(r), label=r[-1].name) for _, r in entries],
+                     tries=RACE_TRIES)
+        for path, resources in entries:
+            if nas.failed or resources[-1].number is None:
+                raise _failed(nas, TinsnipError(nas.result.error
+                                                or f"no number for {resources[-1].name}"))
+            self.registries[path] = resources[-1].registry  # the last entry's: all of them
+            self.assigned.add((path, resources[-1].name))
 
     def smep(self, nas: Host | None, me: MachineEnv, *, assign: bool = False) -> Smep:
         """Numbers of the machine-environment ``me``: its pin or its registry entry, from the
@@ -92,6 +118,8 @@ class Numbers:
                          f"could not be read; the plan shows {smep.machine_no:02d}, what an "
                          "empty registry gives)", label=machine)
             return smep
+        if (path, machine) in self.assigned:
+            return me.smep(self.registries[path])
         if assign and path in self.registries:
             # read already in this run: write only when the machine is not in it yet
             _, _, assign = reg.assign(machine, self.registries[path], me.machine.number,
