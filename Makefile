@@ -21,16 +21,18 @@ demo: install
 	$(PYTHON) -m invoke demo
 
 # The test session starts from a fresh lab whatever was left up before (the demo's, say).
-# Every tier, the kernel hosts' (QEMU) included: they boot in the background while the other
-# tiers run (docs/lab.md).
+# Every tier but the kernel hosts' (QEMU): that tier is `make test-kernel` while it takes
+# longer than its time (docs/lab.md).
 test: install lint
-	$(PYTHON) -m pytest -q
-
-# Every tier but the kernel hosts'.
-test-fast: install lint
 	$(PYTHON) -m pytest -q -m "not kernel"
 
-test-all: test
+# The same (every tier but the kernel hosts').
+test-fast: test
+
+# Every tier, the kernel hosts' included: they boot in the background while the end-to-end
+# tests run.
+test-all: install lint
+	$(PYTHON) -m pytest -q
 
 test-kernel: install
 	$(PYTHON) -m pytest -q -m kernel

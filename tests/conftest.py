@@ -10,6 +10,9 @@ from pathlib import Path
 import pytest
 
 from tinsnip_lab.testing import FIGURES, KERNEL_WANTED
+# One lab for the end-to-end and kernel tiers, so the kernel hosts boot while the end-to-end
+# tests run; tests/lab/conftest.py gives the lab tier a fresh one of its own.
+from tinsnip_lab.testing import kernel_lab, lab  # noqa: F401  (session fixtures)
 
 # A session started in the background by a script (`make test &`) inherits SIGINT ignored, and
 # so would every program it starts; the tests that press Ctrl-C need it as a terminal gives it.

@@ -103,12 +103,14 @@ def kernel_boot():
     return _boot["boot"]
 
 
-@pytest.fixture(scope="session")
-def lab(request):
-    """A fresh lab, up for the whole session; see the module docstring for when it goes down."""
+def fresh_lab(request, *, kernel: bool = True):
+    """A fresh lab for the session (a generator for a fixture); with ``kernel``, the kernel
+    hosts' boot starts in the background as soon as it is up, when the session has their
+    tests."""
     lab_api.down()
+    _boot.clear()  # down stopped the kernel hosts: a boot started before is over
     lab_api.up()
-    if request.config.stash.get(KERNEL_WANTED, False):
+    if kernel and request.config.stash.get(KERNEL_WANTED, False):
         kernel_boot()
     hosts = LabHosts()
     yield hosts
@@ -116,6 +118,12 @@ def lab(request):
     if os.environ.get("TINSNIP_KEEP_LAB") != "1":
         lab_api.down()
     _boot.clear()
+
+
+@pytest.fixture(scope="session")
+def lab(request):
+    """A fresh lab, up for the whole session; see the module docstring for when it goes down."""
+    yield from fresh_lab(request)
 
 
 @pytest.fixture(scope="session")

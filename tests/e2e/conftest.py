@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from tinsnip_lab.testing import lab  # noqa: F401  (the session fixture)
 
 ROOT = Path(__file__).resolve().parents[2]
 E2E_INVENTORY = Path(__file__).resolve().parent / "data" / "inventory.yaml"

@@ -12,7 +12,7 @@ import yaml
 
 from e2e.conftest import ROOT, Cli, http, steps  # noqa: F401  (http, steps: used by the tests)
 from tinsnip_lab import pybase, settings
-from tinsnip_lab.testing import FIGURES, kernel_lab, lab  # noqa: F401  (session fixtures)
+from tinsnip_lab.testing import FIGURES
 from tinsnip_tasks.core.inventory import load_inventory
 
 HOST, NAS, MACHINE = "homelab4", "ds920", "gazette"
@@ -172,7 +172,7 @@ def deploy(hosts, cli, env, service, label):
 
 
 @pytest.fixture(scope="session")
-def deployed(kernel_lab, kcli, prod):  # noqa: F811 (the fixture)
+def deployed(kernel_lab, kcli, prod):
     """gazette prod on homelab4 against ds920: station, NAS, machine, hello and counter."""
     kcli.inv("nas.station", "--sheet", "dynamicalsystem")
     return set_up(kernel_lab, kcli, prod, services=("hello", "counter"))
