@@ -30,16 +30,25 @@ def read_registry(nas: Host, path: str) -> dict | None:
         raise _failed(nas, e)
 
 
+def assign_numbers(nas: Host, wanted) -> list[registry_plan.RegistryEntry]:
+    """Write each machine's number into its registry when it is not there, all in one round:
+    ``wanted`` holds ``(path, machine, pin, reserved)``; the number is the pin, else the lowest
+    free one (never one in ``reserved``). Edits of one registry file are one write, under its
+    lock. Returns the entries, whose ``number`` and ``registry`` are what the registry holds
+    afterwards (or would, in a dry run)."""
+    batches = [registry_plan.entry(path, machine, pin, reserved)
+               for path, machine, pin, reserved in wanted]
+    nas.converge([Step(STEP, tuple(r), label=r[-1].name) for r in batches], tries=RACE_TRIES)
+    for r in batches:
+        if nas.failed or r[-1].number is None:
+            raise _failed(nas, TinsnipError(nas.result.error or f"no number for {r[-1].name}"))
+    return [r[-1] for r in batches]
+
+
 def assign_number(nas: Host, path: str, machine: str, pin: int | None = None,
                   reserved=()) -> registry_plan.RegistryEntry:
-    """Write ``machine``'s number into the registry at ``path`` when it is not there: its pin,
-    else the lowest free one (never one in ``reserved``). Returns the entry, whose ``number``
-    and ``registry`` are what the registry holds afterwards (or would, in a dry run)."""
-    resources = registry_plan.entry(path, machine, pin, reserved)
-    nas.converge([Step(STEP, tuple(resources), label=machine)], tries=RACE_TRIES)
-    if nas.failed or resources[-1].number is None:
-        raise _failed(nas, TinsnipError(nas.result.error or f"no number for {machine}"))
-    return resources[-1]
+    """:func:`assign_numbers` for one machine."""
+    return assign_numbers(nas, [(path, machine, pin, reserved)])[0]
 
 
 def _failed(nas: Host, error: Exception) -> TinsnipError:
@@ -77,24 +86,17 @@ class Numbers:
         entry written in one more (all the entries of one registry file in one write, under its
         lock, once it is checked to be still what was read; else read again). Their numbers are
         then what :meth:`smep` gives, without asking again."""
-        entries, seen = [], set()
+        wanted, seen = [], set()
         for me in mes:
             key = (me.registry, me.machine.name)
             if key not in seen and me.registry not in self.registries:
                 seen.add(key)
-                resources = registry_plan.entry(me.registry, me.machine.name, me.machine.number,
-                                                me.others)
-                entries.append((me.registry, resources))
-        if not entries or nas.conn is None or nas.failed:
+                wanted.append((*key, me.machine.number, me.others))
+        if not wanted or nas.conn is None or nas.failed:
             return
-        nas.converge([Step(STEP, tuple(r), label=r[-1].name) for _, r in entries],
-                     tries=RACE_TRIES)
-        for path, resources in entries:
-            if nas.failed or resources[-1].number is None:
-                raise _failed(nas, TinsnipError(nas.result.error
-                                                or f"no number for {resources[-1].name}"))
-            self.registries[path] = resources[-1].registry  # the last entry's: all of them
-            self.assigned.add((path, resources[-1].name))
+        for done in assign_numbers(nas, wanted):
+            self.registries[done.path] = done.registry  # the last entry's: all of them
+            self.assigned.add((done.path, done.name))
 
     def smep(self, nas: Host | None, me: MachineEnv, *, assign: bool = False) -> Smep:
         """Numbers of the machine-environment ``me``: its pin or its registry entry, from the
