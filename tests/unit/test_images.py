@@ -49,10 +49,10 @@ def load(tmp_path, text):
 
 def test_docker_settings_of_the_sheet_and_a_machines_own(tmp_path):
     inv = load(tmp_path, INVENTORY)
-    assert inv.docker("gazette").daemon_config() == {
+    assert inv.machine_env("gazette", "prod").docker.daemon_config() == {
         "registry-mirrors": ["http://10.0.0.5:5000"], "insecure-registries": ["10.0.0.5:5000"]}
     # the machine's key wins, the sheet's other key stays
-    assert inv.docker("ledger").daemon_config() == {
+    assert inv.machine_env("ledger", "prod").docker.daemon_config() == {
         "registry-mirrors": ["https://mirror.example.org"],
         "insecure-registries": ["10.0.0.5:5000"]}
 
@@ -81,7 +81,7 @@ def test_machine_setup_writes_the_daemon_config(tmp_path):
     inv = load(tmp_path, INVENTORY)
     smep = make_smep("home", "gazette", "prod", 1)
     [config] = machine.docker_config(Target(inv, smep))
-    assert json.loads(config.config) == inv.docker("gazette").daemon_config()
+    assert json.loads(config.config) == inv.machine_env("gazette", "prod").docker.daemon_config()
     assert config.file.path == f"/home/{smep.user}/.config/docker/daemon.json"
     assert config.file.owner == smep.uid
     assert machine.SETUP.index(machine.docker_config) < machine.SETUP.index(machine.docker)

@@ -63,7 +63,8 @@ def inventory(tmp_path, nas_host="ds412plus", machine_host="homelab1"):
 @pytest.mark.parametrize("target", GOOD)
 def test_the_inventory_takes_every_form(tmp_path, target):
     inv = load_inventory(inventory(tmp_path, nas_host=target, machine_host=target))
-    assert inv.nas_address("gazette") == inv.export_client("gazette") == GOOD[target][1]
+    me = inv.machine_env("gazette", "prod")
+    assert me.nas_address == me.client == GOOD[target][1]
 
 
 def test_a_block_scalar_host_ending_in_newline_is_refused(tmp_path):

@@ -336,23 +336,6 @@ class Inventory:
         """Return the machine-environment's directory on the NAS."""
         return self.machine_env(machine, env).export_dir
 
-    def docker(self, machine: str) -> DockerSettings:
-        """The daemon settings of a machine's users: the machine's ``docker:`` keys over its
-        sheet's."""
-        m = self.machine(machine)
-        return (m.docker or DockerSettings()).over(self.sheets[m.sheet].docker)
-
-    def nas_address(self, machine: str) -> str:
-        """The address the machine host mounts its export from: the NAS's ``address`` (see
-        :meth:`with_addresses`), else its host's name."""
-        nas = self.nas_of(machine)
-        return nas.address or host_address(nas.host)
-
-    def export_client(self, machine: str) -> str:
-        """The client an export of ``machine`` is restricted to: the machine's ``address``
-        (see :meth:`with_addresses`), else its host's name."""
-        return self.machine(machine).client
-
     def with_addresses(self, resolve) -> "Inventory":
         """This inventory with an address for every NAS and machine that has none: what
         ``resolve(name)`` gives for its SSH host (the SSH config's ``HostName``), else the
