@@ -87,14 +87,25 @@ def steps(run: Run, me: MachineEnv, fns, *, assign: bool = False, service: str =
     """The steps ``fns`` (step functions) of ``me`` (and ``service``), built once; the NAS and
     the machine host are connected at once.
 
-    While the registry is read, the steps are built with the numbers it will most likely give
-    (:meth:`MachineEnv.known`) and their facts are read on the machine host. When the registry
-    gives those numbers (the usual case), these steps are the ones returned, their facts read
-    already; otherwise they are built again with the registry's numbers and read their own.
-    ``then(nas)``, when given, runs on the NAS right after the numbers, while the machine
-    host's facts are still being read."""
-    nas, h = run.connect([me.nas_host, me.host])  # at once; the NAS first in the recap
+    While the hosts are being connected, the steps are built with the numbers the registry
+    will most likely give (:meth:`MachineEnv.known`); while the registry is read, their facts
+    are read on the machine host. When the registry gives those numbers (the usual case), these
+    steps are the ones returned, their facts read already; otherwise they are built again with
+    the registry's numbers and read their own. ``then(nas)``, when given, runs on the NAS right
+    after the numbers, while the machine host's facts are still being read."""
     guess = me.known()
+
+    def build_ahead() -> list[Step]:
+        if not guess:
+            return []
+        try:
+            return [build(fn, Target(run.inv, guess, service, wait, me)) for fn in fns]
+        except TinsnipError:
+            return []  # built (and the problem reported) again below
+
+    # the NAS first in the recap
+    (nas, h), ahead = parallel(lambda fn: fn(), [lambda: run.connect([me.nas_host, me.host]),
+                                                 build_ahead])
 
     def numbers():
         smep = Numbers().smep(nas, me, assign=assign)
@@ -102,11 +113,9 @@ def steps(run: Run, me: MachineEnv, fns, *, assign: bool = False, service: str =
             then(nas)
         return smep
 
-    ahead: list[Step] = []
-    if guess and h is not nas and h.conn is not None and not h.failed:
+    if ahead and h is not nas and h.conn is not None and not h.failed:
         def facts_ahead():
             try:
-                ahead.extend(build(fn, Target(run.inv, guess, service, wait, me)) for fn in fns)
                 h.read_ahead([r for s in ahead for r in s.resources])
             except TinsnipError:
                 ahead.clear()  # built (and the problem reported) again below

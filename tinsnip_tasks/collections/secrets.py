@@ -11,7 +11,6 @@ from .. import config
 from .. import resolve
 from ..errors import TinsnipError
 from ..plans import secrets as plan
-from ..plans import catalog as catalog_plan
 from ..results import EXIT_INPUT, EXIT_INTERRUPTED
 from . import _args
 
@@ -27,6 +26,8 @@ def _where(c, machine: str, env: str):
 
 def _template(inv, me) -> str:
     """The start of a new secrets file: the keys the machine's services need."""
+    from ..plans import catalog as catalog_plan
+
     lines = [f"# secrets of {me.name}: KEY=value lines (values taken literally)"]
     for service in me.machine.services:
         keys = catalog_plan.service_entry(inv, me.machine.name, service).secrets

@@ -13,12 +13,11 @@ from ..core.render import render
 from ..core.smep import validate_name
 from ..errors import TinsnipError
 from ..ops.base import Step
-from ..ops import health
 from ..ops.docker import compose_as
-from ..plans import forwards, generations, preflight
-from ..plans import catalog as catalog_plan
-from ..plans import service as plan
 from . import _args
+
+# The service plans are imported by the tasks that use them, so that a run of another task
+# (machine.setup, say) does not load them.
 
 HELP = {**_args.COMMON, "service": _args.SERVICE}
 PULL = ("pull every image of the service (and the base images of what it builds) where the "
@@ -30,6 +29,10 @@ def deploy(c, machine, service, env="", wait="", pull=False, dry=False, json=Fal
            verbose=False):
     """Upload a service's files (and build context), check them, start it with compose up -d,
     wait for it to be healthy (else bring back the previous generation)."""
+    from ..ops import health
+    from ..plans import catalog as catalog_plan
+    from ..plans import service as plan
+
     with resolve.machine_env(c, "service.deploy", machine, env, detail=service + (
             " --pull" if pull else ""), dry=dry, json=json, verbose=verbose) as (run, me):
         seconds = health.parse_wait(wait)  # bad input fails here, first
@@ -42,6 +45,9 @@ def deploy(c, machine, service, env="", wait="", pull=False, dry=False, json=Fal
 @task(help={**HELP, "service": "service to roll back (one the inventory lists for the machine)"})
 def rollback(c, machine, service, env="", dry=False, json=False, verbose=False):
     """Bring a service back to its previous generation (kept by each deploy); again: one more."""
+    from ..plans import catalog as catalog_plan
+    from ..plans import generations
+
     with resolve.machine_env(c, "service.rollback", machine, env, detail=service, dry=dry,
                              json=json, verbose=verbose) as (run, me):
         catalog_plan.check_service(run.inv, machine, service)  # bad input fails here, first
@@ -57,6 +63,9 @@ def rollback(c, machine, service, env="", dry=False, json=False, verbose=False):
             **_args.OUTPUT})
 def check(c, machine, service, env="", json=False, verbose=False):
     """Run the preflight on the deployed files: docker compose config and tinsnip's rules."""
+    from ..plans import catalog as catalog_plan
+    from ..plans import preflight
+
     with resolve.machine_env(c, "service.check", machine, env, detail=service, json=json,
                              verbose=verbose) as (run, me):
         catalog_plan.check_service(run.inv, machine, service)
@@ -80,6 +89,8 @@ def forward(c, machine, port, env="", to="", service="", remove=False, dry=False
     Checked before any host is contacted: the service and --to in the inventory, --port neither
     the SSH port tinsnip uses nor in a SMEP range of the host; on the host: not a port its sshd
     listens on."""
+    from ..plans import forwards
+
     with resolve.machine_env(c, "service.forward", machine, env, detail=str(port), dry=dry,
                              json=json, verbose=verbose) as (run, me):
         port, service = forwards.check_forward(run.inv, *me.key, port, to, service,
@@ -92,6 +103,8 @@ def forward(c, machine, port, env="", to="", service="", remove=False, dry=False
 @task(help=HELP)
 def remove(c, machine, service, env="", dry=False, json=False, verbose=False):
     """Stop a service (compose down) and remove its files and forwards; its NAS data stays."""
+    from ..plans import service as plan
+
     with resolve.machine_env(c, "service.remove", machine, env, detail=service, dry=dry,
                              json=json, verbose=verbose) as (run, me):
         validate_name("service", service)  # one no longer in the inventory can still be removed
@@ -103,6 +116,9 @@ def remove(c, machine, service, env="", dry=False, json=False, verbose=False):
 def logs(c, machine, service, env="", tail="100", follow=False, dry=False, json=False,
          verbose=False):
     """Print the service's compose logs, read as the machine user (only logs on stdout)."""
+    from ..plans import catalog as catalog_plan
+    from ..plans import forwards
+
     # stdout carries the logs alone; title and recap go to stderr
     with resolve.machine_env(c, "service.logs", machine, env, detail=service, data_on_stdout=True,
                              dry=dry, json=json, verbose=verbose) as (run, me):
@@ -164,6 +180,8 @@ def stream(h, command: str, *, step: str) -> None:
             "output": "file to write (default: print it)"})
 def makefile(c, machine, service, env="", output=""):
     """Write the service Makefile (setup, deploy, setup-xdg-links, status targets)."""
+    from ..plans import catalog as catalog_plan
+
     try:
         inv, me = resolve.offline(c, machine, env)
         catalog_plan.check_service(inv, machine, service)

@@ -16,12 +16,8 @@ from invoke.exceptions import Exit
 from .. import resolve
 from ..cli import program_name
 from ..errors import TinsnipError
-from ..ops.health import parse_wait
 from ..plans import Target
 from ..output import write_atomic
-from ..plans import report as report_plan
-from ..plans import service as service_plan
-from ..plans import site as plan
 from ..plans import status as checks
 from ..results import EXIT_INPUT
 from ..run import Run, parallel
@@ -37,6 +33,8 @@ def check_services(inv, sel, mes, *, dry: bool = False) -> dict:
     broken template or a bad image reference is refused before any host is touched. In a dry
     run the services that cannot be rendered are returned instead (``{(machine, env, service):
     error}``) and taken out of ``sel``, so everything else is still previewed."""
+    from ..plans import service as service_plan
+
     refused = {}
     for me in mes:
         smep = me.provisional()
@@ -72,6 +70,9 @@ def skip_without(run: Run, mes, found: dict, reason: str):
                     "digest, and start again what uses one"})
 def up(c, limit="", wait="", pull=False, dry=False, json=False, verbose=False):
     """Converge the inventory: NAS work first, then every machine host at once."""
+    from ..ops.health import parse_wait
+    from ..plans import site as plan
+
     title = "site.up" + (f" --limit {limit}" if limit else "") + (" --pull" if pull else "")
     with Run(c, dry=dry, title=title, json=json, verbose=verbose) as run:
         inv = run.inv
@@ -103,6 +104,8 @@ def up(c, limit="", wait="", pull=False, dry=False, json=False, verbose=False):
 def check_all(run: Run, limit: str):
     """The Testing Checklist on every machine-environment ``limit`` selects, every machine host
     at once. Returns the selection and the targets found."""
+    from ..plans import site as plan
+
     sel = plan.select(run.inv, limit)
     mes = resolve.machine_envs(run, sel.envs)
     connect(run, mes)
@@ -130,6 +133,8 @@ def status(c, limit="", json=False, verbose=False):
             "json": "write the report's data as JSON to this file"})
 def report(c, limit="", html="", json="", verbose=False):
     """Run the checklist everywhere (as site.status) and write the site report (--html, --json)."""
+    from ..plans import report as report_plan
+
     if not (html or json):
         raise Exit("error: say where to write the report: --html FILE and/or --json FILE",
                    code=EXIT_INPUT)
