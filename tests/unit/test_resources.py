@@ -234,6 +234,27 @@ def test_fact_script_runs_every_fact_in_one_shell_and_splits_back(tmp_path):
     assert "mv -fT" in texts(File(str(tmp_path / "f"), b"y").plan(parts[2]))[-1]
 
 
+def test_facts_read_as_one_user_run_in_one_process_of_that_user(tmp_path):
+    """Consecutive facts read as the same user share one setpriv (and shell); each fact reads
+    what it reads alone, the root facts between them stay outside."""
+    import os
+
+    uid = os.getuid()
+    (tmp_path / "f").write_text("x")
+    (tmp_path / "f").chmod(0o644)
+    rs = [Directory(str(tmp_path), owner=uid), Symlink(str(tmp_path / "l"), "/x", owner=uid),
+          File(str(tmp_path / "f"), b"x", owner=uid), Directory(str(tmp_path / "nope")),
+          Directory(str(tmp_path / "nope"), owner=uid)]
+    script = facts_script(rs)
+    assert script.count("setpriv") == 2  # the three owned facts, then the last one
+    out = subprocess.run(["sh", "-c", script], capture_output=True, text=True).stdout
+    alone = [subprocess.run(["sh", "-c", r.fact_command()], capture_output=True,
+                            text=True).stdout.rstrip("\n") for r in rs]
+    assert split_facts(out, len(rs)) == alone
+    assert parse_stat(alone[0])["type"] == "directory" and alone[1] == "missing"
+    assert rs[2].plan(alone[2]) == []
+
+
 def test_edit_refuses_a_file_changed_since_its_fact_was_read(tmp_path):
     """Two runs editing /etc/exports at once: the later writer notices and asks to re-read."""
     f = tmp_path / "exports"

@@ -21,6 +21,7 @@ import shlex
 import time
 from dataclasses import dataclass, field
 from functools import partial
+from itertools import groupby
 from typing import Any, Sequence
 
 from invoke.exceptions import CommandTimedOut
@@ -71,6 +72,12 @@ class Resource:
 
     def fact_command(self) -> str:
         raise NotImplementedError
+
+    def fact_as(self) -> tuple[int | None, str]:
+        """(the UID the fact is read as, None: root; the script that user runs to read it):
+        :func:`facts_script` reads the facts of consecutive resources read as one user in one
+        process of that user."""
+        return None, self.fact_command()
 
     def parse(self, out: str) -> Any:
         return out
@@ -125,10 +132,17 @@ class Step:
 
 
 def facts_script(resources: Sequence[Resource]) -> str:
-    """One POSIX shell script printing every resource's fact behind a numbered marker."""
+    """One POSIX shell script printing every resource's fact behind a numbered marker. The
+    facts of consecutive resources read as one user (:meth:`Resource.fact_as`) are read by one
+    process of that user: one ``setpriv`` and one shell for them all, not one each."""
+    from .resources import as_uid  # (that module builds on this one)
+
     parts = []
-    for i, r in enumerate(resources):
-        parts.append(f"echo {MARK}{i}; {{ {r.fact_command()} ; }} 2>/dev/null")
+    facts = [(i, *r.fact_as()) for i, r in enumerate(resources)]
+    for uid, group in groupby(facts, key=lambda fact: fact[1]):
+        reads = "\n".join(f"echo {MARK}{i}; {{ {script} ; }} 2>/dev/null"
+                           for i, _, script in group)
+        parts.append(reads if uid is None else f"{{ {as_uid(uid, reads)} ; }} 2>/dev/null")
     return "\n".join(parts) + "\ntrue"
 
 

@@ -37,6 +37,20 @@ def _acting(owner: Optional[int], script: str) -> str:
     return script if owner is None else as_uid(owner, script)
 
 
+class ReadAsOwner(Resource):
+    """A resource whose fact is read as its ``owner`` when it has one (else as root):
+    :meth:`owner_fact` is the script that reads it."""
+
+    def owner_fact(self) -> str:
+        raise NotImplementedError
+
+    def fact_as(self):
+        return self.owner, self.owner_fact()
+
+    def fact_command(self):
+        return _acting(*self.fact_as())
+
+
 def _stat_cmd(path: str) -> str:
     return f"stat -c {STAT} -- {q(path)} || echo {MISSING}"
 
@@ -136,7 +150,7 @@ def _attr_cmds(path: str, fact: Optional[dict], uid, gid, mode, *, link=False) -
 
 
 @dataclass(frozen=True)
-class Directory(Resource):
+class Directory(ReadAsOwner):
     """A folder, with owner and mode when they are given.
 
     ``owner`` set: everything (the fact too) is done as that user, for folders in the user's
@@ -154,8 +168,8 @@ class Directory(Resource):
     def describe(self):
         return f"folder {self.path}"
 
-    def fact_command(self):
-        return _acting(self.owner, _stat_cmd(self.path))
+    def owner_fact(self):
+        return _stat_cmd(self.path)
 
     def parse(self, out):
         return parse_stat(out)
@@ -223,7 +237,7 @@ def write_file_cmds(path: str, content: bytes, uid=None, gid=None, mode=0o644, *
 
 
 @dataclass(frozen=True)
-class File(Resource):
+class File(ReadAsOwner):
     """A file with exact content; rewritten atomically only when the content differs.
 
     ``owner`` set: read and written as that user (files in its home or on its mount). A
@@ -244,7 +258,7 @@ class File(Resource):
     def describe(self):
         return f"file {self.path}"
 
-    def fact_command(self):
+    def owner_fact(self):
         p = q(self.path)
         # what is there now, for the diff a dry run shows: of a secret file only its keys, and
         # the lines of its public keys (names checked: they go into a sed address)
@@ -253,8 +267,8 @@ class File(Resource):
         now = (f"sed -n {shown}-e 's/^\\([A-Za-z_][A-Za-z0-9_]*\\)=.*/\\1/p' {p}" if self.secret
                else f"head -c {DIFF_LIMIT} {p} | base64")
         # a link or anything but a regular file is reported by its stat line (and refused)
-        return _acting(self.owner, f"{_stat_and(self.path, 'sha256sum')}; echo {NOW}; "
-                                   f"if [ -f {p} ] && [ ! -L {p} ]; then {now}; fi")
+        return (f"{_stat_and(self.path, 'sha256sum')}; echo {NOW}; "
+                f"if [ -f {p} ] && [ ! -L {p} ]; then {now}; fi")
 
     def parse(self, out):
         lines = out.split(NOW + "\n", 1)
@@ -559,7 +573,7 @@ def set_line(match: field_is, line: str) -> Callable[[str], str]:
 
 
 @dataclass(frozen=True)
-class Symlink(Resource):
+class Symlink(ReadAsOwner):
     """A symbolic link pointing at ``target``; with ``owner``, made by that user (in its home)."""
 
     link: str
@@ -570,10 +584,10 @@ class Symlink(Resource):
     def describe(self):
         return f"link {self.link} -> {self.target}"
 
-    def fact_command(self):
+    def owner_fact(self):
         p = q(self.link)
-        return _acting(self.owner, f"if [ -L {p} ]; then echo link; readlink {p}; "
-                                   f"elif [ -e {p} ]; then echo other; else echo {MISSING}; fi")
+        return (f"if [ -L {p} ]; then echo link; readlink {p}; "
+                f"elif [ -e {p} ]; then echo other; else echo {MISSING}; fi")
 
     def parse(self, out):
         lines = out.strip().splitlines() or [MISSING]
@@ -733,7 +747,7 @@ def drop_lines(match: field_is) -> Callable[[str], str]:
 
 
 @dataclass(frozen=True)
-class Absent(Resource):
+class Absent(ReadAsOwner):
     """Nothing at ``path``. With ``owner`` (a UID) the check and the removal run as that user (a
     tree on an NFS mount that belongs to the user); ``rm`` follows no link either way."""
 
@@ -743,10 +757,9 @@ class Absent(Resource):
     def describe(self):
         return f"no {self.path}"
 
-    def fact_command(self):
+    def owner_fact(self):
         p = q(self.path)
-        return _acting(self.owner, f"if [ -e {p} ] || [ -L {p} ]; then echo present; "
-                                   f"else echo {MISSING}; fi")
+        return f"if [ -e {p} ] || [ -L {p} ]; then echo present; else echo {MISSING}; fi"
 
     def parse(self, out):
         return out.strip() == "present"
