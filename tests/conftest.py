@@ -9,10 +9,22 @@ from pathlib import Path
 
 import pytest
 
-from tinsnip_lab.testing import FIGURES, KERNEL_WANTED
-# One lab for the end-to-end and kernel tiers, so the kernel hosts boot while the end-to-end
-# tests run; tests/lab/conftest.py gives the lab tier a fresh one of its own.
-from tinsnip_lab.testing import kernel_lab, lab  # noqa: F401  (session fixtures)
+# `make test` runs two workers (pytest-xdist, `-n 2`): the kernel tier in one, every other test
+# in the other (see pytest_xdist_make_scheduler), each with a lab of its own (a slot and a folder
+# of its own), so the kernel hosts' slow work runs beside the end-to-end tests. Set before the
+# lab is imported.
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+if _WORKER not in ("", "gw0"):
+    _n = int(_WORKER[2:])
+    os.environ["TINSNIP_LAB_SLOT"] = str((int(os.environ.get("TINSNIP_LAB_SLOT") or 0) + _n) % 10)
+    os.environ["TINSNIP_LAB_DIR"] = (os.environ.get("TINSNIP_LAB_DIR")
+                                     or str(Path(__file__).resolve().parents[1] / ".lab")
+                                     ) + f"-{_WORKER}"
+
+from tinsnip_lab.testing import FIGURES, KERNEL_WANTED  # noqa: E402
+# In one process, one lab for the end-to-end and kernel tiers, so the kernel hosts boot while
+# the end-to-end tests run; tests/lab/conftest.py gives the lab tier a fresh one of its own.
+from tinsnip_lab.testing import kernel_lab, lab  # noqa: F401,E402  (session fixtures)
 
 # A session started in the background by a script (`make test &`) inherits SIGINT ignored, and
 # so would every program it starts; the tests that press Ctrl-C need it as a terminal gives it.
@@ -70,9 +82,32 @@ def pytest_collection_modifyitems(config, items):
 
 
 def pytest_collection_finish(session):
-    session.config.stash[KERNEL_WANTED] = any(
+    # a worker collects every test but runs its group only: its kernel tests start the boot
+    session.config.stash[KERNEL_WANTED] = not _WORKER and any(
         item.get_closest_marker("kernel") and not item.get_closest_marker("skip")
         for item in session.items)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """Two tiers, each whole to one worker in collection order: the kernel tier, the rest."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class Tiers(LoadScopeScheduling):
+        def _split_scope(self, nodeid):
+            return "kernel" if nodeid.startswith("tests/kernel/") else "rest"
+
+    return Tiers(config, log)
+
+
+def pytest_sessionfinish(session):
+    if _WORKER and FIGURES:  # to the controller, which prints them
+        session.config.workeroutput["figures"] = list(FIGURES)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    FIGURES.extend(getattr(node, "workeroutput", {}).get("figures", ()))
 
 
 def pytest_terminal_summary(terminalreporter):

@@ -32,7 +32,7 @@ def installed(tmp_path_factory):
     # a copy of the checkout, so the build leaves nothing in it (setuptools builds in place)
     src = d / "src"
     shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(
-        ".git", ".venv", ".lab", "build", "*.egg-info", "__pycache__", ".pytest_cache"))
+        ".git", ".venv", ".lab", ".lab-*", "build", "*.egg-info", "__pycache__", ".pytest_cache"))
     _run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(d / "dist"),
           str(src)])
     wheel = next((d / "dist").glob("tinsnip-*.whl"))

@@ -270,10 +270,10 @@ class DaemonConfig(Resource):
         return f"daemon config {daemon_json_path(self.home)} ({keys})"
 
     def fact_command(self):
-        sock = q(runtime_dir(self.uid) + "/docker.sock")
+        # whether a daemon of the user runs is all that matters here (it is stopped when the
+        # file changes): a process lookup, not a start of the docker client
         return (f"{self.file.fact_command()}; echo {DAEMON_MARK}; echo init=$(cat /proc/1/comm); "
-                f"[ -S {sock} ] && {as_user(self.user, self.uid, 'docker version')} "
-                ">/dev/null 2>&1 && echo server=yes")
+                f"pgrep -u {int(self.uid)} -x dockerd >/dev/null && echo server=yes")
 
     def parse(self, out):
         head, _, tail = out.partition(DAEMON_MARK + "\n")
@@ -343,6 +343,8 @@ class DockerImage(Resource):
 STAMP = ".tinsnip-deployed"
 _ID = "'{{.Id}}'"
 _DIGESTS = "'{{range .RepoDigests}}{{.}} {{end}}'"
+#: ``docker image inspect -f`` word: an image's ID, then its repository digests
+ID_DIGESTS = f"{_ID}' '{_DIGESTS}"
 
 
 def registry_query(user: str, uid: int, ref_word: str) -> str:
@@ -359,7 +361,7 @@ def registry_query(user: str, uid: int, ref_word: str) -> str:
 def images_script(user: str, uid: int, refs, *, remote: bool) -> str:
     """For each reference: ``@@ref N``, ``local ID DIGEST...`` (empty when the daemon lacks
     it) and, with ``remote``, ``remote ANSWER`` (:func:`registry_query`)."""
-    inspect = as_user(user, uid, f"docker image inspect -f {_ID}' '{_DIGESTS}")
+    inspect = as_user(user, uid, f"docker image inspect -f {ID_DIGESTS}")
     lines = []
     for i, ref in enumerate(refs):
         lines.append(f"echo '@@ref {i}'; echo \"local $({inspect} {q(ref)} 2>/dev/null)\"")

@@ -6,8 +6,8 @@ from ..core.smep import Smep
 from ..errors import FactError
 from ..ops.base import MARK, Host, q, split_facts
 from ..ops.forward import LIST_COMMAND, parse_rules
-from ..ops.docker import (STAMP, compose_pattern, docker_host, newer, registry_query,
-                          running_script)
+from ..ops.docker import (ID_DIGESTS, STAMP, compose_pattern, docker_host, newer,
+                          registry_query)
 from ..ops.gate import GATE_MODE, gate_dir, nfs_dir, sums_file, user_manager
 from ..ops.resources import as_uid
 from ..core import images as img
@@ -38,6 +38,30 @@ IMAGE_FORMAT = ("{{.Name}} {{.Config.Image}} {{.Image}} "
                 "{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}} "
                 "{{.State.StartedAt}} "
                 '{{with index .Config.Labels "com.docker.compose.project"}}{{.}}{{else}}-{{end}}')
+#: What one ``docker inspect`` of all the user's containers prints per container: the lines
+#: ``@container``, ``@image`` and ``@env`` (the TIN_* values a running container's processes
+#: get), one ``@port`` per host port it publishes, ``@mounts`` (its name and mount
+#: destinations, for the write probe) and, when it runs in a Compose project, ``@run`` (project,
+#: service, image reference and image ID, for the image lines). One call instead of five per
+#: container: each start of the docker CLI is most of the checklist's time on a slow host.
+_ENV_VALUE = ('{{{{range .Config.Env}}}}{{{{$kv := split . "="}}}}'
+              '{{{{if and (eq (len $kv) 2) (eq (index $kv 0) "{}")}}}} {{{{index $kv 1}}}}'
+              '{{{{end}}}}{{{{end}}}}')
+CONTAINER_FORMAT = (
+    "@container {{.Name}} {{.State.Status}} {{.RestartCount}}{{println}}"
+    "@image " + IMAGE_FORMAT + "{{println}}"
+    "@env {{.Name}}{{if .State.Running}}" + _ENV_VALUE.format("TIN_SERVICE_UID")
+    + _ENV_VALUE.format("TIN_PORT_0") + "{{end}}{{println}}"
+    "{{range $p, $b := .NetworkSettings.Ports}}{{range $b}}"
+    "@port {{$.Name}} {{.HostPort}}{{println}}{{end}}{{end}}"
+    "@mounts {{.Name}}{{range .Mounts}} {{.Destination}}{{end}}{{println}}"
+    '{{if .State.Running}}{{with index .Config.Labels "com.docker.compose.project"}}'
+    '@run {{.}} {{index $.Config.Labels "com.docker.compose.service"}} {{$.Config.Image}} '
+    "{{$.Image}}{{println}}{{end}}{{end}}")
+#: Run in a container with its name and mount destinations as arguments: can it write in each?
+WRITE_PROBE = ('n=$0; for d; do if touch "$d/.tinsnip-probe" 2>/dev/null && '
+               'rm -f "$d/.tinsnip-probe"; then echo "@write $n:$d 0"; '
+               'else echo "@write $n:$d 1"; fi; done')
 XDG_KEPT_AWAY = ("XDG_DATA_HOME", "XDG_CONFIG_HOME", "XDG_STATE_HOME")
 #: a UID and GID no machine-environment has (``nobody``'s): whoever it is must not pass the gate
 OUTSIDER = 65534
@@ -73,6 +97,7 @@ def script(smep: Smep) -> str:
     gate, where = q(gate_dir(smep.mount_point)), q(nfs_dir(smep.mount_point))
     outsider = as_uid(OUTSIDER, f"cd {mp}")
     return f"""
+info=
 if ! id -u {u} >/dev/null 2>&1; then echo "@nouser"; else
 init=$(cat /proc/1/comm); echo "@init $init"
 echo "@mount $(awk -v m={where} '$2 == m {{print $1, $3, $4}}' /proc/mounts | tail -n 1)"
@@ -89,25 +114,28 @@ for pid in $(pgrep -u {smep.uid} -x dockerd); do
   echo "@daemonenv $pid $(tr '\\0' '\\n' < /proc/$pid/environ | grep -E '^({xdg})=' | tr '\\n' ' ')"
 done
 v=$({d} version --format '{{{{.Server.Version}}}}' 2>&1); echo "@daemon $? $(echo $v | tr '\\n' ' ')"
-for c in $({d} ps -aq 2>/dev/null); do
-  # a container removed meanwhile is skipped, not reported half
-  st=$({d} inspect -f '{{{{.Name}}}} {{{{.State.Status}}}} {{{{.RestartCount}}}}' $c 2>/dev/null) || continue
-  echo "@container $st"
-  echo "@image $({d} inspect -f {q(IMAGE_FORMAT)} $c 2>/dev/null)"
-  n=${{st%% *}}
-  e=$({d} exec $c env 2>/dev/null)
-  echo "@env $n $(echo "$e" | sed -n 's/^TIN_SERVICE_UID=//p') $(echo "$e" | sed -n 's/^TIN_PORT_0=//p')"
-  for p in $({d} port $c 2>/dev/null | sed 's/.*://' | sort -u); do echo "@port $n $p"; done
-  for m in $({d} inspect -f '{{{{range .Mounts}}}}{{{{.Source}}}}|{{{{.Destination}}}} {{{{end}}}}' $c); do
-    dest=${{m#*|}}
-    if {d} exec $c sh -c "touch '$dest/.tinsnip-probe' && rm -f '$dest/.tinsnip-probe'" 2>/dev/null
-    then echo "@write $n:$dest 0"; else echo "@write $n:$dest 1"; fi
-  done
-done
+{containers_script(d)}
+{images_script(smep)}
 for p in $(ss -ltnH 2>/dev/null | awk '{{print $4}}' | sed 's/.*://' | sort -u); do echo "@listen $p"; done
 fi
 true
 """
+
+
+def containers_script(d: str) -> str:
+    """The containers' part of :func:`script` (``d``: the docker command as the machine user):
+    one ``docker inspect`` of them all (:data:`CONTAINER_FORMAT`, kept in ``$info`` for
+    :func:`images_script`), then per container with mounts one ``docker exec`` trying each
+    (a container that does not run, or has no ``sh``, fails them all). A container removed
+    meanwhile is left out, not reported half."""
+    return f"""ids=$({d} ps -aq 2>/dev/null)
+info=$([ -n "$ids" ] && {d} inspect -f {q(CONTAINER_FORMAT)} $ids 2>/dev/null)
+echo "$info" | grep -v -e '^@mounts ' -e '^@run '
+echo "$info" | sed -n 's/^@mounts //p' | while read -r n dests; do
+  [ -n "$dests" ] || continue
+  {d} exec "${{n#/}}" sh -c {q(WRITE_PROBE)} "$n" $dests </dev/null 2>/dev/null \\
+    || for x in $dests; do echo "@write $n:$x 1"; done
+done"""
 
 
 def parse(out: str) -> dict:
@@ -143,7 +171,9 @@ def parse(out: str) -> dict:
         elif kind == "image" and len(parts) == len(IMAGE_FIELDS):
             facts["image"].append(dict(zip(IMAGE_FIELDS, parts), name=parts[0].lstrip("/")))
         elif kind == "port" and len(parts) == 2:
-            facts["port"].append((parts[0].lstrip("/"), int(parts[1])))
+            port = (parts[0].lstrip("/"), int(parts[1]))
+            if port not in facts["port"]:  # published on IPv4 and IPv6: one port
+                facts["port"].append(port)
         elif kind == "listen" and parts:
             facts["listen"].add(int(parts[0]))
         elif kind in ("init", "dockerhost"):
@@ -289,19 +319,22 @@ def _gate_item(facts: dict, smep: Smep, task: str,
 
 
 def images_script(smep: Smep) -> str:
-    """Per container of each Compose project of the user's daemon: ``@digest PROJECT SERVICE REF
-    ID DIGEST...`` and,
-    for an image from a registry, ``@registry PROJECT SERVICE ANSWER``: the digest the registry
-    serves for its tag now, asked through the daemon without pulling."""
+    """Per running container of a Compose project (the ``@run`` lines of ``$info``, see
+    :func:`containers_script`): ``@digest PROJECT SERVICE REF ID DIGEST...`` and, for an image
+    from a registry, ``@registry PROJECT SERVICE ANSWER``: the digest the registry serves for
+    its tag now, asked through the daemon without pulling. The images' digests come from one
+    ``docker image inspect`` of them all."""
     d = f"sudo -u {q(smep.user)} env DOCKER_HOST={q(docker_host(smep.uid))} docker"
     ask = registry_query(smep.user, smep.uid, '"$r"')
-    running = running_script('"$p"', d)
-    # the projects are asked of the user's daemon: root lists nothing on the user's mount
-    projects = f"{d} ps -a --format '{{{{.Label \"com.docker.compose.project\"}}}}' 2>/dev/null | sort -u"
-    return (f"for p in $(cd / && {projects}); do "
-            f"{{ {running}; }} | while read -r kind s r i rest; do "
-            f"echo \"@digest $p $s $r $i $rest\"; "
-            f"[ -n \"$rest\" ] && echo \"@registry $p $s $({ask})\"; done; done; true")
+    return f"""runs=$(echo "$info" | sed -n 's/^@run //p')
+iids=$(echo "$runs" | awk 'NF == 4 {{print $4}}' | sort -u)
+digests=$([ -n "$iids" ] && {d} image inspect -f {ID_DIGESTS} $iids 2>/dev/null)
+echo "$runs" | while read -r p s r i; do
+  [ -n "$i" ] || continue
+  rest=$(echo "$digests" | awk -v i="$i" '$1 == i {{$1 = ""; print}}')
+  echo "@digest $p $s $r $i$rest"
+  [ -n "$rest" ] && echo "@registry $p $s $({ask})"
+done"""
 
 
 def parse_images(out: str) -> list[dict]:
@@ -358,7 +391,7 @@ def check(h: Host, targets: list, program: str = "tinsnip") -> None:
         for t in targets:
             h.note("status", "skipped" if h.failed else "unchecked", t.scope)
         return
-    parts = [script(t.smep) + images_script(t.smep) for t in targets] + [LIST_COMMAND]
+    parts = [script(t.smep) for t in targets] + [LIST_COMMAND]
     text = "\n".join(f"echo {MARK}{i}\n{part}" for i, part in enumerate(parts))
     with h.guard("machine.status"):
         out = h.execute(text, step="machine.status", facts=True,
