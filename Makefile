@@ -6,7 +6,7 @@ SYSTEM_PYTHON ?= python3
 VENV ?= .venv
 PYTHON := $(VENV)/bin/python
 
-.PHONY: install demo test test-fast test-all test-kernel unit lint lab-down
+.PHONY: install demo test test-fast test-kernel unit lint lab-down
 
 $(VENV)/.installed: pyproject.toml .ci/lab-deps.sh .ci/test-deps.sh
 	bash .ci/lab-deps.sh
@@ -21,19 +21,16 @@ demo: install
 	$(PYTHON) -m invoke demo
 
 # The test session starts from a fresh lab whatever was left up before (the demo's, say).
-# Every tier but the kernel hosts' (QEMU): that tier is `make test-kernel` while it takes
-# longer than its time (docs/lab.md).
+# Every tier, in two workers (pytest-xdist): the kernel hosts' tier (QEMU) in one, every other
+# tier in the other, each with a lab of its own (gw0 the slot given, gw1 the next, in .lab-gw1/).
 test: install lint
+	$(PYTHON) -m pytest -q -n 2
+
+# Every tier but the kernel hosts', in one process.
+test-fast: install lint
 	$(PYTHON) -m pytest -q -m "not kernel"
 
-# The same (every tier but the kernel hosts').
-test-fast: test
-
-# Every tier, the kernel hosts' included: they boot in the background while the end-to-end
-# tests run.
-test-all: install lint
-	$(PYTHON) -m pytest -q
-
+# The kernel hosts' tier alone.
 test-kernel: install
 	$(PYTHON) -m pytest -q -m kernel
 

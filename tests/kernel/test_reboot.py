@@ -1,7 +1,8 @@
 """Power cuts and reboots of homelab4's kernel.
 
 First a power cut of the whole homelab where the NAS comes back last: both hosts are powered
-off (the machine first), homelab4 boots while ds920 is down, its mount gives up (systemd's
+off (the machine first, after a file of its export was locked: its unmount comes before
+rpc-statd stops, as machine.mount ordered them), homelab4 boots while ds920 is down, its mount gives up (systemd's
 90 s), the rootless daemon starts without it; machine.status names the missing mount. Once
 ds920 is back, one ``machine.setup`` brings back the mount and the service: it mounts, and
 restarts the daemon, which had started before the mount (its containers could not start then);
@@ -48,15 +49,31 @@ def mount_of(lab, env):
     return lab.run(HOST, f"awk '$2 == \"{where}\" {{print $1, $3}}' /proc/mounts").stdout.split()
 
 
+def shutdown_order(lab, env):
+    """The last boot's shutdown as the journal tells it: the line numbers of the unmount of
+    ``env``'s export and of rpc-statd's stop."""
+    unit = lab.run(HOST, f"systemd-escape -p --suffix=mount {real_mount(lab, env)}").stdout.strip()
+    lines = lab.run(HOST, "journalctl -b -1 -o cat --no-pager").stdout.splitlines()
+    where = {}
+    for i, line in enumerate(lines):
+        if line.startswith(f"Unmounted {unit}"):
+            where["unmounted"] = i
+        elif line.startswith("Stopped rpc-statd.service"):
+            where["statd"] = i
+    return where
+
+
 @pytest.fixture(scope="module")
 def nas_came_back_last(kernel_lab, kcli, prod, deployed):
     """Everything powered off (the machine first), then homelab4 boots with ds920 still down,
     then ds920 boots; machine.status after it."""
     count = starts(kernel_lab, prod)
+    # an NFS lock, as a container's SQLite takes one: the kernel client asks rpc-statd
+    kernel_lab.run(HOST, f"sudo -u {prod.user} flock {prod.mount}/data/.tinsnip-lock-probe true")
     lab_task(kernel_lab, kcli, "lab.poweroff", HOST)
     lab_task(kernel_lab, kcli, "lab.poweroff", NAS)
     lab_task(kernel_lab, kcli, "lab.boot", HOST)
-    down = {"mount": mount_of(kernel_lab, prod),
+    down = {"mount": mount_of(kernel_lab, prod), "shutdown": shutdown_order(kernel_lab, prod),
             "unit": kernel_lab.run(HOST, f"systemctl is-failed $(systemd-escape -p "
                                          f"--suffix=mount {real_mount(kernel_lab, prod)})",
                                    warn=True).stdout,
@@ -73,6 +90,14 @@ def test_with_the_nas_down_the_mount_gives_up_and_the_daemon_starts_without_it(
     assert nas_came_back_last["mount"] == []
     assert nas_came_back_last["unit"].strip() == "failed"
     assert nas_came_back_last["daemon"] == "active"
+
+
+def test_the_export_was_unmounted_before_rpc_statd_stopped(nas_came_back_last):
+    """A file of the export was locked: its unmount asks rpc-statd, which machine.mount
+    ordered before the mounts (stopped after them); stopped first, the unmount waits a minute."""
+    order = nas_came_back_last["shutdown"]
+    assert {"unmounted", "statd"} <= set(order), order
+    assert order["unmounted"] < order["statd"], order
 
 
 def test_status_names_the_missing_mount(nas_came_back_last):

@@ -46,6 +46,20 @@ def test_fstab_line():
         "ds412plus:/volume1/s/g/prod /var/lib/tinsnip/g-prod/nfs nfs rw,hard,vers=3,nosuid,nodev,_netdev 0 0"
 
 
+def test_mount_orders_rpc_statd_before_the_mounts_for_every_environment_in_one_write(inv):
+    """Both environments of a host want the same drop-in: merged, it is one write, and systemd
+    reads it again after."""
+    drops = [r for t in (GP, GT) for r in machine.mount(Target(inv, t))
+             if getattr(r, "path", "") == machine.STATD_DROPIN]
+    assert len(drops) == 2 and drops[0].merged(drops[1]) is not None
+    text = drops[0].edit("anything that was there\n")
+    assert "[Unit]\nBefore=remote-fs-pre.target\n" in text and drops[1].edit(text) == text
+    assert drops[0].after == (machine.SYSTEMD_RELOAD,)
+    folder = next(r for r in machine.mount(Target(inv, GP))
+                  if getattr(r, "path", "") == "/etc/systemd/system/rpc-statd.service.d")
+    assert (folder.uid, folder.gid, folder.mode) == (0, 0, 0o755)
+
+
 def test_subid_ranges_never_overlap_between_machine_uids():
     a, b = machine.subid_start(10100), machine.subid_start(10110)
     assert a + machine.SUBID_COUNT <= b and machine.subid_start(59990) + 65536 < 2**32
