@@ -5,6 +5,7 @@ make the session boot those hosts in the background as soon as the lab is up."""
 import os
 import shutil
 import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -100,7 +101,19 @@ def pytest_xdist_make_scheduler(config, log):
     return Tiers(config, log)
 
 
+_TIER = {}
+
+
+def pytest_runtest_setup(item):
+    if item.get_closest_marker("kernel") and "started" not in _TIER:
+        _TIER["started"] = time.monotonic()
+
+
 def pytest_sessionfinish(session):
+    if "started" in _TIER:
+        minutes, seconds = divmod(time.monotonic() - _TIER["started"], 60)
+        FIGURES.append(f"kernel tier: {minutes:.0f} min {seconds:.0f} s from its first test's "
+                       "setup to the session's end")
     if _WORKER and FIGURES:  # to the controller, which prints them
         session.config.workeroutput["figures"] = list(FIGURES)
 
