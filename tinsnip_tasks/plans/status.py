@@ -6,8 +6,8 @@ from ..core.smep import Smep
 from ..errors import FactError
 from ..ops.base import MARK, Host, q, split_facts
 from ..ops.forward import LIST_COMMAND, parse_rules
-from ..ops.docker import (ID_DIGESTS, STAMP, compose_pattern, docker_host, newer,
-                          registry_query)
+from ..ops.docker import (ID_DIGESTS, STAMP, as_user, compose_pattern, docker_host,
+                          newer, registry_query)
 from ..ops.gate import GATE_MODE, gate_dir, nfs_dir, sums_file, user_manager
 from ..ops.resources import as_uid
 from ..core import images as img
@@ -92,7 +92,7 @@ done
 def script(smep: Smep) -> str:
     """A POSIX shell script, run as root on the machine host, printing ``@kind ...`` lines."""
     u, mp = q(smep.user), q(smep.mount_point)
-    d = f"sudo -u {u} env DOCKER_HOST={q(docker_host(smep.uid))} docker"
+    d = as_user(smep.user, smep.uid, "docker")
     xdg = "|".join(XDG_KEPT_AWAY)
     gate, where = q(gate_dir(smep.mount_point)), q(nfs_dir(smep.mount_point))
     outsider = as_uid(OUTSIDER, f"cd {mp}")
@@ -324,7 +324,7 @@ def images_script(smep: Smep) -> str:
     from a registry, ``@registry PROJECT SERVICE ANSWER``: the digest the registry serves for
     its tag now, asked through the daemon without pulling. The images' digests come from one
     ``docker image inspect`` of them all."""
-    d = f"sudo -u {q(smep.user)} env DOCKER_HOST={q(docker_host(smep.uid))} docker"
+    d = as_user(smep.user, smep.uid, "docker")
     ask = registry_query(smep.user, smep.uid, '"$r"')
     return f"""runs=$(echo "$info" | sed -n 's/^@run //p')
 iids=$(echo "$runs" | awk 'NF == 4 {{print $4}}' | sort -u)
