@@ -10,6 +10,7 @@ or gives a list where a mapping belongs) ends the program with exit code 2 and o
 stderr, before any host is touched.
 """
 import functools
+import gc
 import os
 
 import yaml
@@ -80,6 +81,15 @@ def input_errors(fn):
 class Tinsnip(Program):
     """Invoke's Program with the project config file taken from the current folder, and input
     errors ending with exit code 2."""
+
+    def run(self, argv=None, exit=True):
+        """Run the program; its end costs little: the objects alive then (every imported
+        module's) are frozen, so the interpreter's last collections, as it exits, do not walk
+        them again (about a tenth of a no-op run's time)."""
+        try:
+            super().run(argv, exit)
+        finally:
+            gc.freeze()
 
     @input_errors
     def create_config(self):

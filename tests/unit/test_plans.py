@@ -1,4 +1,5 @@
 """What each step wants, from SMEP numbers and the shipped inventory and templates."""
+import shlex
 import subprocess
 from pathlib import Path
 
@@ -125,6 +126,16 @@ def test_deploy_runs_the_seeds_exact_command():
                         "docker compose up -d'")
 
 
+def test_compose_is_asked_for_the_services_only_when_the_stamp_names_none():
+    up = ComposeUp("u", 1, "/m", "/m/service/s", "s", "abc")
+    fact = up.fact_command()
+    assert fact.startswith("sudo -u u env DOCKER_HOST=unix:///run/user/1/docker.sock bash -c ")
+    script = shlex.split(fact)[-1]
+    asks = script.index("docker compose config --services")
+    assert script.index("if grep -qs -e '^hash ' -e '^service ' /m/service/s/.tinsnip-deployed; "
+                        "then cd /m/service/s; else ") < asks < script.index("; fi && echo @@stamp")
+
+
 @pytest.mark.parametrize("fact, needs_up", [
     ("hello\n@@stamp\nabc\n@@ps\nhello running", False),
     ("hello\n@@stamp\nold\n@@ps\nhello running", True),
@@ -135,8 +146,17 @@ def test_deploy_runs_the_seeds_exact_command():
     ("hello\n@@stamp\nabc\nhash hello h1\n@@ps\nhello running h1", False),
     ("hello\n@@stamp\nabc\nhash hello h1\n@@ps\nhello running h2", True),
     ("hello\n@@stamp\nabc\n@@ps\nhello running h2", False),
+    # a stamp that names the services: Compose is not asked, the stamp's services must run
+    ("@@stamp\nabc\nhash hello h1\n@@ps\nhello running h1", False),
+    ("@@stamp\nabc\nhash hello h1\nhash worker h2\n@@ps\nhello running h1\nworker exited h2",
+     True),
+    ("@@stamp\nabc\nservice hello busybox:1.36 sha256:1 busybox@sha256:2\n@@ps\nhello running",
+     False),
+    ("@@stamp\nold\nhash hello h1\n@@ps\nhello running h1", True),
 ], ids=["current", "files-changed", "stopped", "one-service-missing", "never-started", "no-files",
-        "same-configuration", "started-by-hand-with-another-configuration", "stamp-without-hashes"])
+        "same-configuration", "started-by-hand-with-another-configuration", "stamp-without-hashes",
+        "stamp-names-the-services", "a-service-of-the-stamp-stopped", "stamp-with-service-lines",
+        "stamp-names-the-services-files-changed"])
 def test_compose_up_only_when_needed(fact, needs_up):
     up = ComposeUp("u", 1, "/m", "/m/service/s", "s", "abc")
     cmds = up.plan(fact)
