@@ -256,6 +256,14 @@ def test_systemd_daemon_started_before_its_mount_is_restarted():
     assert "ActiveEnterTimestampMonotonic" not in RootlessDocker("u", 1, "/h").fact_command()
 
 
+def test_whether_the_daemon_runs_is_a_process_lookup_not_a_docker_client_start():
+    fact = RootlessDocker("gazette-prod", 10100, "/home/gazette-prod").fact_command()
+    assert "docker version" not in fact and "docker " not in fact.replace("docker.", "")
+    assert ("setpriv --reuid=10100 --regid=10100 --clear-groups sh -c 'cd / && "
+            "[ -S /run/user/10100/docker.sock ]' && pgrep -u 10100 -x dockerd >/dev/null "
+            "&& echo server=yes") in fact
+
+
 def test_systemd_daemon_from_a_login_session_is_refused_with_the_fix():
     r = RootlessDocker("gazette-prod", 10100, "/home/gazette-prod")
     fact = SD_FACT + f"linger=yes\nunit={_unit_sha()}\nenabled=yes\nserver=20.10\n"
