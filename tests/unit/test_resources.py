@@ -6,7 +6,7 @@ import subprocess
 import pytest
 
 from tinsnip_tasks.errors import ConflictError
-from tinsnip_tasks.ops.base import facts_script, split_facts
+from tinsnip_tasks.ops.base import Resource, facts_script, split_facts
 from tinsnip_tasks.ops.resources import (
     Directory, Edited, File, Mounted, Symlink, User, field_is, parse_stat, set_line,
 )
@@ -232,6 +232,22 @@ def test_fact_script_runs_every_fact_in_one_shell_and_splits_back(tmp_path):
     assert parse_stat(parts[1]) is None
     assert rs[2].plan(parts[2]) == []
     assert "mv -fT" in texts(File(str(tmp_path / "f"), b"y").plan(parts[2]))[-1]
+
+
+def test_a_facts_script_gives_its_output_in_one_piece_at_its_end():
+    """Line by line, every fact's output would leave the host as SSH packets of its own."""
+    import os
+
+    class Slow(Resource):
+        def fact_command(self):
+            return "echo before; sleep 0.3; echo after"
+
+    p = subprocess.Popen(["sh", "-c", facts_script([Slow(), Slow()])], stdout=subprocess.PIPE)
+    first = os.read(p.stdout.fileno(), 1 << 16)
+    rest = p.stdout.read()
+    p.wait()
+    assert first.count(b"after") == 2 and rest == b""
+    assert split_facts((first + rest).decode(), 2) == ["before\nafter", "before\nafter"]
 
 
 def test_facts_read_as_one_user_run_in_one_process_of_that_user(tmp_path):
