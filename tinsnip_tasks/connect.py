@@ -69,7 +69,35 @@ def quick_remote():
             while not (self.process_is_finished or self.has_dead_threads):
                 self.channel.status_event.wait(self.dead_thread_check)
 
+        def start(self, command, shell, env, timeout=None):
+            quick_acks(self.context.transport.sock)
+            return super().start(command, shell, env, timeout)
+
     return QuickRemote
+
+
+def quick_acks(sock) -> None:
+    """Have the kernel acknowledge what ``sock`` receives at once (Linux ``TCP_QUICKACK``,
+    which lasts a while, so it is asked again before each command's channel is opened).
+
+    sshd does not set ``TCP_NODELAY`` for a command without a terminal, so its reply to a
+    channel request waited for this end's delayed acknowledgement of what it sent before:
+    40 ms on every command (measured on the lab: a no-op machine.setup 36 ms faster)."""
+    if isinstance(sock, socket.socket) and hasattr(socket, "TCP_QUICKACK"):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
+
+
+def dial(conn, timeout: float) -> None:
+    """Make the TCP connection of ``conn`` (a Fabric Connection reached directly: no ProxyJump
+    or ProxyCommand) here, with ``TCP_NODELAY`` from the first byte, and hand it to paramiko.
+
+    paramiko makes the connection itself and sets nothing on it; the key exchange and the
+    authentication then send messages back to back, and Nagle's algorithm held each second
+    one until the host's delayed acknowledgement of the first (measured on the lab: a no-op
+    machine.setup 40 ms faster with the option set from the start)."""
+    sock = socket.create_connection((conn.host, conn.port), timeout=timeout)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    conn.connect_kwargs = dict(conn.connect_kwargs, sock=sock)
 
 
 @dataclass(frozen=True)
@@ -222,6 +250,8 @@ def connect(target: str, profile: SshProfile = SshProfile(), **kwargs):
         profile.check_allowed(hop)
         _check_keys(hop, profile)
     try:
+        if not conn.gateway:
+            dial(conn, profile.connect_timeout)
         conn.open()
     except paramiko.BadHostKeyException as e:
         raise UnreachableError(name, f"its host key does not match known_hosts ({e}); if the "
@@ -234,9 +264,6 @@ def connect(target: str, profile: SshProfile = SshProfile(), **kwargs):
         raise UnreachableError(name, f"{e}{hint}") from e
     except (OSError, socket.timeout) as e:
         raise UnreachableError(name, str(e) or type(e).__name__) from e
-    sock = conn.transport.sock
-    if isinstance(sock, socket.socket):
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return conn
 
 

@@ -87,8 +87,9 @@ def steps(run: Run, me: MachineEnv, fns, *, assign: bool = False, service: str =
     """The steps ``fns`` (step functions) of ``me`` (and ``service``), built once; the NAS and
     the machine host are connected at once.
 
-    While the hosts are being connected, the steps are built with the numbers the registry
-    will most likely give (:meth:`MachineEnv.known`); while the registry is read, their facts
+    Once the NAS and the machine host are connected (both at once), the steps are built with
+    the numbers the registry will most likely give (:meth:`MachineEnv.known`); while the
+    registry is read, their facts
     are read on the machine host. When the registry gives those numbers (the usual case), these
     steps are the ones returned, their facts read already; otherwise they are built again with
     the registry's numbers and read their own. ``then(nas)``, when given, runs on the NAS right
@@ -103,9 +104,10 @@ def steps(run: Run, me: MachineEnv, fns, *, assign: bool = False, service: str =
         except TinsnipError:
             return []  # built (and the problem reported) again below
 
-    # the NAS first in the recap
-    (nas, h), ahead = parallel(lambda fn: fn(), [lambda: run.connect([me.nas_host, me.host]),
-                                                 build_ahead])
+    # the NAS first in the recap. The steps are built after: built while the hosts answer,
+    # they held the connections up longer than they took (one Python thread runs at a time).
+    nas, h = run.connect([me.nas_host, me.host])
+    ahead = build_ahead()
 
     def numbers():
         smep = Numbers().smep(nas, me, assign=assign)

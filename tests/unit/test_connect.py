@@ -90,3 +90,37 @@ def _keypair(folder, name):
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(folder / name)],
                    check=True)
     return folder / name
+
+
+def test_a_direct_connection_is_dialled_here_with_nodelay_and_acks_asked_at_once():
+    """paramiko would make the TCP connection without TCP_NODELAY: the key exchange's messages,
+    sent back to back, then waited for the host's delayed acknowledgements."""
+    import socket
+    from types import SimpleNamespace
+
+    server = socket.create_server(("127.0.0.1", 0))
+    conn = SimpleNamespace(host="127.0.0.1", port=server.getsockname()[1],
+                           connect_kwargs={"banner_timeout": 5})
+    cx.dial(conn, timeout=5)
+    sock = conn.connect_kwargs["sock"]
+    try:
+        assert conn.connect_kwargs["banner_timeout"] == 5
+        assert sock.getpeername() == server.getsockname()
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+        cx.quick_acks(sock)
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK) == 1
+    finally:
+        sock.close()
+        server.close()
+
+
+def test_a_host_that_refuses_the_connection_is_unreachable_with_the_reason():
+    import socket
+
+    from tinsnip_tasks.errors import UnreachableError
+
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+    server.close()  # nothing listens there now
+    with pytest.raises(UnreachableError, match="Connection refused"):
+        cx.connect(f"127.0.0.1:{port}", cx.SshProfile(known_hosts=("/dev/null",)))
