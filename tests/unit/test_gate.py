@@ -152,6 +152,24 @@ def test_the_daemon_is_stopped_only_for_the_move():
     assert sd[0].startswith("timeout 60 systemctl --user -M gazette-prod@ stop docker.service")
 
 
+def test_processes_are_counted_only_where_the_old_mount_is(tmp_path):
+    """Listing every process of the host (ps) is kept for a host set up before the gate."""
+    bin_dir, called = tmp_path / "bin", tmp_path / "ps-called"
+    bin_dir.mkdir()
+    (bin_dir / "ps").write_text(f"#!/bin/sh\ntouch {called}\nexec /bin/ps \"$@\"\n")
+    (bin_dir / "ps").chmod(0o755)
+    env = dict(os.environ, PATH=f"{bin_dir}:{os.environ['PATH']}")
+    (tmp_path / "gate").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "gate")
+    (tmp_path / "old").mkdir()
+    for mount, old in (("link", False), ("old", True)):
+        d = DaemonOffOldMount("u", 4244, str(tmp_path / mount))
+        out = subprocess.run(["sh", "-c", d.fact_command()], capture_output=True, text=True,
+                             env=env).stdout
+        assert called.exists() is old and ("old=yes" in out) is old and ("procs=0" in out) is old
+        assert f"init={Path('/proc/1/comm').read_text().strip()}" in out
+
+
 # -- processes -------------------------------------------------------------------------------
 
 UID = 4243  # no account needed: setpriv runs processes as bare UIDs

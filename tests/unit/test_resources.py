@@ -165,15 +165,20 @@ class TestSymlink:
             Symlink("/h/@g", "/mnt/g").plan("other")
 
 
+def user_fact(group="", passwd="", sub=""):
+    """What :meth:`User.fact_command` prints: getent's lines, then grep -H's."""
+    return f"@group\n{group}@passwd\n{passwd}@sub\n{sub}"
+
+
 class TestUser:
     u = User("gazette-prod", 10100, "/home/gazette-prod", 661913600)
-    present = ("G=gazette-prod:x:10100:\nGU=gazette-prod:x:10100:\n"
-               "P=gazette-prod:x:10100:10100::/home/gazette-prod:/bin/bash\n"
-               "PU=gazette-prod:x:10100:10100::/home/gazette-prod:/bin/bash\n"
-               "SU=gazette-prod:661913600:65536\nSG=gazette-prod:661913600:65536\n")
+    present = user_fact("gazette-prod:x:10100:\n",
+                        "gazette-prod:x:10100:10100::/home/gazette-prod:/bin/bash\n",
+                        "/etc/subuid:gazette-prod:661913600:65536\n"
+                        "/etc/subgid:gazette-prod:661913600:65536\n")
 
     def test_new_user(self):
-        cmds = self.u.plan("G=\nGU=\nP=\nPU=\nSU=\nSG=\n")
+        cmds = self.u.plan(user_fact())
         assert [str(c) for c in cmds] == [
             "lock /etc/passwd.tinsnip-lock",
             "groupadd -g 10100 gazette-prod",
@@ -191,18 +196,29 @@ class TestUser:
         assert self.u.plan(self.present) == []
 
     def test_extra_subid_line_still_idempotent(self):
-        out = self.present.replace("SU=gazette-prod:661913600:65536",
-                                   "SU=gazette-prod:100000:65536 gazette-prod:661913600:65536")
+        out = self.present.replace("/etc/subuid:gazette-prod:661913600:65536",
+                                   "/etc/subuid:gazette-prod:100000:65536\n"
+                                   "/etc/subuid:gazette-prod:661913600:65536")
         assert self.u.plan(out) == []
 
     @pytest.mark.parametrize("fact, message", [
-        ("G=\nGU=other:x:10100:\nP=\nPU=\nSU=\nSG=\n", "GID 10100 belongs to group other"),
-        ("G=\nGU=\nP=\nPU=bob:x:10100:10100::/h:/bin/sh\nSU=\nSG=\n", "UID 10100 belongs to user bob"),
-        ("G=gazette-prod:x:5000:\nGU=\nP=\nPU=\nSU=\nSG=\n", "exists with GID 5000"),
+        (user_fact("other:x:10100:\n"), "GID 10100 belongs to group other"),
+        (user_fact(passwd="bob:x:10100:10100::/h:/bin/sh\n"), "UID 10100 belongs to user bob"),
+        (user_fact("gazette-prod:x:5000:\n"), "exists with GID 5000"),
     ], ids=["gid-taken", "uid-taken", "group-other-gid"])
     def test_conflicts_are_refused(self, fact, message):
         with pytest.raises(ConflictError, match=message):
             self.u.plan(fact)
+
+    def test_the_fact_reads_the_accounts_by_name_and_by_number(self):
+        """On this machine, root is user and group 0 under both keys."""
+        out = subprocess.run(["sh", "-c", User("root", 0, "/root", 1).fact_command()],
+                             capture_output=True, text=True).stdout
+        fact = User("root", 0, "/root", 1).parse(out)
+        assert fact["G"] == fact["GU"] and fact["G"].startswith("root:x:0:")
+        assert fact["P"] == fact["PU"] and fact["P"].startswith("root:x:0:0:")
+        other = User("root", 1, "/root", 1).parse(out.replace("root:x:0:", "daemon:x:1:", 1))
+        assert other["GU"].startswith("daemon:x:1:") and other["G"].startswith("root:")
 
 
 class TestMounted:
@@ -251,8 +267,8 @@ def test_a_facts_script_gives_its_output_in_one_piece_at_its_end():
 
 
 def test_facts_read_as_one_user_run_in_one_process_of_that_user(tmp_path):
-    """Consecutive facts read as the same user share one setpriv (and shell); each fact reads
-    what it reads alone, the root facts between them stay outside."""
+    """Facts read as the same user share one setpriv (and shell), wherever they are in the
+    list; each fact reads what it reads alone, the root facts stay outside."""
     import os
 
     uid = os.getuid()
@@ -262,7 +278,7 @@ def test_facts_read_as_one_user_run_in_one_process_of_that_user(tmp_path):
           File(str(tmp_path / "f"), b"x", owner=uid), Directory(str(tmp_path / "nope")),
           Directory(str(tmp_path / "nope"), owner=uid)]
     script = facts_script(rs)
-    assert script.count("setpriv") == 2  # the three owned facts, then the last one
+    assert script.count("setpriv") == 1  # the four owned facts, the root one apart
     out = subprocess.run(["sh", "-c", script], capture_output=True, text=True).stdout
     alone = [subprocess.run(["sh", "-c", r.fact_command()], capture_output=True,
                             text=True).stdout.rstrip("\n") for r in rs]

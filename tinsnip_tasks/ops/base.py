@@ -31,6 +31,9 @@ from ..results import HostResult, StepResult
 
 q = shlex.quote
 MARK = "@@tinsnip-fact:"
+#: Shell setting ``init`` to the name of PID 1 (``systemd`` or another init), read by the
+#: shell itself: no process is started for it.
+READ_INIT = "read -r init < /proc/1/comm"
 STEP_MARK = "@@tinsnip-step:"
 RETRY_EXIT = 75  # a command's way of saying "the state moved under me: read the facts again"
 DEFAULT_TIMEOUT = 300.0  # seconds a remote command may take (Invoke's timeouts.command, `inv -T`)
@@ -140,13 +143,15 @@ GATHER = "dd obs=1048576 2>/dev/null"
 
 def facts_script(resources: Sequence[Resource]) -> str:
     """One POSIX shell script printing every resource's fact behind a numbered marker, its
-    output passed on in one piece at its end (:data:`GATHER`). The facts of consecutive
-    resources read as one user (:meth:`Resource.fact_as`) are read by one process of that
-    user: one ``setpriv`` and one shell for them all, not one each."""
+    output passed on in one piece at its end (:data:`GATHER`). The facts read as one user
+    (:meth:`Resource.fact_as`) are read by one process of that user, wherever they are in
+    the list: one ``setpriv`` and one shell for them all, not one each (the facts are
+    independent reads; the markers give each its own output back)."""
     from .resources import as_uid  # (that module builds on this one)
 
     parts = []
-    facts = [(i, *r.fact_as()) for i, r in enumerate(resources)]
+    facts = sorted(((i, *r.fact_as()) for i, r in enumerate(resources)),
+                   key=lambda fact: -1 if fact[1] is None else fact[1])
     for uid, group in groupby(facts, key=lambda fact: fact[1]):
         reads = "\n".join(f"echo {MARK}{i}; {{ {script} ; }} 2>/dev/null"
                            for i, _, script in group)

@@ -10,7 +10,7 @@ from typing import Callable
 from ..core import images as img
 from ..core.render import render
 from ..errors import ConflictError
-from .base import Cmd, Resource, q, sh
+from .base import READ_INIT, Cmd, Resource, q, sh
 from .gate import end_processes, user_manager, pids_of, subid_range, sums_file, verified
 from .resources import File, as_uid, write_file_cmds
 
@@ -141,7 +141,7 @@ class RootlessDocker(Resource):
         scripts = " ".join(q(s) for s in ROOTLESS_SCRIPTS)
         unit = unit_path(self.home)
         wants = f"{self.home}/.config/systemd/user/default.target.wants/docker.service"
-        return (f"init=$(cat /proc/1/comm); echo init=$init; "
+        return (f"{READ_INIT}; echo init=$init; "
                 f"for s in {scripts}; do [ -x \"$s\" ] && echo script=$s && break; done; "
                 f"command -v rootlesskit >/dev/null && echo rootlesskit=yes; "
                 f"command -v newuidmap >/dev/null && echo uidmap=yes; "
@@ -279,7 +279,7 @@ class DaemonConfig(Resource):
     def fact_command(self):
         # whether a daemon of the user runs is all that matters here (it is stopped when the
         # file changes)
-        return (f"{self.file.fact_command()}; echo {DAEMON_MARK}; echo init=$(cat /proc/1/comm); "
+        return (f"{self.file.fact_command()}; echo {DAEMON_MARK}; {READ_INIT}; echo init=$init; "
                 f"{daemon_runs(self.uid)}")
 
     def parse(self, out):
@@ -701,7 +701,7 @@ class DockerStopped(Resource):
 
     def fact_command(self):
         u = q(self.user)
-        return (f"echo init=$(cat /proc/1/comm); [ -e /var/lib/systemd/linger/{u} ] && echo linger=yes; "
+        return (f"{READ_INIT}; echo init=$init; [ -e /var/lib/systemd/linger/{u} ] && echo linger=yes; "
                 f"echo procs=$({pids_of(self.uid)} | wc -l); "
                 f"[ -d {q(runtime_dir(self.uid))} ] && echo runtime=yes")
 

@@ -16,7 +16,7 @@ import posixpath
 from dataclasses import dataclass
 
 from ..errors import ConflictError, LeftBehind
-from .base import Cmd, Resource, q, sh
+from .base import READ_INIT, Cmd, Resource, q, sh
 from .resources import _pin_folder, _refuse
 
 GATE_ROOT = "/var/lib/tinsnip"
@@ -142,8 +142,9 @@ class DaemonOffOldMount(Resource):
 
     def fact_command(self):
         p = q(self.mount_point)
-        return (f"[ -d {p} ] && [ ! -L {p} ] && echo old=yes; echo init=$(cat /proc/1/comm); "
-                f"echo procs=$({pids_of(self.uid, keep_manager=True)} | wc -l)")
+        # the processes are counted only where the old mount is still there
+        return (f"{READ_INIT}; echo init=$init; if [ -d {p} ] && [ ! -L {p} ]; then echo old=yes; "
+                f"echo procs=$({pids_of(self.uid, keep_manager=True)} | wc -l); fi")
 
     def parse(self, out):
         return dict(l.split("=", 1) for l in out.split() if "=" in l)

@@ -627,16 +627,35 @@ class User(Resource):
         return f"user {self.name} ({self.uid})"
 
     def fact_command(self):
+        # three processes: the group and the account each looked up by name and by number in
+        # one getent, both subordinate ranges in one grep
         n, u = q(self.name), q(str(self.uid))
-        return (f"echo G=$(getent group {n}); echo GU=$(getent group {u}); "
-                f"echo P=$(getent passwd {n}); echo PU=$(getent passwd {u}); "
-                f"echo SU=$(grep ^{n}: /etc/subuid); echo SG=$(grep ^{n}: /etc/subgid)")
+        return (f"echo @group; getent group {n} {u}; echo @passwd; getent passwd {n} {u}; "
+                f"echo @sub; grep -H ^{n}: /etc/subuid /etc/subgid")
 
     def parse(self, out):
-        fact = {}
+        """``G``/``GU``: the group named ``name`` / numbered ``uid``; ``P``/``PU``: the same for
+        the account; ``SU``/``SG``: the user's lines in /etc/subuid and /etc/subgid."""
+        fact, section = {}, ""
         for line in out.splitlines():
-            key, _, value = line.partition("=")
-            fact[key] = value.strip()
+            line = line.strip()
+            if line.startswith("@"):
+                section = line[1:]
+                continue
+            if section in ("group", "passwd"):
+                fields = line.split(":")
+                if len(fields) < 3:
+                    continue
+                key = "G" if section == "group" else "P"
+                if fields[0] == self.name:
+                    fact.setdefault(key, line)
+                if fields[2] == str(self.uid):
+                    fact.setdefault(key + "U", line)
+            elif section == "sub":
+                path, _, entry = line.partition(":")
+                key = {"/etc/subuid": "SU", "/etc/subgid": "SG"}.get(path)
+                if key:
+                    fact[key] = f"{fact[key]} {entry}" if key in fact else entry
         return fact
 
     def commands(self, fact):

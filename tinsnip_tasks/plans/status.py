@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..core.smep import Smep
 from ..errors import FactError
-from ..ops.base import MARK, Host, q, split_facts
+from ..ops.base import MARK, READ_INIT, Host, q, split_facts
 from ..ops.forward import LIST_COMMAND, parse_rules
 from ..ops.docker import (ID_DIGESTS, STAMP, as_user, compose_pattern, docker_host,
                           newer, registry_query)
@@ -99,7 +99,7 @@ def script(smep: Smep) -> str:
     return f"""
 info=
 if ! id -u {u} >/dev/null 2>&1; then echo "@nouser"; else
-init=$(cat /proc/1/comm); echo "@init $init"
+{READ_INIT}; echo "@init $init"
 echo "@mount $(awk -v m={where} '$2 == m {{print $1, $3, $4}}' /proc/mounts | tail -n 1)"
 echo "@oldmount $(awk -v m={mp} '$2 == m {{print $1}}' /proc/mounts | tail -n 1)"
 echo "@gate $(stat -c '%u %g %a %F' {gate} 2>/dev/null | tr ' ' _)"
