@@ -145,7 +145,7 @@ class SshProfile:
 
         self.check_files()
         if self.base is None:
-            cfg = Config(runtime_ssh_path=self.ssh_config)
+            cfg = Config(ssh_config=self._ssh_settings)
         else:
             cfg = self.base.clone()
             if self.ssh_config and not cfg._runtime_ssh_path:  # -S / ssh_config_path win
@@ -160,6 +160,14 @@ class SshProfile:
         kwargs.setdefault("auth_timeout", self.connect_timeout)
         cfg.connect_kwargs = kwargs
         return cfg
+
+    @functools.cached_property
+    def _ssh_settings(self):
+        """The OpenSSH client config as Fabric reads it (``ssh_config``, else the user's and
+        the system's files), read once for all the connections of this profile."""
+        from fabric import Config
+
+        return Config(runtime_ssh_path=self.ssh_config).base_ssh_config
 
     def resolver(self):
         """A function giving the ``HostName`` the SSH config names for a host alias (None

@@ -287,6 +287,25 @@ def test_facts_read_as_one_user_run_in_one_process_of_that_user(tmp_path):
     assert rs[2].plan(alone[2]) == []
 
 
+def test_the_stat_lines_of_many_folders_come_from_one_stat(tmp_path):
+    """Awkward names too: each folder gets the line its own stat would give, or missing."""
+    names = ["plain", "with space", "it's", "a|b", "star*", "missing one"]
+    for n in names[:-1]:
+        (tmp_path / n).mkdir()
+    (tmp_path / "file").write_text("x")
+    (tmp_path / "link").symlink_to(tmp_path / "plain")
+    rs = [Directory(str(tmp_path / n)) for n in names + ["file", "link"]]
+    rs.insert(2, File(str(tmp_path / "file"), b"x"))  # a fact of another kind in between
+    rs.insert(4, Directory(str(tmp_path / "plain")))  # one folder of two steps
+    script = facts_script(rs)
+    assert script.count("stat -c '%f:%u:%g|%n'") == 1
+    out = subprocess.run(["sh", "-c", script], capture_output=True, text=True).stdout
+    alone = [subprocess.run(["sh", "-c", r.fact_command()], capture_output=True,
+                            text=True).stdout.rstrip("\n") for r in rs]
+    assert split_facts(out, len(rs)) == alone
+    assert alone[-3] == "missing" and parse_stat(alone[-1])["type"] == "symbolic link"
+
+
 def test_edit_refuses_a_file_changed_since_its_fact_was_read(tmp_path):
     """Two runs editing /etc/exports at once: the later writer notices and asks to re-read."""
     f = tmp_path / "exports"

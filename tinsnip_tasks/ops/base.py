@@ -76,6 +76,11 @@ class Resource:
     def fact_command(self) -> str:
         raise NotImplementedError
 
+    def stat_path(self) -> str | None:
+        """The path whose ``stat`` line is this resource's whole fact, when it is: such facts
+        of one user are read by one ``stat`` of all their paths (:func:`facts_script`)."""
+        return None
+
     def fact_as(self) -> tuple[int | None, str]:
         """(the UID the fact is read as, None: root; the script that user runs to read it):
         :func:`facts_script` reads the facts of consecutive resources read as one user in one
@@ -145,16 +150,21 @@ def facts_script(resources: Sequence[Resource]) -> str:
     """One POSIX shell script printing every resource's fact behind a numbered marker, its
     output passed on in one piece at its end (:data:`GATHER`). The facts read as one user
     (:meth:`Resource.fact_as`) are read by one process of that user, wherever they are in
-    the list: one ``setpriv`` and one shell for them all, not one each (the facts are
-    independent reads; the markers give each its own output back)."""
-    from .resources import as_uid  # (that module builds on this one)
+    the list: one ``setpriv`` and one shell for them all, not one each, and their ``stat``
+    lines (:meth:`Resource.stat_path`) by one ``stat`` (the facts are independent reads; the
+    markers give each its own output back)."""
+    from .resources import as_uid, stat_facts  # (that module builds on this one)
 
     parts = []
-    facts = sorted(((i, *r.fact_as()) for i, r in enumerate(resources)),
-                   key=lambda fact: -1 if fact[1] is None else fact[1])
-    for uid, group in groupby(facts, key=lambda fact: fact[1]):
-        reads = "\n".join(f"echo {MARK}{i}; {{ {script} ; }} 2>/dev/null"
-                           for i, _, script in group)
+    facts = sorted(((i, r.stat_path(), *r.fact_as()) for i, r in enumerate(resources)),
+                   key=lambda fact: -1 if fact[2] is None else fact[2])
+    for uid, group in groupby(facts, key=lambda fact: fact[2]):
+        group = list(group)
+        stats = [(i, path) for i, path, _, _ in group if path is not None and "\n" not in path]
+        batched = {i for i, _ in stats} if len(stats) > 1 else set()
+        reads = "\n".join([f"echo {MARK}{i}; {{ {script} ; }} 2>/dev/null"
+                           for i, _, _, script in group if i not in batched]
+                          + ([f"{{ {stat_facts(stats)} ; }} 2>/dev/null"] if batched else []))
         parts.append(reads if uid is None else f"{{ {as_uid(uid, reads)} ; }} 2>/dev/null")
     return "{\n" + "\n".join(parts) + "\ntrue\n} | " + GATHER
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Callable, Optional
 
 from ..errors import ConflictError
-from .base import RETRY_EXIT, Cmd, Resource, q, sh
+from .base import MARK, RETRY_EXIT, Cmd, Resource, q, sh
 
 MISSING = "missing"
 STAT = "%f:%u:%g"  # raw mode bits in hex, owner, group: numbers only, the same in every locale
@@ -53,6 +53,22 @@ class ReadAsOwner(Resource):
 
 def _stat_cmd(path: str) -> str:
     return f"stat -c {STAT} -- {q(path)} || echo {MISSING}"
+
+
+def stat_facts(paths: list[tuple[int, str]]) -> str:
+    """Shell printing, for each ``(index, path)``, the fact marker of ``index`` and the path's
+    :func:`_stat_cmd` line, from one ``stat`` of every path (the shell matches its lines to
+    the paths; a path it could not read stays ``missing``). No path may hold a newline."""
+    indexes: dict[str, list[int]] = {}
+    for i, p in paths:  # a folder of several steps is read once for all of them
+        indexes.setdefault(p, []).append(i)
+    names = " ".join(q(p) for p in indexes)
+    start = " ".join(f"_ts{i}={MISSING}" for i, _ in paths)
+    cases = "".join(f"{q(p)}) " + "".join(f"_ts{i}=${{l%%|*}}; " for i in ii) + ";; "
+                    for p, ii in indexes.items())
+    shown = "; ".join(f"echo {MARK}{i}; echo \"$_ts{i}\"" for i, _ in paths)
+    return (f"stat -c '{STAT}|%n' -- {names} 2>/dev/null | {{ {start}; "
+            f"while IFS= read -r l; do case ${{l#*|}} in {cases}esac; done; {shown}; }}")
 
 
 def parse_stat(line: str) -> Optional[dict]:
@@ -170,6 +186,9 @@ class Directory(ReadAsOwner):
 
     def owner_fact(self):
         return _stat_cmd(self.path)
+
+    def stat_path(self):
+        return self.path
 
     def parse(self, out):
         return parse_stat(out)
