@@ -19,9 +19,10 @@ G = "/mnt/gazette-prod/service/.generations/web"
 
 
 def gen_out(live="", *gens):
-    """What generations_fact prints: the live stamp, then (n, stamp, next, saved) per generation."""
-    return "\n".join([f"live={live}"] + [f"gen={n} stamp={s} next={x} saved={t}"
-                                          for n, s, x, t in gens])
+    """What the versions part of a service's fact prints (after ``@@versions``): the live
+    stamp, then (n, stamp, next, saved) per generation."""
+    return "\n".join(["@@versions", f"live={live}"] + [f"gen={n} stamp={s} next={x} saved={t}"
+                                                        for n, s, x, t in gens])
 
 
 # -- settings ---------------------------------------------------------------------------------
@@ -79,6 +80,17 @@ def test_a_version_is_the_files_digest_and_a_key_of_the_image_lines(tmp_path):
     empty = subprocess.run(["bash", "-c", health.versions_script(str(tmp_path / "none"), str(g))],
                            capture_output=True, text=True).stdout
     assert parse_generations(empty).live == "" and parse_generations(empty).now == _key("")
+
+
+def test_now_from_image_lines_read_already_is_the_key_the_daemon_would_give(tmp_path):
+    """service.up's fact asks the daemon for the image IDs once; the versions part keys the
+    lines it holds, as it would key the daemon's answers."""
+    script = health.versions_script(str(tmp_path / "web"), str(tmp_path / "g"), lines='"$imgs"')
+    out = subprocess.run(["bash", "-c", "imgs='image b:2 sha256:bb\nimage a:1 -'; " + script],
+                         capture_output=True, text=True).stdout
+    assert parse_generations(out).now == _key("image a:1 -\nimage b:2 sha256:bb\n")
+    none = subprocess.run(["bash", "-c", "imgs=; " + script], capture_output=True, text=True)
+    assert parse_generations(none.stdout).now == _key("")
 
 
 class TestSaveGeneration:

@@ -207,7 +207,7 @@ def test_the_stamp_records_image_digests():
 
 
 def _up_fact(stamp, image_id):
-    return f"hello\n@@stamp\n{stamp}@@ps\nhello running\n@@images\nbusybox:1.36 {image_id}\n"
+    return f"hello\n@@stamp\n{stamp}@@ps\nhello running\n@@images\nimage busybox:1.36 {image_id}\n"
 
 
 def test_a_new_image_starts_the_project_again_and_only_then():

@@ -415,3 +415,17 @@ def test_status_reads_a_service_folder_with_a_space_and_a_vanished_container(tmp
 ])
 def test_exported_to_reads_the_nas_exports(exports, client, found):
     assert nas.exported_to(exports, "/v/s/g/prod", client) is found
+
+
+def test_a_service_deploy_reads_its_generations_and_its_project_in_one_fact(inv):
+    """service.generation and service.up share one fact (one shell of the user, one docker
+    image inspect per tracked image): the facts script reads it once for both."""
+    t = Target(inv, GP, "hello")
+    gen, up = service.generation(t)[0], service.up(t)[0]
+    assert gen.fact_command() == up.fact_command()
+    assert gen.fact_command().count("docker image inspect") == len(up.images) == 1
+    out = ("@@stamp\nabc\nhash hello h1\nimage busybox:1.36 sha256:1\n@@ps\nhello running h1\n"
+           "@@images\nimage busybox:1.36 sha256:2\n@@versions\nlive=abc+k1\nnow=k2\n"
+           "gen=3 stamp=old next=abc+k1 saved=t\n")
+    assert up.parse(out)["images"] == {"busybox:1.36": "sha256:2"} and up.moved(up.parse(out))
+    assert gen.parse(out).live == "abc+k1" and gen.parse(out).gens[0].number == 3

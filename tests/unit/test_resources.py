@@ -255,15 +255,34 @@ def test_a_facts_script_gives_its_output_in_one_piece_at_its_end():
     import os
 
     class Slow(Resource):
-        def fact_command(self):
-            return "echo before; sleep 0.3; echo after"
+        def __init__(self, word):
+            self.word = word
 
-    p = subprocess.Popen(["sh", "-c", facts_script([Slow(), Slow()])], stdout=subprocess.PIPE)
+        def fact_command(self):
+            return f"echo {self.word}; sleep 0.3; echo after"
+
+    p = subprocess.Popen(["sh", "-c", facts_script([Slow("a"), Slow("b")])],
+                         stdout=subprocess.PIPE)
     first = os.read(p.stdout.fileno(), 1 << 16)
     rest = p.stdout.read()
     p.wait()
     assert first.count(b"after") == 2 and rest == b""
-    assert split_facts((first + rest).decode(), 2) == ["before\nafter", "before\nafter"]
+    assert split_facts((first + rest).decode(), 2) == ["a\nafter", "b\nafter"]
+
+
+def test_a_fact_two_resources_read_alike_is_read_once_for_both(tmp_path):
+    """service.generation and service.up read one fact of the service: it runs once."""
+    class Counted(Resource):
+        def __init__(self, word):
+            self.word = word
+
+        def fact_command(self):
+            return f"echo {self.word}; echo x >> {tmp_path}/reads"
+
+    rs = [Counted("same"), Counted("other"), Counted("same")]
+    out = subprocess.run(["sh", "-c", facts_script(rs)], capture_output=True, text=True).stdout
+    assert split_facts(out, 3) == ["same", "other", "same"]
+    assert (tmp_path / "reads").read_text() == "x\nx\n"
 
 
 def test_facts_read_as_one_user_run_in_one_process_of_that_user(tmp_path):

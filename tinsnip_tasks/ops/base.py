@@ -151,32 +151,43 @@ def facts_script(resources: Sequence[Resource]) -> str:
     output passed on in one piece at its end (:data:`GATHER`). The facts read as one user
     (:meth:`Resource.fact_as`) are read by one process of that user, wherever they are in
     the list: one ``setpriv`` and one shell for them all, not one each, and their ``stat``
-    lines (:meth:`Resource.stat_path`) by one ``stat`` (the facts are independent reads; the
-    markers give each its own output back)."""
+    lines (:meth:`Resource.stat_path`) by one ``stat``; a fact two resources read alike is
+    read once, and its output given to both (the facts are independent reads; the markers give
+    each its own output back)."""
     from .resources import as_uid, stat_facts  # (that module builds on this one)
 
-    parts = []
+    parts, first = [], {}
     facts = sorted(((i, r.stat_path(), *r.fact_as()) for i, r in enumerate(resources)),
                    key=lambda fact: -1 if fact[2] is None else fact[2])
     for uid, group in groupby(facts, key=lambda fact: fact[2]):
         group = list(group)
         stats = [(i, path) for i, path, _, _ in group if path is not None and "\n" not in path]
         batched = {i for i, _ in stats} if len(stats) > 1 else set()
-        reads = "\n".join([f"echo {MARK}{i}; {{ {script} ; }} 2>/dev/null"
-                           for i, _, _, script in group if i not in batched]
-                          + ([f"{{ {stat_facts(stats)} ; }} 2>/dev/null"] if batched else []))
+        reads = []
+        for i, _, _, script in group:
+            if i in batched:
+                continue
+            j = first.setdefault((uid, script), i)
+            reads.append(f"echo {MARK}{i}; {{ {script} ; }} 2>/dev/null" if j == i
+                         else f"echo {MARK}{i}={j}")
+        reads = "\n".join(reads + ([f"{{ {stat_facts(stats)} ; }} 2>/dev/null"] if batched
+                                   else []))
         parts.append(reads if uid is None else f"{{ {as_uid(uid, reads)} ; }} 2>/dev/null")
     return "{\n" + "\n".join(parts) + "\ntrue\n} | " + GATHER
 
 
 def split_facts(out: str, count: int) -> list[str]:
-    """Split the output of :func:`facts_script` back into one string per resource."""
+    """Split the output of :func:`facts_script` back into one string per resource (``N=M``:
+    resource N's fact is resource M's)."""
     chunks: dict[int, list[str]] = {}
     current = None
     for line in out.splitlines():
         if line.startswith(MARK):
-            current = int(line[len(MARK):])
+            number, _, same = line[len(MARK):].partition("=")
+            current = int(number)
             chunks[current] = []
+            if same:
+                chunks[current], current = chunks[int(same)], None
         elif current is not None:
             chunks[current].append(line)
     missing = [i for i in range(count) if i not in chunks]

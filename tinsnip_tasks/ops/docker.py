@@ -482,6 +482,53 @@ def image_lines(images) -> str:
                    f"|| echo -)\"; " for r in images)
 
 
+def versions_script(service_dir: str, gens_dir: str, images: tuple = (), *,
+                    lines: str = "") -> str:
+    """Shell printing ``live=`` (the running deploy's version), ``now=`` (the key of the
+    tracked ``images`` as the daemon holds them now) and one ``gen=`` line per generation kept
+    in ``gens_dir``, oldest first (:func:`~.health.generations_fact`). ``lines``: a shell
+    variable holding :func:`image_lines`' output already (``"$imgs"``), so the daemon is not
+    asked again."""
+    d, g = q(service_dir), q(gens_dir)
+    keyed = "k() { grep '^image ' | LC_ALL=C sort | sha256sum | cut -c1-12; }; "
+    version = (keyed + "v() { s=$(head -n 1 \"$1\" 2>/dev/null); "
+               "[ -z \"$s\" ] || echo \"$s+$(k < \"$1\")\"; }; ")
+    now = f"printf '%s\\n' {lines}" if lines else f"{{ {image_lines(images)}true; }}"
+    return (version + f"echo \"live=$(v {d}/{STAMP})\"; "
+            f"echo \"now=$({now} | k)\"; "
+            f"for n in $(ls -1 {g} 2>/dev/null | grep -x '[0-9][0-9]*' | sort -n); do "
+            f"echo \"gen=$n stamp=$(v {g}/$n/files/{STAMP})"
+            f" next=$(head -n 1 {g}/$n/next 2>/dev/null)"
+            f" saved=$(head -n 1 {g}/$n/saved 2>/dev/null)\"; done")
+
+
+IMGS = '"$imgs"'  # the shell variable of :func:`service_fact` holding the image lines
+
+
+def service_fact(user: str, uid: int, mount_point: str, service_dir: str, gens_dir: str,
+                 project: str, images: tuple) -> str:
+    """What a deploy reads of a running Compose project, in one shell of its user: the
+    services (Compose asked only when the deploy stamp names none), the stamp, the containers,
+    the tracked images' IDs (``image REF ID`` lines, ``-`` for one the daemon lacks) and,
+    after ``@@versions``, :func:`versions_script`'s lines.
+
+    :class:`ComposeUp` and :class:`~.health.SaveGeneration` both read it, with the same
+    command: the facts script runs it once for both (:func:`~.base.facts_script`)."""
+    stamp = q(f"{service_dir}/{STAMP}")
+    ask_compose = compose_pattern(mount_point, service_dir, "config --services")
+    ps = (f"docker ps -a --filter label=com.docker.compose.project={q(project)} "
+          "--filter label=com.docker.compose.oneoff=False --format "
+          "'{{.Label \"com.docker.compose.service\"}} {{.State}} "
+          "{{.Label \"com.docker.compose.config-hash\"}}'")
+    script = (f"imgs=$({image_lines(images)}true); "
+              f"if grep -qs -e '^hash ' -e '^service ' {stamp}; then cd {q(service_dir)}; "
+              f"else {ask_compose}; fi && echo @@stamp && cat {STAMP} 2>/dev/null; "
+              f"echo @@ps && {ps}; echo @@images; printf '%s\\n' \"$imgs\"; "
+              + (f"echo @@versions; {versions_script(service_dir, gens_dir, lines=IMGS)}; "
+                 if gens_dir else "") + "true")
+    return as_user(user, uid, f"bash -c {q(script)}")
+
+
 @dataclass(frozen=True)
 class ComposeUp(Resource):
     """The Compose project in ``service_dir`` runs with its current files and images.
@@ -509,41 +556,33 @@ class ComposeUp(Resource):
     stamp: str = ""
     build: bool = False  # the project builds images: `up -d --build` with the classic builder
     images: tuple = ()  # tracked image references (core/images.py)
+    gens_dir: str = ""  # where its generations are kept: the fact it shares with SaveGeneration
 
     def describe(self):
         return f"compose project {self.project} up as {self.user}"
 
     def fact_command(self):
-        ps = (f"docker ps -a --filter label=com.docker.compose.project={q(self.project)} "
-              "--filter label=com.docker.compose.oneoff=False --format "
-              "'{{.Label \"com.docker.compose.service\"}} {{.State}} "
-              "{{.Label \"com.docker.compose.config-hash\"}}'")
-        ids = "".join(f"echo \"{r} $(docker image inspect -f {_ID} {q(r)} 2>/dev/null)\"; "
-                      for r in self.images)
-        stamp = q(f"{self.service_dir}/{STAMP}")
-        ask_compose = compose_pattern(self.mount_point, self.service_dir, "config --services")
-        script = (f"if grep -qs -e '^hash ' -e '^service ' {stamp}; then cd {q(self.service_dir)}; "
-                  f"else {ask_compose}; fi && echo @@stamp && cat {STAMP} 2>/dev/null; "
-                  f"echo @@ps && {ps}; echo @@images; {ids}true")
-        return as_user(self.user, self.uid, f"bash -c {q(script)}")
+        return service_fact(self.user, self.uid, self.mount_point, self.service_dir,
+                            self.gens_dir, self.project, self.images)
 
     def parse(self, out):
         fact = {"services": [], "stamp": "", "running": set(), "images": {}, "hashes": {}}
         section, stamp = "services", []
         for line in out.splitlines():
             line = line.strip()
-            if line in ("@@stamp", "@@ps", "@@images"):
+            if line in ("@@stamp", "@@ps", "@@images", "@@versions"):
                 section = line[2:]
                 continue
-            if not line:
+            if not line or section == "versions":
                 continue
             if section == "services":
                 fact["services"].append(line)
             elif section == "stamp":
                 stamp.append(line)
             elif section == "images":
-                ref, _, image_id = line.partition(" ")
-                fact["images"][ref] = image_id.strip()
+                words = line.split()
+                if len(words) == 3 and words[0] == "image":
+                    fact["images"][words[1]] = "" if words[2] == "-" else words[2]
             else:
                 parts = line.split()
                 if len(parts) >= 2 and parts[1] == "running":

@@ -26,8 +26,8 @@ from typing import NamedTuple
 from ..core.inventory import MAX_WAIT
 from ..errors import HealthError, InputError, RemoteError
 from .base import Cmd, Resource, q
-from .docker import (STAMP, as_user, compose_as, compose_pattern, image_lines, project_filter,
-                     runtime_dir)
+from .docker import (STAMP, as_user, compose_as, compose_pattern, project_filter, runtime_dir,
+                     service_fact, versions_script)
 from .resources import as_uid
 
 #: Seconds a deploy waits for a service to be healthy when nothing else says (``wait: 0`` in
@@ -83,20 +83,6 @@ def generations_fact(user: str, uid: int, service_dir: str, gens_dir: str,
     key of its ``image REF ID`` lines (:func:`~.docker.image_lines`), so a new image under the
     same tag (``--pull``) is a new version as much as new files are."""
     return as_user_bash(user, uid, "cd / && " + versions_script(service_dir, gens_dir, images))
-
-
-def versions_script(service_dir: str, gens_dir: str, images: tuple = ()) -> str:
-    """The shell of :func:`generations_fact`, whoever runs it."""
-    d, g = q(service_dir), q(gens_dir)
-    keyed = "k() { grep '^image ' | LC_ALL=C sort | sha256sum | cut -c1-12; }; "
-    version = (keyed + "v() { s=$(head -n 1 \"$1\" 2>/dev/null); "
-               "[ -z \"$s\" ] || echo \"$s+$(k < \"$1\")\"; }; ")
-    return (version + f"echo \"live=$(v {d}/{STAMP})\"; "
-            f"echo \"now=$({{ {image_lines(images)}true; }} | k)\"; "
-            f"for n in $(ls -1 {g} 2>/dev/null | grep -x '[0-9][0-9]*' | sort -n); do "
-            f"echo \"gen=$n stamp=$(v {g}/$n/files/{STAMP})"
-            f" next=$(head -n 1 {g}/$n/next 2>/dev/null)"
-            f" saved=$(head -n 1 {g}/$n/saved 2>/dev/null)\"; done")
 
 
 class Versions(NamedTuple):
@@ -171,8 +157,12 @@ class SaveGeneration(Generations):
     images: tuple = ()  # its tracked image references: a new image is a new version too
 
     def fact_command(self):
-        return generations_fact(self.user, self.uid, self.service_dir, self.gens_dir,
-                                self.images)
+        # the fact service.up reads too (ComposeUp): one process of the user for both
+        return service_fact(self.user, self.uid, self.mount_point, self.service_dir,
+                            self.gens_dir, self.project, self.images)
+
+    def parse(self, out):
+        return parse_generations(out.partition("@@versions\n")[2])
 
     def describe(self):
         return f"what {self.project} runs kept in {self.gens_dir} before a deploy changes it"

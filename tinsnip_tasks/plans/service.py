@@ -92,7 +92,8 @@ def up(t: Target) -> list:
     something is to start."""
     smep, service = t.smep, t.service
     return [ComposeUp(smep.user, smep.uid, smep.mount_point, service_dir(smep, service),
-                      service, stamp(smep, t.rendered), t.rendered.build, tracked_images(t))]
+                      service, stamp(smep, t.rendered), t.rendered.build, tracked_images(t),
+                      generations(smep, service))]
 
 
 @step("service.forward")
