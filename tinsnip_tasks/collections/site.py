@@ -58,6 +58,18 @@ def connect(run: Run, mes) -> list[str]:
     return nas_hosts
 
 
+def nas_first(run: Run, mes, nas_work):
+    """Connect the NASes of ``mes`` (first in the recap), then run ``nas_work()`` on them
+    while the machine hosts are being connected, all at once; returns what ``nas_work``
+    returns once every host is connected. The NAS's work waits for no machine host's key
+    exchange (on a site of many hosts, these take a while)."""
+    nas_hosts = list(dict.fromkeys(me.nas_host for me in mes))
+    run.connect(nas_hosts)
+    machine_hosts = [h for h in dict.fromkeys(me.host for me in mes) if h not in nas_hosts]
+    result, _ = parallel(lambda fn: fn(), [nas_work, lambda: run.connect(machine_hosts)])
+    return result
+
+
 def skip_without(run: Run, mes, found: dict, reason: str):
     """Machine hosts whose machine-environments have no numbers (their NAS failed) are noted."""
     for me in mes:
@@ -69,7 +81,8 @@ def skip_without(run: Run, mes, found: dict, reason: str):
             "pull": "pull every image of the selected services where the registry serves a new "
                     "digest, and start again what uses one"})
 def up(c, limit="", wait="", pull=False, dry=False, json=False, verbose=False):
-    """Converge the inventory: NAS work first, then every machine host at once."""
+    """Converge the inventory: NAS work first (while the machine hosts are being connected),
+    then every machine host at once."""
     from ..ops.health import parse_wait
     from ..plans import site as plan
 
@@ -80,18 +93,23 @@ def up(c, limit="", wait="", pull=False, dry=False, json=False, verbose=False):
         sel = plan.select(inv, limit)
         mes = resolve.machine_envs(run, sel.envs)  # secrets masked before anything is printed
         refused = check_services(inv, sel, mes, dry=run.dry)
-        nas_hosts = connect(run, mes)
+
+        def nas_work():
+            found = resolve.targets(run, mes, assign=True)
+            done = plan.Selection([k for k in sel.envs if k in found],
+                                  {k: v for k, v in sel.services.items() if k in found})
+            for host, steps in plan.nas_steps(inv, done, found).items():
+                run.hosts[host].converge(steps)
+            return found, done
+
+        found, done = nas_first(run, mes, nas_work)
         by_key = {me.key: me for me in mes}
         for (machine, env, service), error in refused.items():  # what cannot be previewed
             run.hosts[by_key[machine, env].host].note(
                 "service.files", "failed", f"cannot preview {service}: {error}",
                 label=f"{machine}-{env} {service}")
-        found = resolve.targets(run, mes, assign=True)
         skip_without(run, mes, found, "its NAS failed or could not be reached")
-        done = plan.Selection([k for k in sel.envs if k in found],
-                              {k: v for k, v in sel.services.items() if k in found})
-        for host, steps in plan.nas_steps(inv, done, found).items():
-            run.hosts[host].converge(steps)
+        nas_hosts = list(dict.fromkeys(me.nas_host for me in mes))
         failed_nas = {h for h in nas_hosts if run.hosts[h].failed}
         work = plan.machine_steps(inv, done, found, wait=seconds, pull=pull)
         for me in mes:
