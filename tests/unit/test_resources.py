@@ -325,6 +325,24 @@ def test_the_stat_lines_of_many_folders_come_from_one_stat(tmp_path):
     assert alone[-3] == "missing" and parse_stat(alone[-1])["type"] == "symbolic link"
 
 
+def test_a_file_is_read_whole_only_when_it_is_not_the_content_wanted(tmp_path):
+    """A no-op run reads the file's digest; its content only for the diff of a change."""
+    from tinsnip_tasks.ops.resources import NOW
+
+    f = tmp_path / "f"
+    f.write_text("old\n")
+    same, other = File(str(f), b"old\n"), File(str(f), b"new\n")
+
+    def fact(r):
+        return subprocess.run(["sh", "-c", r.fact_command()], capture_output=True,
+                              text=True).stdout
+
+    assert fact(same).endswith(NOW + "\n")  # nothing after the marker
+    assert same.plan(fact(same)) == [] and same.diff(fact(same)) == ""
+    assert "-old\n+new" in other.diff(fact(other))
+    assert "mv -fT" in texts(other.plan(fact(other)))[-1]
+
+
 def test_edit_refuses_a_file_changed_since_its_fact_was_read(tmp_path):
     """Two runs editing /etc/exports at once: the later writer notices and asks to re-read."""
     f = tmp_path / "exports"

@@ -285,9 +285,13 @@ class File(ReadAsOwner):
         shown = "".join(f"-e {q(f'/^{k}=/{{p;d;}}')} " for k in public)
         now = (f"sed -n {shown}-e 's/^\\([A-Za-z_][A-Za-z0-9_]*\\)=.*/\\1/p' {p}" if self.secret
                else f"head -c {DIFF_LIMIT} {p} | base64")
-        # a link or anything but a regular file is reported by its stat line (and refused)
-        return (f"{_stat_and(self.path, 'sha256sum')}; echo {NOW}; "
-                f"if [ -f {p} ] && [ ! -L {p} ]; then {now}; fi")
+        # a link or anything but a regular file is reported by its stat line (and refused);
+        # what is there now is read only when it is not the content wanted
+        want = hashlib.sha256(self.content).hexdigest()
+        return (f"h=; if s=$(stat -c {STAT} -- {p}); then echo \"$s\"; "
+                f"if [ -f {p} ] && [ ! -L {p} ]; then h=$(sha256sum < {p}); echo \"$h\"; fi; "
+                f"else echo {MISSING}; fi; echo {NOW}; "
+                f"if [ -f {p} ] && [ ! -L {p} ] && [ \"${{h%% *}}\" != {want} ]; then {now}; fi")
 
     def parse(self, out):
         lines = out.split(NOW + "\n", 1)
