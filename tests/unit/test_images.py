@@ -1,6 +1,7 @@
 """Registry mirrors in the inventory, the daemon's config, image tracking, pulls, the deploy
 stamp's digests and what status says about them: facts in, commands out."""
 import json
+import subprocess
 import textwrap
 
 import pytest
@@ -90,23 +91,35 @@ def test_machine_setup_writes_the_daemon_config(tmp_path):
 def test_daemon_config_is_written_once_and_restarts_a_running_daemon():
     text = daemon_json({"registry-mirrors": ["http://10.0.0.5:5000"]})
     r = DaemonConfig("gazette-prod", 10100, "/home/gazette-prod", text)
-    fact = {"file": None, "init": "sshd", "server": "yes"}
-    cmds = r.commands(fact)
+    cmds = r.commands(None)
     shown = [str(c) for c in cmds]
     assert "write" in shown[1] and "daemon.json" in shown[1]
-    assert shown[-1].startswith("stop the daemon of gazette-prod")
+    # stopped if it runs, looked at when the change runs: with systemd its unit, else the
+    # detached daemon
+    assert shown[-1] == ("stop the daemon of gazette-prod if it runs: it starts again with the "
+                         "new file")
+    assert cmds[-1].text.startswith("if pgrep -u 10100 -x dockerd >/dev/null; then ")
+    assert "then systemctl --user -M gazette-prod@ stop docker.service; else " in cmds[-1].text
     assert "pkill -TERM -u 10100 -x dockerd" in cmds[-1].text
-    systemd = r.commands({**fact, "init": "systemd"})
-    assert systemd[-1].text == "systemctl --user -M gazette-prod@ stop docker.service"
-    # not running: written, nothing stopped (machine.docker starts it with the file)
-    assert "stop" not in str(r.commands({"file": None, "init": "sshd"})[-1])
+    # its fact is the file's, read as the user with the user's other facts
+    assert r.fact_as() == r.file.fact_as() and r.fact_as()[0] == 10100
     # the same content: nothing to do
     import hashlib
     same = {"type": "regular file", "uid": 10100, "gid": 10100, "mode": 0o644,
             "sha256": hashlib.sha256(text.encode()).hexdigest(), "now": ""}
-    assert r.commands({"file": same, "init": "sshd", "server": "yes"}) == []
+    assert r.commands(same) == []
     # no settings and no file: no file is made
-    assert DaemonConfig("u", 1, "/home/u").commands({"file": None, "server": "yes"}) == []
+    assert DaemonConfig("u", 1, "/home/u").commands(None) == []
+
+
+def test_the_daemon_is_stopped_for_a_new_daemon_json_only_if_it_runs(tmp_path):
+    """The stop command run for real, no daemon of that UID running: nothing is stopped."""
+    r = DaemonConfig("someone", 4247, str(tmp_path),
+                     daemon_json({"registry-mirrors": ["http://m"]}))
+    stop = r.commands(None)[-1].text
+    out = subprocess.run(["sh", "-c", stop.replace("pkill", "echo pkill")], capture_output=True,
+                         text=True)
+    assert out.returncode == 0 and out.stdout == ""
 
 
 def test_daemon_json_is_stable():

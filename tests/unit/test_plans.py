@@ -256,12 +256,48 @@ def test_systemd_daemon_started_before_its_mount_is_restarted():
     assert "ActiveEnterTimestampMonotonic" not in RootlessDocker("u", 1, "/h").fact_command()
 
 
-def test_whether_the_daemon_runs_is_a_process_lookup_not_a_docker_client_start():
-    fact = RootlessDocker("gazette-prod", 10100, "/home/gazette-prod").fact_command()
-    assert "docker version" not in fact and "docker " not in fact.replace("docker.", "")
-    assert ("setpriv --reuid=10100 --regid=10100 --clear-groups sh -c 'cd / && "
-            "[ -S /run/user/10100/docker.sock ]' && pgrep -u 10100 -x dockerd >/dev/null "
-            "&& echo server=yes") in fact
+def test_the_daemon_counts_as_running_with_its_socket_and_a_dockerd_of_the_user(tmp_path):
+    """Read for real: the socket looked at as the user with its other files, then a process
+    lookup; the docker client is not started."""
+    import os
+    import shutil
+    import socket
+    import tempfile
+    import time
+
+    uid = 4246  # no account needed: setpriv runs processes as bare UIDs
+    r = RootlessDocker("someone", uid, str(tmp_path))
+    assert "docker version" not in r.fact_command()
+
+    def fact():
+        return r.parse(subprocess.run(["sh", "-c", r.fact_command()], capture_output=True,
+                                      text=True).stdout)
+
+    runtime = Path(f"/run/user/{uid}")
+    runtime.mkdir(parents=True, exist_ok=True)
+    os.chown(runtime, uid, uid)
+    bin_dir = Path(tempfile.mkdtemp())
+    bin_dir.chmod(0o755)
+    shutil.copy("/bin/sleep", bin_dir / "dockerd")
+    sock, daemon = socket.socket(socket.AF_UNIX), None
+    try:
+        assert "socket" not in fact() and "server" not in fact()
+        sock.bind(str(runtime / "docker.sock"))
+        assert fact().get("socket") == "yes" and "server" not in fact()
+        daemon = subprocess.Popen(["setpriv", f"--reuid={uid}", f"--regid={uid}",
+                                   "--clear-groups", str(bin_dir / "dockerd"), "30"])
+        for _ in range(50):
+            if subprocess.run(["pgrep", "-u", str(uid), "-x", "dockerd"]).returncode == 0:
+                break
+            time.sleep(0.05)
+        assert fact().get("server") == "yes"
+    finally:
+        if daemon:
+            daemon.kill()
+            daemon.wait()
+        sock.close()
+        shutil.rmtree(runtime)
+        shutil.rmtree(bin_dir)
 
 
 def test_systemd_daemon_from_a_login_session_is_refused_with_the_fix():

@@ -37,12 +37,14 @@ def has_socket(uid: int) -> str:
     return as_uid(uid, f"[ -S {q(runtime_dir(uid) + '/docker.sock')} ]")
 
 
-def daemon_runs(uid: int) -> str:
+def daemon_runs(uid: int, socket: str = "") -> str:
     """Shell printing ``server=yes`` when a rootless daemon of the user runs: its socket is
     there and a ``dockerd`` of the user is alive. A process lookup, not a start of the docker
     client (about 35 ms of the host's CPU each); whether it answers is waited for where it is
-    started."""
-    return f"{has_socket(uid)} && pgrep -u {int(uid)} -x dockerd >/dev/null && echo server=yes"
+    started. ``socket``: a shell test telling whether the socket is there, when the user's
+    other facts looked already (else it is looked at as the user here)."""
+    return (f"{socket or has_socket(uid)} && pgrep -u {int(uid)} -x dockerd >/dev/null "
+            "&& echo server=yes")
 
 
 def as_user(user: str, uid: int, command: str) -> str:
@@ -101,6 +103,10 @@ def unit_text(uid: int, script: str) -> str:
     return render("machine/docker.service.j2", {"uid": int(uid), "rootless_script": script})
 
 
+#: Shell test: the user's facts (``$mine``, read as the user) saw the daemon's socket.
+SOCKET_SEEN = 'case "$mine" in *socket=yes*) ;; *) false;; esac'
+
+
 @dataclass(frozen=True)
 class RootlessDocker(Resource):
     """A rootless Docker daemon for ``user`` that keeps running after the SSH session ends.
@@ -141,19 +147,22 @@ class RootlessDocker(Resource):
         scripts = " ".join(q(s) for s in ROOTLESS_SCRIPTS)
         unit = unit_path(self.home)
         wants = f"{self.home}/.config/systemd/user/default.target.wants/docker.service"
+        sock = runtime_dir(self.uid) + "/docker.sock"
         return (f"{READ_INIT}; echo init=$init; "
                 f"for s in {scripts}; do [ -x \"$s\" ] && echo script=$s && break; done; "
                 f"command -v rootlesskit >/dev/null && echo rootlesskit=yes; "
                 f"command -v newuidmap >/dev/null && echo uidmap=yes; "
                 f"[ -e /var/lib/systemd/linger/{u} ] && echo linger=yes; "
-                # the user's own files are read as the user: a link planted there leads
-                # nowhere the user could not read anyway
-                + as_uid(self.uid, f"[ -f {q(unit)} ] && echo unit=$(sha256sum < {q(unit)} "
-                                   f"| cut -c1-64); [ -L {q(wants)} ] && echo enabled=yes")
-                + "; "
+                # the user's own files (and runtime folder) are read as the user: a link
+                # planted there leads nowhere the user could not read anyway
+                + "mine=$(" + as_uid(self.uid, f"[ -f {q(unit)} ] && echo unit=$(sha256sum < "
+                                               f"{q(unit)} | cut -c1-64); [ -L {q(wants)} ] && "
+                                               f"echo enabled=yes; [ -S {q(sock)} ] && "
+                                               "echo socket=yes")
+                + "); echo \"$mine\"; "
                 f"[ \"$init\" = systemd ] && {user_manager(self.user)} is-active --quiet "
                 f"docker.service && echo active=yes; "
-                f"{daemon_runs(self.uid)}; "
+                f"{daemon_runs(self.uid, socket=SOCKET_SEEN)}; "
                 + self._started_before_mount() + "true")
 
     def parse(self, out):
@@ -251,16 +260,16 @@ def daemon_json(config: dict) -> str:
     return json.dumps(config, indent=2, sort_keys=True) + "\n"
 
 
-DAEMON_MARK = "@@daemon"
 
 
 @dataclass(frozen=True)
 class DaemonConfig(Resource):
     """``~/.config/docker/daemon.json`` of ``user`` holds ``config`` (registry mirrors, insecure
-    registries), written as the user. When it changes while the daemon runs, the daemon is
-    stopped, so that ``machine.docker`` (which reads its facts after this step) starts it again
-    with the new file; an unchanged file leaves the daemon alone. An empty ``config`` writes no
-    file where there is none."""
+    registries), written as the user. When it changes, the daemon is stopped if it runs (looked
+    at when the change runs), so that ``machine.docker`` (which reads its facts after this
+    step) starts it again with the new file; an unchanged file leaves the daemon alone. An
+    empty ``config`` writes no file where there is none. Its fact is the file's alone, read as
+    the user with the user's other facts."""
 
     user: str
     uid: int
@@ -276,46 +285,42 @@ class DaemonConfig(Resource):
         keys = ", ".join(sorted(json.loads(self.config))) or "no settings"
         return f"daemon config {daemon_json_path(self.home)} ({keys})"
 
+    def fact_as(self):
+        return self.file.fact_as()
+
     def fact_command(self):
-        # whether a daemon of the user runs is all that matters here (it is stopped when the
-        # file changes)
-        return (f"{self.file.fact_command()}; echo {DAEMON_MARK}; {READ_INIT}; echo init=$init; "
-                f"{daemon_runs(self.uid)}")
+        return self.file.fact_command()
 
     def parse(self, out):
-        head, _, tail = out.partition(DAEMON_MARK + "\n")
-        daemon = dict(l.split("=", 1) for l in tail.split() if "=" in l)
-        return {"file": self.file.parse(head), **daemon}
+        return self.file.parse(out)
 
     def diff(self, out):
-        return self.file.diff(out.partition(DAEMON_MARK + "\n")[0])
+        return self.file.diff(out)
 
     def commands(self, fact):
-        if not json.loads(self.config) and fact["file"] is None:
+        if not json.loads(self.config) and fact is None:
             return []
-        writes = self.file.commands(fact["file"])
+        writes = self.file.commands(fact)
         if not writes:
             return []
         folder = posixpath.dirname(daemon_json_path(self.home))
-        cmds = [Cmd(as_uid(self.uid, sh("mkdir", "-p", "--", folder)),
-                    f"as UID {self.uid}: make {folder}"), *writes]
-        if fact.get("server"):
-            cmds.append(self._stop(fact.get("init") == "systemd"))
-        return cmds
+        return [Cmd(as_uid(self.uid, sh("mkdir", "-p", "--", folder)),
+                    f"as UID {self.uid}: make {folder}"), *writes, self._stop()]
 
-    def _stop(self, systemd: bool) -> Cmd:
-        """Stop the running daemon (it reads daemon.json only when it starts)."""
-        if systemd:
-            return Cmd(f"{user_manager(self.user)} stop docker.service",
-                       f"stop the daemon of {self.user}: it starts again with the new file")
+    def _stop(self) -> Cmd:
+        """Stop the daemon if it runs (it reads daemon.json only when it starts): the user's
+        systemd unit where PID 1 is systemd, else the detached daemon tinsnip started."""
         uid = q(str(self.uid))
-        return Cmd(f"pkill -TERM -u {uid} -x dockerd; i=0; "
-                   f"while pgrep -u {uid} -x rootlesskit >/dev/null; do i=$((i+1)); "
-                   f"[ $i -ge 150 ] && pkill -KILL -u {uid} -x rootlesskit; "
-                   f"[ $i -ge 200 ] && {{ echo {q(f'the daemon of {self.user} does not stop')} >&2; "
-                   f"exit 1; }}; sleep 0.1; done; "
-                   f"rm -f {q(runtime_dir(self.uid) + '/docker.sock')}",
-                   f"stop the daemon of {self.user}: it starts again with the new file")
+        detached = (f"pkill -TERM -u {uid} -x dockerd; i=0; "
+                    f"while pgrep -u {uid} -x rootlesskit >/dev/null; do i=$((i+1)); "
+                    f"[ $i -ge 150 ] && pkill -KILL -u {uid} -x rootlesskit; "
+                    f"[ $i -ge 200 ] && {{ echo {q(f'the daemon of {self.user} does not stop')} >&2; "
+                    f"exit 1; }}; sleep 0.1; done; "
+                    f"rm -f {q(runtime_dir(self.uid) + '/docker.sock')}")
+        return Cmd(f"if pgrep -u {uid} -x dockerd >/dev/null; then {READ_INIT}; "
+                   f"if [ \"$init\" = systemd ]; then {user_manager(self.user)} stop docker.service; "
+                   f"else {detached}; fi; fi",
+                   f"stop the daemon of {self.user} if it runs: it starts again with the new file")
 
 
 @dataclass(frozen=True)
