@@ -161,13 +161,13 @@ class SshProfile:
         cfg.connect_kwargs = kwargs
         return cfg
 
-    @functools.cached_property
+    @property
     def _ssh_settings(self):
         """The OpenSSH client config as Fabric reads it (``ssh_config``, else the user's and
-        the system's files), read once for all the connections of this profile."""
-        from fabric import Config
-
-        return Config(runtime_ssh_path=self.ssh_config).base_ssh_config
+        the system's files), read once per version of those files."""
+        files = ((self.ssh_config,) if self.ssh_config
+                 else (os.path.expanduser("~/.ssh/config"), "/etc/ssh/ssh_config"))
+        return _ssh_config_files(self.ssh_config, tuple(_version(f) for f in files))
 
     def resolver(self):
         """A function giving the ``HostName`` the SSH config names for a host alias (None
@@ -211,6 +211,24 @@ def _hops(conn) -> list:
     while isinstance(chain[-1].gateway, Connection):
         chain.append(chain[-1].gateway)
     return chain
+
+
+def _version(path: str) -> tuple | None:
+    """What tells one version of the file ``path`` from another (None: there is none)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size, st.st_ino
+
+
+@functools.lru_cache(maxsize=None)
+def _ssh_config_files(path: str | None, versions: tuple):
+    """The OpenSSH client config Fabric reads (``path``, else the user's and the system's
+    files), parsed once per ``versions`` of those files."""
+    from fabric import Config
+
+    return Config(runtime_ssh_path=path).base_ssh_config
 
 
 @functools.lru_cache(maxsize=None)

@@ -124,3 +124,16 @@ def test_a_host_that_refuses_the_connection_is_unreachable_with_the_reason():
     server.close()  # nothing listens there now
     with pytest.raises(UnreachableError, match="Connection refused"):
         cx.connect(f"127.0.0.1:{port}", cx.SshProfile(known_hosts=("/dev/null",)))
+
+
+def test_the_ssh_config_is_read_again_once_it_changes(tmp_path):
+    """Read once per version of the file, not once per profile: a profile kept while the file
+    is rewritten (a person fixing a HostName between two runs in one process) sees the change."""
+    config = tmp_path / "ssh_config"
+    config.write_text("Host a\n    HostName one.example.org\n")
+    profile = cx.SshProfile(ssh_config=str(config))
+    first = profile.fabric_config().base_ssh_config
+    assert first.lookup("a")["hostname"] == "one.example.org"
+    assert profile.fabric_config().base_ssh_config is first  # parsed once
+    config.write_text("Host a\n    HostName another.example.org\n")
+    assert profile.fabric_config().base_ssh_config.lookup("a")["hostname"] == "another.example.org"
