@@ -232,7 +232,7 @@ def _ssh_config_files(path: str | None, versions: tuple):
 
 
 @functools.lru_cache(maxsize=None)
-def _known_hosts(path: str, mtime_ns: int, size: int):
+def _known_hosts(path: str, version: tuple):
     """The known_hosts file ``path`` as paramiko reads it, read once per run (per version of
     the file): paramiko's reading costs time in the square of its lines."""
     import paramiko
@@ -250,9 +250,9 @@ def _check_keys(conn, profile: SshProfile) -> None:
     name = conn.host if conn.port == paramiko.config.SSH_PORT else f"[{conn.host}]:{conn.port}"
     known = conn.client.get_host_keys()
     for f in profile.known_hosts_files(conn):
-        if f.exists():
-            st = f.stat()
-            for keytype, key in (_known_hosts(str(f), st.st_mtime_ns, st.st_size).lookup(name)
+        version = _version(str(f))
+        if version is not None:
+            for keytype, key in (_known_hosts(str(f), version).lookup(name)
                                  or {}).items():
                 if keytype not in (known.lookup(name) or {}):
                     known.add(name, keytype, key)

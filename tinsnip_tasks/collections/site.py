@@ -50,10 +50,15 @@ def check_services(inv, sel, mes, *, dry: bool = False) -> dict:
     return refused
 
 
+def nas_hosts_of(mes) -> list[str]:
+    """The NAS hosts of ``mes``, each once, in their order."""
+    return list(dict.fromkeys(me.nas_host for me in mes))
+
+
 def connect(run: Run, mes) -> list[str]:
     """Connect every NAS and machine host of ``mes`` at once (the NASes first in the recap);
     returns the NAS hosts."""
-    nas_hosts = list(dict.fromkeys(me.nas_host for me in mes))
+    nas_hosts = nas_hosts_of(mes)
     run.connect(list(dict.fromkeys(nas_hosts + [me.host for me in mes])))
     return nas_hosts
 
@@ -63,7 +68,7 @@ def nas_first(run: Run, mes, nas_work):
     while the machine hosts are being connected, all at once; returns what ``nas_work``
     returns once every host is connected. The NAS's work waits for no machine host's key
     exchange (on a site of many hosts, these take a while)."""
-    nas_hosts = list(dict.fromkeys(me.nas_host for me in mes))
+    nas_hosts = nas_hosts_of(mes)
     run.connect(nas_hosts)
     machine_hosts = [h for h in dict.fromkeys(me.host for me in mes) if h not in nas_hosts]
     result, _ = parallel(lambda fn: fn(), [nas_work, lambda: run.connect(machine_hosts)])
@@ -109,8 +114,7 @@ def up(c, limit="", wait="", pull=False, dry=False, json=False, verbose=False):
                 "service.files", "failed", f"cannot preview {service}: {error}",
                 label=f"{machine}-{env} {service}")
         skip_without(run, mes, found, "its NAS failed or could not be reached")
-        nas_hosts = list(dict.fromkeys(me.nas_host for me in mes))
-        failed_nas = {h for h in nas_hosts if run.hosts[h].failed}
+        failed_nas = {h for h in nas_hosts_of(mes) if run.hosts[h].failed}
         work = plan.machine_steps(inv, done, found, wait=seconds, pull=pull)
         for me in mes:
             if me.key in found and me.nas_host in failed_nas:

@@ -37,16 +37,6 @@ def has_socket(uid: int) -> str:
     return as_uid(uid, f"[ -S {q(runtime_dir(uid) + '/docker.sock')} ]")
 
 
-def daemon_runs(uid: int, socket: str = "") -> str:
-    """Shell printing ``server=yes`` when a rootless daemon of the user runs: its socket is
-    there and a ``dockerd`` of the user is alive. A process lookup, not a start of the docker
-    client (about 35 ms of the host's CPU each); whether it answers is waited for where it is
-    started. ``socket``: a shell test telling whether the socket is there, when the user's
-    other facts looked already (else it is looked at as the user here)."""
-    return (f"{socket or has_socket(uid)} && pgrep -u {int(uid)} -x dockerd >/dev/null "
-            "&& echo server=yes")
-
-
 def as_user(user: str, uid: int, command: str) -> str:
     """``command`` run by ``user`` with the rootless daemon as its Docker host."""
     return f"sudo -u {q(user)} env DOCKER_HOST={q(docker_host(uid))} {command}"
@@ -103,10 +93,6 @@ def unit_text(uid: int, script: str) -> str:
     return render("machine/docker.service.j2", {"uid": int(uid), "rootless_script": script})
 
 
-#: Shell test: the user's facts (``$mine``, read as the user) saw the daemon's socket.
-SOCKET_SEEN = 'case "$mine" in *socket=yes*) ;; *) false;; esac'
-
-
 @dataclass(frozen=True)
 class RootlessDocker(Resource):
     """A rootless Docker daemon for ``user`` that keeps running after the SSH session ends.
@@ -115,8 +101,9 @@ class RootlessDocker(Resource):
     template with the ``dockerd-rootless.sh`` the host has), enabled and started in the user's
     own systemd instance, with linger so that instance runs without a login and starts at
     boot. Elsewhere tinsnip starts ``dockerd-rootless.sh`` itself, detached, with its log in
-    ``~/.local/state/tinsnip/``. The daemon counts as running when its socket is there and a
-    ``dockerd`` of the user is alive (:func:`daemon_runs`); a start waits until it answers.
+    ``~/.local/state/tinsnip/``. The daemon counts as running when its socket is there (seen
+    as the user) and a ``dockerd`` of the user is alive: a process lookup, not a start of the
+    docker client (about 35 ms of the host's CPU); a start waits until it answers.
     """
 
     user: str
@@ -162,7 +149,8 @@ class RootlessDocker(Resource):
                 + "); echo \"$mine\"; "
                 f"[ \"$init\" = systemd ] && {user_manager(self.user)} is-active --quiet "
                 f"docker.service && echo active=yes; "
-                f"{daemon_runs(self.uid, socket=SOCKET_SEEN)}; "
+                f"case \"$mine\" in *socket=yes*) pgrep -u {int(self.uid)} -x dockerd "
+                f">/dev/null && echo server=yes;; esac; "
                 + self._started_before_mount() + "true")
 
     def parse(self, out):
@@ -258,8 +246,6 @@ def daemon_json_path(home: str) -> str:
 def daemon_json(config: dict) -> str:
     """``daemon.json`` text for ``config`` (stable: the same settings give the same bytes)."""
     return json.dumps(config, indent=2, sort_keys=True) + "\n"
-
-
 
 
 @dataclass(frozen=True)
