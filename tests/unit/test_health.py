@@ -67,14 +67,19 @@ def test_a_version_is_the_files_digest_and_a_key_of_the_image_lines(tmp_path):
     (d / ".tinsnip-deployed").write_text("files1\nimage b:2 sha256:bb\nimage a:1 sha256:aa\n"
                                          "service web a:1 sha256:aa\n")
     (g / "4" / "files").mkdir(parents=True)
-    (g / "4" / "files" / ".tinsnip-deployed").write_text("files1\nimage a:1 sha256:00\n")
+    # a last line without its newline counts; an entry that is no number is no generation
+    (g / "4" / "files" / ".tinsnip-deployed").write_text("files1\nimage a:1 sha256:00")
     (g / "4" / "next").write_text("files1+x\n")
+    (g / "4" / "saved").write_text("2026-12-07T00:00:00Z")
     (g / "7" / "files").mkdir(parents=True)  # kept before any deploy stamp existed
+    (g / "7x" / "files").mkdir(parents=True)
     out = subprocess.run(["bash", "-c", health.versions_script(str(d), str(g), ("a:1",))],
                          capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"}).stdout
     live, gens, now = parse_generations(out)
     assert live == "files1+" + _key("image a:1 sha256:aa\nimage b:2 sha256:bb\n")
-    assert gens[0] == Generation(4, "files1+" + _key("image a:1 sha256:00\n"), "files1+x", "")
+    assert len(gens) == 2
+    assert gens[0] == Generation(4, "files1+" + _key("image a:1 sha256:00\n"), "files1+x",
+                                 "2026-12-07T00:00:00Z")
     assert gens[1].stamp == ""
     assert now == _key("image a:1 -\n")
     empty = subprocess.run(["bash", "-c", health.versions_script(str(tmp_path / "none"), str(g))],

@@ -132,8 +132,71 @@ def test_compose_is_asked_for_the_services_only_when_the_stamp_names_none():
     assert fact.startswith("sudo -u u env DOCKER_HOST=unix:///run/user/1/docker.sock bash -c ")
     script = shlex.split(fact)[-1]
     asks = script.index("docker compose config --services")
-    assert script.index("if grep -qs -e '^hash ' -e '^service ' /m/service/s/.tinsnip-deployed; "
-                        "then cd /m/service/s; else ") < asks < script.index("; fi && echo @@stamp")
+    assert script.index("hash|service) named=1;;") < script.index(
+        "if [ -n \"$named\" ]; then cd /m/service/s; else ") < asks < script.index(
+        "; fi && echo @@stamp")
+
+
+FAKE_DOCKER = """#!/bin/sh
+echo "$*" >> "$DOCKER_LOG"
+case "$1 $2" in
+  "inspect -f") [ "$INSPECT_RC" = 0 ] && printf '%s\\n' "sha256:aa" "$CONTAINER"; exit "$INSPECT_RC";;
+  "ps -a") echo "hello running h-from-ps";;
+  "image inspect") echo sha256:bb;;
+esac
+"""
+C1 = "c" * 64
+
+
+def run_service_fact(tmp_path, stamp: str, *, inspect_rc=0, container="hello running h1"):
+    """ComposeUp's fact run by bash against a fake ``docker``: the parsed fact, and the
+    Docker commands it ran."""
+    bin_dir, d = tmp_path / "bin", tmp_path / "service"
+    bin_dir.mkdir(exist_ok=True)
+    d.mkdir(exist_ok=True)
+    (bin_dir / "docker").write_text(FAKE_DOCKER)
+    (bin_dir / "docker").chmod(0o755)
+    (d / ".tinsnip-deployed").write_text(stamp)
+    log = tmp_path / "docker.log"
+    log.write_text("")
+    up = ComposeUp("u", 1, "/m", str(d), "hello", "abc", images=("busybox",))
+    out = subprocess.run(["bash", "-c", shlex.split(up.fact_command())[-1]], capture_output=True,
+                         text=True, env={"PATH": f"{bin_dir}:/usr/bin:/bin", "DOCKER_LOG": str(log),
+                                         "INSPECT_RC": str(inspect_rc), "CONTAINER": container})
+    return up, up.parse(out.stdout), log.read_text().splitlines()
+
+
+def test_a_no_op_deploy_asks_docker_once_for_the_stamped_containers_and_images(tmp_path):
+    stamp = f"abc\nimage busybox sha256:aa\nhash hello h1\ncontainer {C1}\n"
+    up, fact, calls = run_service_fact(tmp_path, stamp)
+    # one client: the image as no container can be named, then the recorded container
+    assert len(calls) == 1 and calls[0].startswith("inspect -f ")
+    assert calls[0].endswith(f" busybox:latest {C1}")
+    assert fact["running"] == {"hello"} and fact["hashes"] == {"hello": "h1"}
+    assert fact["images"] == {"busybox": "sha256:aa"}
+    assert up.commands(fact) == []
+
+
+@pytest.mark.parametrize("stamp, rc, container", [
+    (f"abc\nimage busybox sha256:aa\nhash hello h1\ncontainer {C1}\n", 1, "hello running h1"),
+    (f"abc\nimage busybox sha256:aa\nhash hello h1\ncontainer {C1}\n", 0, "hello exited h1"),
+    ("abc\nimage busybox sha256:aa\nhash hello h1\n", 0, "hello running h1"),
+    ("abc\nimage busybox sha256:aa\nhash hello h1\ncontainer $(touch x)\n", 0, "hello running h1"),
+], ids=["an-object-is-gone", "a-container-stopped", "a-stamp-without-containers",
+        "a-container-line-that-is-no-id"])
+def test_otherwise_docker_ps_and_each_image_answer_as_before(tmp_path, stamp, rc, container):
+    up, fact, calls = run_service_fact(tmp_path, stamp, inspect_rc=rc, container=container)
+    assert [c.split(" -", 1)[0] for c in calls if not c.startswith("inspect")] == ["image inspect", "ps"]
+    assert all(C1 in c for c in calls if c.startswith("inspect"))
+    assert fact["hashes"] == {"hello": "h-from-ps"} and fact["images"] == {"busybox": "sha256:bb"}
+    assert not (tmp_path / "x").exists()
+
+
+def test_the_stamp_records_each_running_container_by_its_full_id():
+    up = ComposeUp("u", 1, "/m", "/m/service/s", "s", "abc")
+    record = up.plan("")[-1]
+    assert "docker ps --no-trunc " in texts([record])[0]
+    assert "{{println}}container {{.ID}}" in texts([record])[0]
 
 
 @pytest.mark.parametrize("fact, needs_up", [
@@ -290,6 +353,12 @@ def test_the_daemon_counts_as_running_with_its_socket_and_a_dockerd_of_the_user(
             if subprocess.run(["pgrep", "-u", str(uid), "-x", "dockerd"]).returncode == 0:
                 break
             time.sleep(0.05)
+        assert "server" not in fact()  # no pid file: no daemon serves that socket
+        pid_file = runtime / "docker.pid"
+        for pid in (os.getpid(), 1):  # a process of another user, whatever its name
+            pid_file.write_text(str(pid))
+            assert "server" not in fact()
+        pid_file.write_text(str(daemon.pid))  # as dockerd writes it: no newline
         assert fact().get("server") == "yes"
     finally:
         if daemon:

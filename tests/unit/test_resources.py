@@ -221,6 +221,33 @@ class TestUser:
         assert other["GU"].startswith("daemon:x:1:") and other["G"].startswith("root:")
 
 
+    def test_the_accounts_of_a_host_are_read_by_one_script_each_taking_its_own(self, tmp_path):
+        """Two accounts of one host: one getent of each kind and one grep for both, run here
+        against subordinate ranges of both; each resource finds its own lines only."""
+        root, daemon = User("root", 0, "/root", 1), User("daemon", 1, "/", 1)
+        script = facts_script([root, daemon])
+        assert script.count("getent passwd") == 1 and "@@tinsnip-fact:1=0" in script
+        sub = tmp_path / "sub"
+        sub.write_text("root:100000:65536\ndaemon:165536:65536\n")
+        script = script.replace("/etc/subuid", str(sub))
+        out = split_facts(subprocess.run(["sh", "-c", script], capture_output=True, text=True)
+                          .stdout.replace(str(sub), "/etc/subuid"), 2)
+        mine, its = root.parse(out[0]), daemon.parse(out[1])
+        assert mine["P"].startswith("root:x:0:0:") and its["P"].startswith("daemon:x:1:1:")
+        assert mine["SU"] == "root:100000:65536" and its["SU"] == "daemon:165536:65536"
+
+
+class TestMountedOn:
+    def test_the_mount_on_a_path_is_read_from_proc_mounts(self):
+        """Read for real by the shell alone: /proc is mounted here, / of it is not a mount."""
+        def fact(path):
+            out = subprocess.run(["sh", "-c", Mounted(path, "nas:/v").fact_command()],
+                                 capture_output=True, text=True).stdout
+            return Mounted(path, "nas:/v").parse(out)
+        assert fact("/proc") == ["proc", "proc"]
+        assert fact("/proc/self") is None
+
+
 class TestMounted:
     m = Mounted("/mnt/g", "nas:/v/g")
 

@@ -81,6 +81,13 @@ class Resource:
         of one user are read by one ``stat`` of all their paths (:func:`facts_script`)."""
         return None
 
+    @classmethod
+    def joint_fact(cls, resources: Sequence["Resource"]) -> str | None:
+        """One script reading the facts of all ``resources`` (of this class, read as one user)
+        at once, when the class has one: :func:`facts_script` runs it once for them all and
+        gives each the whole output, which its :meth:`parse` reads its own part of."""
+        return None
+
     def fact_as(self) -> tuple[int | None, str]:
         """(the UID the fact is read as, None: root; the script that user runs to read it):
         :func:`facts_script` reads the facts of consecutive resources read as one user in one
@@ -151,7 +158,8 @@ def facts_script(resources: Sequence[Resource]) -> str:
     output passed on in one piece at its end (:data:`GATHER`). The facts read as one user
     (:meth:`Resource.fact_as`) are read by one process of that user, wherever they are in
     the list: one ``setpriv`` and one shell for them all, not one each, and their ``stat``
-    lines (:meth:`Resource.stat_path`) by one ``stat``; a fact two resources read alike is
+    lines (:meth:`Resource.stat_path`) by one ``stat``; the facts of one class that reads them
+    together (:meth:`Resource.joint_fact`) by one script; a fact two resources read alike is
     read once, and its output given to both (the facts are independent reads; the markers give
     each its own output back)."""
     from .resources import as_uid, stat_facts  # (that module builds on this one)
@@ -163,10 +171,18 @@ def facts_script(resources: Sequence[Resource]) -> str:
         group = list(group)
         stats = [(i, path) for i, path, _, _ in group if path is not None and "\n" not in path]
         batched = {i for i, _ in stats} if len(stats) > 1 else set()
+        joint = {}  # index: the script of the class's joint fact, read for all of them
+        for cls, alike in groupby(sorted((type(resources[i]).__name__, i) for i, *_ in group),
+                                  key=lambda pair: pair[0]):
+            alike = [i for _, i in alike]
+            script = (type(resources[alike[0]]).joint_fact([resources[i] for i in alike])
+                      if len(alike) > 1 else None)
+            joint.update((i, script) for i in alike if script)
         reads = []
         for i, _, _, script in group:
             if i in batched:
                 continue
+            script = joint.get(i, script)
             j = first.setdefault((uid, script), i)
             reads.append(f"echo {MARK}{i}; {{ {script} ; }} 2>/dev/null" if j == i
                          else f"echo {MARK}{i}={j}")

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from ..errors import ConflictError, LeftBehind
 from .base import READ_INIT, Cmd, Resource, q, sh
-from .resources import _pin_folder, _refuse
+from .resources import _pin_folder, _refuse, mounts_on
 
 GATE_ROOT = "/var/lib/tinsnip"
 GATE_MODE = 0o710
@@ -187,7 +187,7 @@ class GateLink(Resource):
 
     def fact_command(self):
         p = q(self.link)
-        return (f"awk -v m={p} '$2 == m {{print \"mounted\"}}' /proc/mounts; "
+        return (f"{mounts_on(self.link, 'mounted')}; "
                 f"if [ -L {p} ]; then echo link; readlink {p}; elif [ -d {p} ]; then echo folder; "
                 f"elif [ -e {p} ]; then echo other; fi")
 
