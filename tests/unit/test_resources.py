@@ -344,12 +344,52 @@ def test_the_stat_lines_of_many_folders_come_from_one_stat(tmp_path):
     rs.insert(2, File(str(tmp_path / "file"), b"x"))  # a fact of another kind in between
     rs.insert(4, Directory(str(tmp_path / "plain")))  # one folder of two steps
     script = facts_script(rs)
-    assert script.count("stat -c '%f:%u:%g|%n'") == 1
+    assert script.count("stat -c '%f:%u:%g|%n|%N'") == 1
     out = subprocess.run(["sh", "-c", script], capture_output=True, text=True).stdout
     alone = [subprocess.run(["sh", "-c", r.fact_command()], capture_output=True,
                             text=True).stdout.rstrip("\n") for r in rs]
     assert split_facts(out, len(rs)) == alone
     assert alone[-3] == "missing" and parse_stat(alone[-1])["type"] == "symbolic link"
+
+
+def test_links_and_files_come_from_the_same_stat_and_one_sha256sum(tmp_path):
+    """Each link and file fact, read with the folders', is what its own script prints: a
+    link as wanted, to elsewhere, missing, or a folder; a file as wanted, different (read for
+    the diff), missing, a link, a folder, a secret file; one file of two steps."""
+    t = tmp_path
+    (t / "d").mkdir()
+    (t / "f").write_text("x")
+    (t / "g").write_text("old\n")
+    (t / "e").write_text("A=1\nB=secret\n")
+    for name, target in (("ok", "/mnt/x/data"), ("elsewhere", "/mnt/y"), ("to-f", str(t / "f"))):
+        (t / name).symlink_to(target)
+    rs = [Directory(str(t / "d")), Symlink(str(t / "ok"), "/mnt/x/data"),
+          Symlink(str(t / "elsewhere"), "/mnt/x/data"), Symlink(str(t / "none"), "/a"),
+          Symlink(str(t / "d"), "/a"), File(str(t / "f"), b"x"), File(str(t / "g"), b"new\n"),
+          File(str(t / "nofile"), b"x"), File(str(t / "to-f"), b"x"), File(str(t / "d"), b"x"),
+          File(str(t / "e"), b"A=1\n", secret=True, public=("A",)), File(str(t / "f"), b"y")]
+    script = facts_script(rs)
+    assert script.count("stat -c") == 1 and script.count("sha256sum") == 1
+    assert "readlink" not in script
+    out = split_facts(subprocess.run(["sh", "-c", script], capture_output=True,
+                                     text=True).stdout, len(rs))
+    alone = [subprocess.run(["sh", "-c", r.fact_command()], capture_output=True,
+                            text=True).stdout.rstrip("\n") for r in rs]
+    assert out == alone
+    assert [r.plan(o) == [] for r, o in zip(rs[:3], out)] == [True, True, False]
+    assert "-old\n+new" in rs[6].diff(out[6])
+    with pytest.raises(ConflictError):
+        rs[8].plan(out[8])  # a link where a file should be is refused, as before
+
+
+def test_a_link_target_with_a_newline_is_read_escaped_and_never_taken_for_the_wanted(tmp_path):
+    (tmp_path / "l").symlink_to("/mnt/x\n/mnt/x")
+    rs = [Directory(str(tmp_path)), Symlink(str(tmp_path / "l"), "/mnt/x")]
+    out = split_facts(subprocess.run(["sh", "-c", facts_script(rs)], capture_output=True,
+                                     text=True).stdout, 2)
+    alone = subprocess.run(["sh", "-c", rs[1].fact_command()], capture_output=True,
+                           text=True).stdout.rstrip("\n")
+    assert out[1] == alone == "link\n/mnt/x\\n/mnt/x" and rs[1].plan(out[1]) != []
 
 
 def test_a_file_is_read_whole_only_when_it_is_not_the_content_wanted(tmp_path):

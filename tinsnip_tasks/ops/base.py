@@ -76,9 +76,11 @@ class Resource:
     def fact_command(self) -> str:
         raise NotImplementedError
 
-    def stat_path(self) -> str | None:
-        """The path whose ``stat`` line is this resource's whole fact, when it is: such facts
-        of one user are read by one ``stat`` of all their paths (:func:`facts_script`)."""
+    def stat_read(self) -> tuple[str, str, str] | None:
+        """``(path, how, tail)`` when this resource's fact comes from its path's ``stat`` line:
+        such facts of one user are read by one ``stat`` of all their paths, and the files among
+        them by one ``sha256sum`` (:func:`facts_script`, :func:`~.resources.stat_facts`, which
+        says what ``how`` and ``tail`` are)."""
         return None
 
     @classmethod
@@ -158,19 +160,21 @@ def facts_script(resources: Sequence[Resource]) -> str:
     output passed on in one piece at its end (:data:`GATHER`). The facts read as one user
     (:meth:`Resource.fact_as`) are read by one process of that user, wherever they are in
     the list: one ``setpriv`` and one shell for them all, not one each, and their ``stat``
-    lines (:meth:`Resource.stat_path`) by one ``stat``; the facts of one class that reads them
+    lines, links and files (:meth:`Resource.stat_read`) by one ``stat`` and one ``sha256sum``;
+    the facts of one class that reads them
     together (:meth:`Resource.joint_fact`) by one script; a fact two resources read alike is
     read once, and its output given to both (the facts are independent reads; the markers give
     each its own output back)."""
     from .resources import as_uid, stat_facts  # (that module builds on this one)
 
     parts, first = [], {}
-    facts = sorted(((i, r.stat_path(), *r.fact_as()) for i, r in enumerate(resources)),
+    facts = sorted(((i, r.stat_read(), *r.fact_as()) for i, r in enumerate(resources)),
                    key=lambda fact: -1 if fact[2] is None else fact[2])
     for uid, group in groupby(facts, key=lambda fact: fact[2]):
         group = list(group)
-        stats = [(i, path) for i, path, _, _ in group if path is not None and "\n" not in path]
-        batched = {i for i, _ in stats} if len(stats) > 1 else set()
+        stats = [(i, *read) for i, read, _, _ in group
+                 if read is not None and not {"\n", "|"} & set(read[0])]
+        batched = {i for i, *_ in stats} if len(stats) > 1 else set()
         joint = {}  # index: the script of the class's joint fact, read for all of them
         for cls, alike in groupby(sorted((type(resources[i]).__name__, i) for i, *_ in group),
                                   key=lambda pair: pair[0]):

@@ -63,20 +63,64 @@ def _stat_cmd(path: str) -> str:
     return f"stat -c {STAT} -- {q(path)} || echo {MISSING}"
 
 
-def stat_facts(paths: list[tuple[int, str]]) -> str:
-    """Shell printing, for each ``(index, path)``, the fact marker of ``index`` and the path's
-    :func:`_stat_cmd` line, from one ``stat`` of every path (the shell matches its lines to
-    the paths; a path it could not read stays ``missing``). No path may hold a newline."""
+#: ``stat -c`` format of a line that names its path and, for a link, its target (``%N``:
+#: ``PATH -> TARGET``, escaped as ``QUOTING_STYLE=escape`` says: no newline in it)
+STAT_N = f"{STAT}|%n|%N"
+
+
+def _link_fact(var: str) -> str:
+    """Shell printing a link's fact (:meth:`Symlink.parse`) from ``$var``, its :data:`STAT_N`
+    line or ``missing``: ``link`` and the target, ``other``, or ``missing``. (``printf``, not
+    ``echo``: dash's ``echo`` would turn an escaped ``\\n`` back into a newline.)"""
+    return (f"case ${var} in a*) echo link; printf '%s\\n' \"${{{var}#*\" -> \"}}\";; "
+            f"{MISSING}) echo {MISSING};; *) echo other;; esac")
+
+
+def stat_facts(reads: list[tuple[int, str, str, str]]) -> str:
+    """Shell printing the facts of ``reads`` (``(index, path, how, tail)``, from
+    :meth:`~.base.Resource.stat_read`), each behind its marker, from one ``stat`` of every path
+    and one ``sha256sum`` of the regular files among the ``file`` reads (the shell matches the
+    lines of both to the paths; a path they could not read stays ``missing``). No path may hold
+    a newline or ``|``. Each fact is what the resource's own fact script prints:
+
+    - ``stat``: the path's :func:`_stat_cmd` line;
+    - ``link``: ``link`` and the target (written as ``QUOTING_STYLE=escape`` does: a newline
+      in it is ``\\n``), ``other`` or ``missing``, as :meth:`Symlink.owner_fact`;
+    - ``file``: the stat line, the ``sha256sum`` line of a regular file, then what ``tail``
+      prints, which reads ``$s`` and ``$h`` (:meth:`File.after_digest`)."""
     indexes: dict[str, list[int]] = {}
-    for i, p in paths:  # a folder of several steps is read once for all of them
+    for i, p, _, _ in reads:  # a folder of several steps is read once for all of them
         indexes.setdefault(p, []).append(i)
     names = " ".join(q(p) for p in indexes)
-    start = " ".join(f"_ts{i}={MISSING}" for i, _ in paths)
-    cases = "".join(f"{q(p)}) " + "".join(f"_ts{i}=${{l%%|*}}; " for i in ii) + ";; "
+    start = " ".join(f"_ts{i}={MISSING}" for i, *_ in reads)
+    cases = "".join(f"{q(p)}) " + "".join(f"_ts{i}=$l; " for i in ii) + ";; "
                     for p, ii in indexes.items())
-    shown = "; ".join(f"echo {MARK}{i}; echo \"$_ts{i}\"" for i, _ in paths)
-    return (f"stat -c '{STAT}|%n' -- {names} 2>/dev/null | {{ {start}; "
-            f"while IFS= read -r l; do case ${{l#*|}} in {cases}esac; done; {shown}; }}")
+    shown = []
+    for i, p, how, tail in reads:
+        shown.append(f"echo {MARK}{i}")
+        if how == "link":
+            shown.append(_link_fact(f"_ts{i}"))
+        elif how == "file":
+            shown.append(f"s=${{_ts{i}%%|*}} h=$_th{i}; echo \"$s\"; "
+                         f"if [ -n \"$h\" ]; then echo \"$h\"; fi; {tail}")
+        else:
+            shown.append(f"echo \"${{_ts{i}%%|*}}\"")
+    script = (f"QUOTING_STYLE=escape stat -c '{STAT_N}' -- {names} 2>/dev/null | {{ {start}; "
+              "while IFS= read -r l; do r=${l#*|}; case ${r%%|*} in " + cases + "esac; done; ")
+    files: dict[str, list[int]] = {}
+    for i, p, how, _ in reads:
+        if how == "file":
+            files.setdefault(p, []).append(i)
+    if not files:
+        return script + "; ".join(shown) + "; }"
+    regular = "".join(f"case $_ts{ii[0]} in 8*) set -- \"$@\" {q(p)};; esac; "
+                      for p, ii in files.items())
+    hashed = "".join(f"{q(p)}) " + "".join(f"_th{i}=\"$hh  -\"; " for i in ii) + ";; "
+                     for p, ii in files.items())
+    empty = " ".join(f"_th{i}=" for ii in files.values() for i in ii)
+    return (script + f"set --; {regular}{{ if [ $# -gt 0 ]; then sha256sum -- \"$@\"; fi; }} "
+            f"2>/dev/null | {{ {empty}; while read -r hh pp; do case $pp in {hashed}esac; done; "
+            + "; ".join(shown) + "; }; }")
 
 
 def parse_stat(line: str) -> Optional[dict]:
@@ -195,8 +239,8 @@ class Directory(ReadAsOwner):
     def owner_fact(self):
         return _stat_cmd(self.path)
 
-    def stat_path(self):
-        return self.path
+    def stat_read(self):
+        return self.path, "stat", ""
 
     def parse(self, out):
         return parse_stat(out)
@@ -287,19 +331,27 @@ class File(ReadAsOwner):
 
     def owner_fact(self):
         p = q(self.path)
-        # what is there now, for the diff a dry run shows: of a secret file only its keys, and
-        # the lines of its public keys (names checked: they go into a sed address)
+        return (f"h=; if s=$(stat -c {STAT} -- {p}); then echo \"$s\"; "
+                f"if [ -f {p} ] && [ ! -L {p} ]; then h=$(sha256sum < {p}); echo \"$h\"; fi; "
+                f"else echo {MISSING}; fi; " + self.after_digest())
+
+    def after_digest(self):
+        """What the fact prints after the stat and digest lines (in ``$h``): what is there
+        now, for the diff a dry run shows: of a secret file only its keys, and the lines of its
+        public keys (names checked: they go into a sed address). A link or anything but a
+        regular file is reported by its stat line (and refused); what is there now is read only
+        when it is not the content wanted."""
+        p = q(self.path)
         public = [k for k in self.public if KEY_LINE.match(f"{k}=")]
         shown = "".join(f"-e {q(f'/^{k}=/{{p;d;}}')} " for k in public)
         now = (f"sed -n {shown}-e 's/^\\([A-Za-z_][A-Za-z0-9_]*\\)=.*/\\1/p' {p}" if self.secret
                else f"head -c {DIFF_LIMIT} {p} | base64")
-        # a link or anything but a regular file is reported by its stat line (and refused);
-        # what is there now is read only when it is not the content wanted
         want = hashlib.sha256(self.content).hexdigest()
-        return (f"h=; if s=$(stat -c {STAT} -- {p}); then echo \"$s\"; "
-                f"if [ -f {p} ] && [ ! -L {p} ]; then h=$(sha256sum < {p}); echo \"$h\"; fi; "
-                f"else echo {MISSING}; fi; echo {NOW}; "
+        return (f"echo {NOW}; "
                 f"if [ -f {p} ] && [ ! -L {p} ] && [ \"${{h%% *}}\" != {want} ]; then {now}; fi")
+
+    def stat_read(self):
+        return self.path, "file", self.after_digest()
 
     def parse(self, out):
         lines = out.split(NOW + "\n", 1)
@@ -616,9 +668,11 @@ class Symlink(ReadAsOwner):
         return f"link {self.link} -> {self.target}"
 
     def owner_fact(self):
-        p = q(self.link)
-        return (f"if [ -L {p} ]; then echo link; readlink {p}; "
-                f"elif [ -e {p} ]; then echo other; else echo {MISSING}; fi")
+        return (f"l=$(QUOTING_STYLE=escape stat -c '{STAT_N}' -- {q(self.link)} 2>/dev/null) "
+                f"|| l={MISSING}; {_link_fact('l')}")
+
+    def stat_read(self):
+        return self.link, "link", ""
 
     def parse(self, out):
         lines = out.strip().splitlines() or [MISSING]
