@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+from functools import lru_cache
 from pathlib import Path
 
 import yaml
@@ -80,10 +81,12 @@ def _build_file(folder: Path, build) -> Path:
     return folder / str(context) / str(build.get("dockerfile", "Dockerfile"))
 
 
+@lru_cache(maxsize=256)
 def tracked(compose: str, folder: Path | None, where: str) -> tuple[str, ...]:
     """The image references a deploy of ``compose`` tracks: each pulled service's ``image``, and
     for a service built from ``folder`` the base images of its Dockerfile. Each is checked with
-    :func:`check_ref`."""
+    :func:`check_ref`. Worked out once per compose text in a run: the steps of a deploy and the
+    check before it ask for the same one (a YAML parse each)."""
     try:
         data = yaml.safe_load(compose) or {}
     except yaml.YAMLError as e:
