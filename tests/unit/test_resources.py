@@ -382,6 +382,33 @@ def test_links_and_files_come_from_the_same_stat_and_one_sha256sum(tmp_path):
         rs[8].plan(out[8])  # a link where a file should be is refused, as before
 
 
+def test_edited_files_come_from_the_same_stat_each_read_once(tmp_path):
+    """Files edited in place (/etc/fstab, the digests behind a gate) read with the folders: the
+    same output as each one's own script, a file several steps edit read once."""
+    t = tmp_path
+    (t / "d").mkdir()
+    (t / "fstab").write_bytes(b"a b\n\xff\n")
+    (t / "exports").write_text("x\n")
+    (t / ".exports.tinsnip-applied").write_text("abc\n")
+    (t / "to-fstab").symlink_to(t / "fstab")
+    keep = lambda text: text  # noqa: E731 - an edit that changes nothing
+    rs = [Directory(str(t / "d")), Edited(str(t / "fstab"), keep, "line"),
+          Edited(str(t / "fstab"), keep, "other line"),
+          Edited(str(t / "exports"), keep, "export", applied=True),
+          Edited(str(t / "none"), keep, "line"), Edited(str(t / "to-fstab"), keep, "line"),
+          Edited(str(t / "d"), keep, "line")]
+    script = facts_script(rs)
+    assert script.count("stat -c") == 1 and script.count("base64 <") == 5  # fstab once
+    assert "@@tinsnip-fact:2=1" in script
+    out = split_facts(subprocess.run(["sh", "-c", script], capture_output=True,
+                                     text=True).stdout, len(rs))
+    alone = [subprocess.run(["sh", "-c", r.fact_command()], capture_output=True,
+                            text=True).stdout.rstrip("\n") for r in rs]
+    assert out == alone
+    assert rs[1].parse(out[1])["raw"] == b"a b\n\xff\n"
+    assert rs[3].parse(out[3])["applied"] == "abc"
+
+
 def test_a_link_target_with_a_newline_is_read_escaped_and_never_taken_for_the_wanted(tmp_path):
     (tmp_path / "l").symlink_to("/mnt/x\n/mnt/x")
     rs = [Directory(str(tmp_path)), Symlink(str(tmp_path / "l"), "/mnt/x")]

@@ -87,7 +87,9 @@ def stat_facts(reads: list[tuple[int, str, str, str]]) -> str:
     - ``link``: ``link`` and the target (written as ``QUOTING_STYLE=escape`` does: a newline
       in it is ``\\n``), ``other`` or ``missing``, as :meth:`Symlink.owner_fact`;
     - ``file``: the stat line, the ``sha256sum`` line of a regular file, then what ``tail``
-      prints, which reads ``$s`` and ``$h`` (:meth:`File.after_digest`)."""
+      prints, which reads ``$s`` and ``$h`` (:meth:`File.after_digest`);
+    - ``read``: the stat line, a regular file's content in base64, then what ``tail`` prints
+      (:meth:`Edited.fact_command`)."""
     indexes: dict[str, list[int]] = {}
     for i, p, _, _ in reads:  # a folder of several steps is read once for all of them
         indexes.setdefault(p, []).append(i)
@@ -95,14 +97,21 @@ def stat_facts(reads: list[tuple[int, str, str, str]]) -> str:
     start = " ".join(f"_ts{i}={MISSING}" for i, *_ in reads)
     cases = "".join(f"{q(p)}) " + "".join(f"_ts{i}=$l; " for i in ii) + ";; "
                     for p, ii in indexes.items())
-    shown = []
+    shown, first = [], {}
     for i, p, how, tail in reads:
+        j = first.setdefault((p, how, tail), i)
+        if j != i:  # a path read alike by several steps (/etc/fstab): printed once
+            shown.append(f"echo {MARK}{i}={j}")
+            continue
         shown.append(f"echo {MARK}{i}")
         if how == "link":
             shown.append(_link_fact(f"_ts{i}"))
         elif how == "file":
             shown.append(f"s=${{_ts{i}%%|*}} h=$_th{i}; echo \"$s\"; "
                          f"if [ -n \"$h\" ]; then echo \"$h\"; fi; {tail}")
+        elif how == "read":
+            shown.append(f"echo \"${{_ts{i}%%|*}}\"; case $_ts{i} in 8*) base64 < {q(p)};; esac"
+                         + (f"; {tail}" if tail else ""))
         else:
             shown.append(f"echo \"${{_ts{i}%%|*}}\"")
     script = (f"QUOTING_STYLE=escape stat -c '{STAT_N}' -- {names} 2>/dev/null | {{ {start}; "
@@ -483,10 +492,14 @@ class Edited(Resource):
                    f"lock {self.path} and check it is unchanged")
 
     def fact_command(self):
-        cmd = _stat_and(self.path, "base64")
-        if self.applied:
-            cmd = f"{cmd}; echo @@applied; cat {q(self.stamp)}"
-        return cmd
+        return f"{_stat_and(self.path, 'base64')}; {self._applied()}" if self.applied else \
+            _stat_and(self.path, "base64")
+
+    def _applied(self) -> str:
+        return f"echo @@applied; cat {q(self.stamp)}"
+
+    def stat_read(self):
+        return self.path, "read", self._applied() if self.applied else ""
 
     def parse(self, out):
         out, _, stamp = out.partition("@@applied")
