@@ -87,48 +87,75 @@ def test_a_version_is_the_files_digest_and_a_key_of_the_image_lines(tmp_path):
     assert parse_generations(empty).live == "" and parse_generations(empty).now == _key("")
 
 
-def test_now_from_image_lines_read_already_is_the_key_the_daemon_would_give(tmp_path):
-    """service.up's fact asks the daemon for the image IDs once; the versions part keys the
-    lines it holds, as it would key the daemon's answers."""
-    script = health.versions_script(str(tmp_path / "web"), str(tmp_path / "g"), lines='"$imgs"')
-    out = subprocess.run(["bash", "-c", "imgs='image b:2 sha256:bb\nimage a:1 -'; " + script],
-                         capture_output=True, text=True).stdout
-    assert parse_generations(out).now == _key("image a:1 -\nimage b:2 sha256:bb\n")
-    none = subprocess.run(["bash", "-c", "imgs=; " + script], capture_output=True, text=True)
-    assert parse_generations(none.stdout).now == _key("")
+@pytest.mark.parametrize("stamp", [
+    "files1\nimage b:2 sha256:bb\nimage a:1 sha256:aa\nservice web a:1 sha256:aa\n",
+    "files1\nimage B:2 x \r\nimage a:1 sha256:aa",  # no last newline; a space, a CR kept
+    "", "\nimage a:1 sha256:aa\n"], ids=["plain", "awkward", "empty", "no-first-line"])
+def test_the_running_version_keyed_here_is_the_one_the_host_keys(tmp_path, stamp):
+    """service.up's fact prints the stamp and the image lines, and the reader keys them:
+    the same version and ``now`` as the host's own script gives for them."""
+    d = tmp_path / "web"
+    d.mkdir()
+    (d / ".tinsnip-deployed").write_text(stamp)
+    out = subprocess.run(["bash", "-c", health.versions_script(str(d), str(tmp_path / "g"),
+                                                              ("b:2", "a:1"))],
+                         capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"}).stdout
+    host = parse_generations(out)
+    assert health.version_of(stamp) == host.live
+    assert health.version_key("image b:2 -\nimage a:1 -\n") == host.now
+
+
+def test_save_generation_reads_the_stamp_and_images_of_the_service_fact():
+    fact = SaveGeneration("u", 1, "/m", D, G, "web", "new").parse(
+        "@@stamp\nold\nimage a:1 sha256:aa\nhash web h\n@@ps\nweb running h\n@@images\n"
+        "image a:1 sha256:bb\n@@versions\ngen=3 stamp=x next=y saved=z\n")
+    assert fact.live == "old+" + _key("image a:1 sha256:aa\n")
+    assert fact.now == _key("image a:1 sha256:bb\n") and fact.gens[0].number == 3
+    assert fact.next("new") == "new+" + fact.now
+
+
+K = hashlib.sha256(b"").hexdigest()[:12]  # the key of no image line
+
+
+def service_out(live="", *gens):
+    """What a service's fact prints for SaveGeneration: a stamp whose first line is ``live``
+    (no image line), no tracked image, and the kept generations (n, version, next, saved): a
+    version of a stamp without images is ``FIRST+K``."""
+    return "\n".join(["@@stamp", *([live] if live else []), "@@ps", "@@images", "",
+                      gen_out("", *gens)])
 
 
 class TestSaveGeneration:
     save = SaveGeneration("gazette-prod", 10100, "/mnt/gazette-prod", D, G, "web", "new")
 
     def test_a_first_deploy_keeps_nothing(self):
-        assert self.save.plan(gen_out("")) == []
+        assert self.save.plan(service_out("")) == []
 
     def test_a_deploy_of_the_running_files_keeps_nothing(self):
-        assert self.save.plan(gen_out("new", (1, "old", "new", "t"))) == []
+        assert self.save.plan(service_out("new", (1, f"old+{K}", f"new+{K}", "t"))) == []
 
     def test_a_change_keeps_the_running_files_as_the_next_number(self):
-        [cmd] = self.save.plan(gen_out("cur", (4, "a", "b", "t"), (5, "b", "cur", "t")))
+        [cmd] = self.save.plan(service_out("cur", (4, "a", "b", "t"), (5, "b", f"cur+{K}", "t")))
         assert cmd.text.startswith("sudo -u gazette-prod env "
                                    "DOCKER_HOST=unix:///run/user/10100/docker.sock bash -c")
         script = cmd.text
         assert f"cp -R -P --preserve=mode,timestamps {D} {G}/.new-6/files" in script
         assert f"mv -T {G}/.new-6 {G}/6" in script
         assert "tinsnip-generation/web:6-" in script  # its images tagged, so prune keeps them
-        assert "echo new > " in script  # the stamp that replaces it
+        assert f"echo new+{K} > " in script  # the version that replaces it
         assert "tail -n +4" in script  # the newest three stay
         assert "generation 6" in str(cmd)
 
     def test_a_first_generation_is_number_one(self):
-        [cmd] = self.save.plan(gen_out("cur"))
+        [cmd] = self.save.plan(service_out("cur"))
         assert f"mv -T {G}/.new-1 {G}/1" in cmd.text
 
     def test_the_running_files_kept_already_are_not_kept_twice(self):
         # an earlier deploy kept them, then stopped before compose up
-        assert self.save.plan(gen_out("cur", (3, "cur", "new", "t"))) == []
-        [cmd] = self.save.plan(gen_out("cur", (3, "cur", "other", "t")))
+        assert self.save.plan(service_out("cur", (3, f"cur+{K}", f"new+{K}", "t"))) == []
+        [cmd] = self.save.plan(service_out("cur", (3, f"cur+{K}", "other", "t")))
         assert cmd.text.startswith("setpriv --reuid=10100")
-        assert f"echo new > {G}/3/next" in cmd.text
+        assert f"echo new+{K} > {G}/3/next" in cmd.text
 
 
 class TestRollback:

@@ -1,4 +1,5 @@
 """What each step wants, from SMEP numbers and the shipped inventory and templates."""
+import hashlib
 import shlex
 import subprocess
 from pathlib import Path
@@ -190,6 +191,38 @@ def test_otherwise_docker_ps_and_each_image_answer_as_before(tmp_path, stamp, rc
     assert all(C1 in c for c in calls if c.startswith("inspect"))
     assert fact["hashes"] == {"hello": "h-from-ps"} and fact["images"] == {"busybox": "sha256:bb"}
     assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("containers", ["", f"container {C1}\n"], ids=["slow", "fast"])
+def test_the_versions_a_deploy_reads_are_those_the_generations_fact_gives(tmp_path, containers):
+    """Run for real (a fake ``docker``): the running version and ``now`` keyed by the reader
+    from service.up's fact, the generations as the host lists them, equal the versions the
+    standalone generations fact (rollback's) computes on the host."""
+    from tinsnip_tasks.ops import health
+
+    up, _, _ = run_service_fact(tmp_path, f"abc\nimage busybox sha256:aa\nhash hello h1\n"
+                                          f"{containers}")
+    gens = tmp_path / "gens"
+    (gens / "2" / "files").mkdir(parents=True)
+    (gens / "2" / "files" / ".tinsnip-deployed").write_text("old\nimage busybox sha256:00\n")
+    (gens / "2" / "next").write_text("x\n")
+    save = health.SaveGeneration("u", 1, "/m", up.service_dir, str(gens), "hello", "new",
+                                 images=up.images)
+    env = {"PATH": f"{tmp_path / 'bin'}:/usr/bin:/bin", "DOCKER_LOG": "/dev/null",
+           "INSPECT_RC": "0", "CONTAINER": "hello running h1"}
+    out = subprocess.run(["bash", "-c", shlex.split(save.fact_command())[-1]],
+                         capture_output=True, text=True, env=env).stdout
+    host = subprocess.run(["bash", "-c", health.versions_script(up.service_dir, str(gens),
+                                                                ("busybox",))],
+                          capture_output=True, text=True, env=env).stdout
+    mine, theirs = save.parse(out), health.parse_generations(host)
+    assert theirs.live.startswith("abc+") and theirs.gens[0].stamp.startswith("old+")
+    # both ask the daemon (the fake says sha256:aa to inspect, sha256:bb to image inspect)
+    if not containers:
+        assert mine == theirs
+    else:
+        assert (mine.live, mine.gens) == (theirs.live, theirs.gens) and mine.now != theirs.now
+        assert mine.now == health.version_key("image busybox sha256:aa\n")
 
 
 def test_the_stamp_records_each_running_container_by_its_full_id():
@@ -530,7 +563,11 @@ def test_a_service_deploy_reads_its_generations_and_its_project_in_one_fact(inv)
     assert gen.fact_command() == up.fact_command()
     assert gen.fact_command().count("docker image inspect") == len(up.images) == 1
     out = ("@@stamp\nabc\nhash hello h1\nimage busybox:1.36 sha256:1\n@@ps\nhello running h1\n"
-           "@@images\nimage busybox:1.36 sha256:2\n@@versions\nlive=abc+k1\nnow=k2\n"
+           "@@images\nimage busybox:1.36 sha256:2\n@@versions\n"
            "gen=3 stamp=old next=abc+k1 saved=t\n")
     assert up.parse(out)["images"] == {"busybox:1.36": "sha256:2"} and up.moved(up.parse(out))
-    assert gen.parse(out).live == "abc+k1" and gen.parse(out).gens[0].number == 3
+    key = hashlib.sha256  # the running version and now: keyed from the stamp and the images
+    assert gen.parse(out).live == "abc+" + key(b"image busybox:1.36 sha256:1\n").hexdigest()[:12]
+    assert gen.parse(out).now == key(b"image busybox:1.36 sha256:2\n").hexdigest()[:12]
+    assert gen.parse(out).gens[0].number == 3
+    assert "live=" not in gen.fact_command() and "now=" not in gen.fact_command()

@@ -485,12 +485,11 @@ def image_lines(images) -> str:
 
 
 def versions_script(service_dir: str, gens_dir: str, images: tuple = (), *,
-                    lines: str = "") -> str:
+                    kept_only: bool = False) -> str:
     """Bash printing ``live=`` (the running deploy's version), ``now=`` (the key of the
     tracked ``images`` as the daemon holds them now) and one ``gen=`` line per generation kept
-    in ``gens_dir``, in any order (:func:`~.health.generations_fact`). ``lines``: a shell
-    variable holding :func:`image_lines`' output already (``"$imgs"``), so the daemon is not
-    asked again.
+    in ``gens_dir``, in any order (:func:`~.health.generations_fact`); ``kept_only``: the
+    ``gen=`` lines alone.
 
     A key is the first 12 hex digits of the SHA-256 of the ``image`` lines, sorted bytewise:
     two processes each (``sort``, ``sha256sum``); the shell reads the files and picks the lines
@@ -502,15 +501,14 @@ def versions_script(service_dir: str, gens_dir: str, images: tuple = (), *,
     first = "{ IFS= read -r %s < %s; } 2>/dev/null; "
     version = (keyed + "v() { s=; " + first % ("s", '"$1"')
                + "[ -z \"$s\" ] || echo \"$s+$(k < \"$1\")\"; }; ")
-    now = f"printf '%s\\n' {lines}" if lines else f"{{ {image_lines(images)}true; }}"
-    return (version + f"echo \"live=$(v {d}/{STAMP})\"; "
-            f"echo \"now=$({now} | k)\"; "
-            f"for n in {g}/*; do n=${{n##*/}}; case $n in ''|*[!0-9]*) continue;; esac; "
+    now = f"{{ {image_lines(images)}true; }}"
+    return (version + ("" if kept_only else f"echo \"live=$(v {d}/{STAMP})\"; "
+                                            f"echo \"now=$({now} | k)\"; ")
+            + f"for n in {g}/*; do n=${{n##*/}}; case $n in ''|*[!0-9]*) continue;; esac; "
             "x= y=; " + first % ("x", f"{g}/\"$n\"/next") + first % ("y", f"{g}/\"$n\"/saved")
             + f"echo \"gen=$n stamp=$(v {g}/$n/files/{STAMP}) next=$x saved=$y\"; done")
 
 
-IMGS = '"$imgs"'  # the shell variable of :func:`service_fact` holding the image lines
 #: ``docker inspect -f`` of images and containers at once: an image's ID; a container's
 #: compose service, state and config hash (the words of :func:`service_fact`'s ``docker ps``).
 #: ``index . "State"`` fails on the typed image, and the CLI then reads the object's JSON.
@@ -525,7 +523,8 @@ def unambiguous(ref: str) -> str:
 
 
 def stamped_objects(service_dir: str, images) -> str:
-    """Bash setting ``named`` (the deploy stamp names its services), and ``fast`` when one
+    """Bash setting ``stamp`` (the deploy stamp's lines, each ended by a newline), ``named``
+    (the stamp names its services), and ``fast`` when one
     ``docker inspect`` of the tracked ``images`` and the containers the stamp recorded found
     every one of them, each container running: ``L`` then holds the images' IDs, in order,
     then a ``SERVICE STATE CONFIG-HASH`` line per container. Else (a container gone or
@@ -535,10 +534,11 @@ def stamped_objects(service_dir: str, images) -> str:
     One Docker client instead of two or more: each costs about 20 ms of the host's CPU."""
     n = len(images)
     refs = " ".join(q(unambiguous(r)) for r in images)
-    return (f"named= cids= nc=0 fast=; {{ while read -r w c _; do case $w in "
-            "hash|service) named=1;; container) case $c in *[!0-9a-f]*|'') ;; "
-            "*) cids=\"$cids $c\"; nc=$((nc + 1));; esac;; esac; "
-            f"done < {q(service_dir + '/' + STAMP)}; }} 2>/dev/null; "
+    return (f"named= cids= nc=0 fast= stamp=; set -f; {{ while IFS= read -r l || [ -n \"$l\" ]; "
+            "do stamp=\"$stamp$l\"$'\\n'; set -- $l; case $1 in "
+            "hash|service) named=1;; container) case $2 in *[!0-9a-f]*|'') ;; "
+            "*) cids=\"$cids $2\"; nc=$((nc + 1));; esac;; esac; l=; "
+            f"done < {q(service_dir + '/' + STAMP)}; }} 2>/dev/null; set +f; "
             f"if [ -n \"$cids\" ] && out=$(docker inspect -f {_OBJECT} {refs} $cids "
             "2>/dev/null); then mapfile -t L <<< \"$out\"; "
             f"[ ${{#L[@]}} -eq $(({n} + nc)) ] && fast=1; "
@@ -556,7 +556,9 @@ def service_fact(user: str, uid: int, mount_point: str, service_dir: str, gens_d
     """What a deploy reads of a running Compose project, in one shell of its user: the
     services (Compose asked only when the deploy stamp names none), the stamp, the containers,
     the tracked images' IDs (``image REF ID`` lines, ``-`` for one the daemon lacks) and,
-    after ``@@versions``, :func:`versions_script`'s lines.
+    after ``@@versions``, :func:`versions_script`'s lines of the kept generations (the
+    running version and ``now`` are keyed by the reader, from the stamp and the image lines:
+    :meth:`~.health.SaveGeneration.parse`).
 
     :class:`ComposeUp` and :class:`~.health.SaveGeneration` both read it, with the same
     command: the facts script runs it once for both (:func:`~.base.facts_script`)."""
@@ -570,10 +572,10 @@ def service_fact(user: str, uid: int, mount_point: str, service_dir: str, gens_d
               f"if [ -n \"$fast\" ]; then imgs={_image_lines_of(images)}; "
               f"else imgs=$({image_lines(images)}true); fi; "
               f"if [ -n \"$named\" ]; then cd {q(service_dir)}; "
-              f"else {ask_compose}; fi && echo @@stamp && cat {STAMP} 2>/dev/null; "
+              f"else {ask_compose}; fi && echo @@stamp && printf '%s' \"$stamp\"; "
               f"echo @@ps && if [ -n \"$fast\" ]; then printf '%s\\n' \"${{L[@]:{n}}}\"; "
               f"else {ps}; fi; echo @@images; printf '%s\\n' \"$imgs\"; "
-              + (f"echo @@versions; {versions_script(service_dir, gens_dir, lines=IMGS)}; "
+              + (f"echo @@versions; {versions_script(service_dir, gens_dir, kept_only=True)}; "
                  if gens_dir else "") + "true")
     return as_user(user, uid, f"bash -c {q(script)}")
 

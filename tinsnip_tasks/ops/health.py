@@ -17,6 +17,7 @@ with none, stops it, and fails the step with what the containers said.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import time
@@ -95,6 +96,22 @@ class Versions(NamedTuple):
         return f"{stamp}+{self.now}" if self.now else stamp
 
 
+def version_key(text: str) -> str:
+    """The key of the ``image`` lines in ``text``: the first 12 hex digits of the SHA-256 of
+    those lines sorted bytewise, each ended by a newline, as :func:`versions_script` computes
+    it on the host."""
+    lines = sorted((l for l in text.split("\n") if l.startswith("image ")),
+                   key=lambda l: l.encode())
+    return hashlib.sha256("".join(f"{l}\n" for l in lines).encode()).hexdigest()[:12]
+
+
+def version_of(stamp: str) -> str:
+    """The version a deploy stamp's text stands for: its first line and, after a ``+``, the key
+    of its image lines (``""``: no stamp)."""
+    first = stamp.split("\n", 1)[0]
+    return f"{first}+{version_key(stamp)}" if first else ""
+
+
 def parse_generations(out: str) -> Versions:
     """:class:`Versions` from :func:`generations_fact`'s output."""
     live, now, gens = "", "", []
@@ -162,7 +179,13 @@ class SaveGeneration(Generations):
                             self.gens_dir, self.project, self.images)
 
     def parse(self, out):
-        return parse_generations(out.partition("@@versions\n")[2])
+        """The generations from the host; the running version and ``now`` keyed here, from
+        the stamp and the image lines the same fact printed (:func:`~.docker.service_fact`)."""
+        head, _, kept = out.partition("@@versions\n")
+        stamp = head.partition("@@stamp\n")[2].partition("@@ps\n")[0]
+        images = head.partition("@@images\n")[2]
+        return parse_generations(kept)._replace(live=version_of(stamp),
+                                                now=version_key(images))
 
     def describe(self):
         return f"what {self.project} runs kept in {self.gens_dir} before a deploy changes it"
