@@ -161,10 +161,9 @@ def facts_script(resources: Sequence[Resource]) -> str:
     (:meth:`Resource.fact_as`) are read by one process of that user, wherever they are in
     the list: one ``setpriv`` and one shell for them all, not one each, and their ``stat``
     lines, links and files (:meth:`Resource.stat_read`) by one ``stat`` and one ``sha256sum``;
-    the facts of one class that reads them
-    together (:meth:`Resource.joint_fact`) by one script; a fact two resources read alike is
-    read once, and its output given to both (the facts are independent reads; the markers give
-    each its own output back)."""
+    the facts of a class that reads them together (:meth:`Resource.joint_fact`) by one script;
+    a fact two resources read alike is read once, and its output given to both (the facts are
+    independent reads; the markers give each its own output back)."""
     from .resources import as_uid, stat_facts  # (that module builds on this one)
 
     parts, first = [], {}

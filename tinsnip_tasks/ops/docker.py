@@ -524,12 +524,11 @@ def unambiguous(ref: str) -> str:
 
 def stamped_objects(service_dir: str, images) -> str:
     """Bash setting ``stamp`` (the deploy stamp's lines, each ended by a newline), ``named``
-    (the stamp names its services), and ``fast`` when one
-    ``docker inspect`` of the tracked ``images`` and the containers the stamp recorded found
-    every one of them, each container running: ``L`` then holds the images' IDs, in order,
-    then a ``SERVICE STATE CONFIG-HASH`` line per container. Else (a container gone or
-    stopped, an image missing, a stamp from an older tinsnip) :func:`service_fact` asks
-    ``docker ps`` and each image, as before.
+    (the stamp names its services), and ``fast`` when one ``docker inspect`` of the tracked
+    ``images`` and the containers the stamp recorded found every one of them, each container
+    running: ``L`` then holds the images' IDs, in order, then a ``SERVICE STATE CONFIG-HASH``
+    line per container. Else (a container gone or stopped, an image missing, a stamp from an
+    older tinsnip) :func:`service_fact` asks ``docker ps`` and each image, as before.
 
     One Docker client instead of two or more: each costs about 20 ms of the host's CPU."""
     n = len(images)

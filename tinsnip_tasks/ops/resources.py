@@ -492,10 +492,11 @@ class Edited(Resource):
                    f"lock {self.path} and check it is unchanged")
 
     def fact_command(self):
-        return f"{_stat_and(self.path, 'base64')}; {self._applied()}" if self.applied else \
-            _stat_and(self.path, "base64")
+        cmd = _stat_and(self.path, "base64")
+        return f"{cmd}; {self._applied()}" if self.applied else cmd
 
     def _applied(self) -> str:
+        """Shell printing the stamp of the content ``after`` last succeeded on."""
         return f"echo @@applied; cat {q(self.stamp)}"
 
     def stat_read(self):
