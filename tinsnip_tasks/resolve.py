@@ -13,10 +13,11 @@ from contextlib import contextmanager
 
 from . import config
 from .core.inventory import Inventory, MachineEnv
-from .errors import InputError, TinsnipError
+from .errors import TinsnipError
 from .ops.base import Step
 from .plans import Target, build
 from .plans.numbers import Numbers
+from .plans.secrets import secret_values
 from .run import Run, parallel
 
 
@@ -40,7 +41,7 @@ def machine_env(c, task: str, machine: str, env: str = "", *, detail: str = "",
         run.begin(" ".join(filter(None, (task, machine, env, detail))))
         me = run.inv.machine_env(machine, env, host=None if nas_task else run.override,
                                  nas_host=run.override if nas_task else None)
-        mask_secrets(run, me)
+        run.output.mask.add(secret_values(run.inv, *me.key))
         yield run, me
 
 
@@ -53,19 +54,6 @@ def offline(c, machine: str, env: str = "") -> tuple[Inventory, MachineEnv]:
     settings = config.read(c)
     inv = settings.load_inventory()
     return inv, inv.machine_env(machine, settings.environment(env))
-
-
-def mask_secrets(run: Run, me: MachineEnv) -> None:
-    """Hide every value of ``me``'s secrets file in all the run prints and records. A file that
-    cannot be read (or decrypted) gives no value to any step, so none can be printed: the step
-    that needs one refuses it, naming the problem."""
-    from .plans.secrets import read_secrets, secrets_path
-
-    try:
-        values = read_secrets(secrets_path(run.inv, *me.key), run.inv.age_identity)
-    except InputError:
-        return
-    run.output.mask.add(values.values())
 
 
 def numbers(run: Run, me: MachineEnv, *, assign: bool = False) -> Target:
@@ -135,7 +123,7 @@ def machine_envs(run: Run, keys) -> list[MachineEnv]:
     """The :class:`MachineEnv` of each ``(machine, env)`` of a selection, their secrets masked."""
     mes = [run.inv.machine_env(machine, env) for machine, env in keys]
     for me in mes:
-        mask_secrets(run, me)
+        run.output.mask.add(secret_values(run.inv, *me.key))
     return mes
 
 

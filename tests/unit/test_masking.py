@@ -168,3 +168,21 @@ def test_a_file_holding_a_secret_hides_the_lines_it_loses(tmp_path):
     assert "old-rotated-value" not in diff and "x:1" not in diff
     assert " a: 1" in diff and "+pw: new-value" in diff and "+image: x:2" in diff
     assert diff.count("-*** (a line not in the new file: not shown") == 2
+
+
+def test_the_values_a_run_masks_are_every_value_of_the_file_or_none_it_cannot_read(tmp_path):
+    from tinsnip_tasks.core.inventory import load_inventory
+    from tinsnip_tasks.plans.secrets import secret_values
+
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "docker-compose.yml").write_text("services: {}\n")
+    (tmp_path / "inventory.yaml").write_text(yaml.safe_dump(SECRET_FOLDER_INV))
+    inv = load_inventory(tmp_path / "inventory.yaml")
+    assert secret_values(inv, "webapps", "prod") == []  # no file
+    (tmp_path / "secrets").mkdir()
+    f = tmp_path / "secrets" / "webapps-prod.env"
+    f.write_text("TOKEN=tok-Sekr1t-value\nUNUSED=other-Sekr1t\n")
+    f.chmod(0o600)
+    assert secret_values(inv, "webapps", "prod") == ["tok-Sekr1t-value", "other-Sekr1t"]
+    f.chmod(0o644)  # others may read it: refused, so no step gets a value to print
+    assert secret_values(inv, "webapps", "prod") == []

@@ -191,6 +191,16 @@ def _check_carried(key: str, raw: str, value: str, where: str) -> None:
                          f"compose and tinsnip: {QUOTING_HINT}")
 
 
+def decoded(data: bytes, source: str) -> str:
+    """The UTF-8 text of a file tinsnip reads secrets from.
+
+    :raises InputError: naming ``source`` when it is not UTF-8 text."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InputError(f"secrets file {source} cannot be read: it is not UTF-8 text") from None
+
+
 def check_private(path: str, mode: int, owner: int, me: int) -> None:
     """Refuse a secrets file that anyone but its owner (or root) may change, or that others
     may read: group or others write, others read, or another user's file. Group read (0640)

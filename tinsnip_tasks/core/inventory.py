@@ -94,6 +94,10 @@ class Sheet:
         """The SMEP sheet number: the pin, else the hash of the name."""
         return sheet_number(self.name, self.number)
 
+    def registry_file(self, env: str) -> str:
+        """The path on the NAS of the sheet's machine registry for ``env`` (a valid name)."""
+        return self.registry.format(volume=self.volume, sheet=self.name, env=env)
+
 
 @dataclass(frozen=True)
 class Service:
@@ -255,7 +259,7 @@ class Inventory:
         nas = self.nas[sheet.nas]
         others = {n: m for n, m in self.pins(sheet.name).items() if m != machine_name}
         return MachineEnv(machine, env, sheet, nas, host or machine.host, nas_host or nas.host,
-                          self.registry_path(sheet.name, env),
+                          sheet.registry_file(env),
                           f"{sheet.volume}/{sheet.name}/{machine_name}/{env}", others)
 
     def check_env(self, machine_name: str, env: str) -> None:
@@ -286,7 +290,7 @@ class Inventory:
         """Return the path on the NAS of a sheet's machine registry for ``env``."""
         sheet = self.sheet(sheet_name)
         env_number(env)
-        return sheet.registry.format(volume=sheet.volume, sheet=sheet.name, env=env)
+        return sheet.registry_file(env)
 
     def smep(self, machine_name: str, env: str, registry: dict | None = None) -> Smep:
         """Return the SMEP numbers of a machine-environment.

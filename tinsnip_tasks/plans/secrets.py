@@ -70,13 +70,6 @@ def read_private(path: Path) -> bytes | None:
             raise InputError(f"{path} cannot be read: {type(e).__name__}") from None
 
 
-def _text(data: bytes, path: Path) -> str:
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise InputError(f"secrets file {path} cannot be read: it is not UTF-8 text") from None
-
-
 def identities(identity: str | None, wanted_by: Path) -> list:
     """The keys of the identity file, for ``wanted_by`` (named in the error when none is set)."""
     if not identity:
@@ -85,7 +78,7 @@ def identities(identity: str | None, wanted_by: Path) -> list:
     data = read_private(path)
     if data is None:
         raise InputError(f"config tinsnip.age_identity: {path} does not exist; {NO_IDENTITY}")
-    return agefile.identities(_text(data, path), str(path))
+    return agefile.identities(envfile.decoded(data, str(path)), str(path))
 
 
 def which(plain: Path) -> Path | None:
@@ -103,13 +96,24 @@ def which(plain: Path) -> Path | None:
 def read_text(plain: Path, identity: str | None) -> str | None:
     """The text of the secrets file of ``plain``'s name, decrypted in memory when it is the
     ``.age`` file; None when there is neither."""
+    found = opened(plain, identity)
+    return None if found is None else found[1]
+
+
+def opened(plain: Path, identity: str | None) -> tuple[Path, str] | None:
+    """The secrets file of ``plain``'s name and its text, as :func:`read_text`. In one line
+    down: which file, the identity's keys when it is encrypted, its bytes (the file checked as
+    opened), its text."""
     path = which(plain)
-    data = read_private(path) if path else None
-    if data is None:
+    if path is None:
         return None
-    if path == plain:
-        return _text(data, path)
-    return agefile.decrypt(data, identities(identity, path), str(path))
+    keys = None if path == plain else identities(identity, path)
+    data = read_private(path)
+    if data is None:  # removed since
+        return None
+    where = str(path)
+    return path, (envfile.decoded(data, where) if keys is None
+                  else agefile.decrypt(data, keys, where))
 
 
 def secrets_path(inv: Inventory, machine: str, env: str) -> Path:
@@ -122,10 +126,19 @@ def read_secrets(path: Path, identity: str | None = None) -> dict:
     """The secrets file's values, literally (core/envfile.py): refused when others may read
     or change it; no file means no values. ``path.age`` (age-encrypted) is decrypted in memory
     with ``identity``."""
-    text = read_text(path, identity)
-    if text is None:
-        return {}
-    return envfile.parse_secrets(text, str(which(path)))
+    found = opened(path, identity)
+    return {} if found is None else envfile.parse_secrets(found[1], str(found[0]))
+
+
+def secret_values(inv: Inventory, machine: str, env: str) -> list[str]:
+    """Every value of the machine-environment's secrets file: what a run hides in all it prints
+    and records. A file that cannot be read (or decrypted) gives none, and no value to any step
+    either, so none can be printed: the step that needs one refuses it, naming the problem."""
+    path = secrets_path(inv, machine, env)
+    try:
+        return list(read_secrets(path, inv.age_identity).values())
+    except InputError:
+        return []
 
 
 def load_secrets(inv: Inventory, machine: str, env: str, entry: CatalogEntry) -> dict:
@@ -172,7 +185,8 @@ def recipients(plain: Path, keys: list) -> list:
         if st.st_uid not in (os.getuid(), 0) or st.st_mode & 0o022:
             raise InputError(f"{listed} may be changed by others, who could add their own key:"
                              f" run: chmod go-w {shlex.quote(str(listed))}")
-        out += agefile.recipients(_text(listed.read_bytes(), listed), str(listed))
+        out += agefile.recipients(envfile.decoded(listed.read_bytes(), str(listed)),
+                                  str(listed))
     if not out:
         raise InputError(f"no age recipient: the identity has no X25519 key; list public keys in"
                          f" {listed}")
@@ -219,7 +233,7 @@ def encrypt(plain: Path, identity: str | None, *, dry: bool = False) -> Outcome:
     if current == enc:
         agefile.decrypt(read_private(enc), keys, str(enc))  # it opens with this identity
         return Outcome(enc, False, "already encrypted")
-    text = _text(read_private(plain), plain)
+    text = envfile.decoded(read_private(plain), str(plain))
     check(text, str(plain))
     if dry:
         return Outcome(enc, True, f"would encrypt {plain} into {enc.name} and remove {plain.name}")
