@@ -579,6 +579,24 @@ def service_fact(user: str, uid: int, mount_point: str, service_dir: str, gens_d
     return as_user(user, uid, f"bash -c {q(script)}")
 
 
+SECTIONS = ("stamp", "ps", "images", "versions")  # :func:`service_fact`'s, after ``services``
+
+
+def service_sections(out: str) -> dict[str, str]:
+    """:func:`service_fact`'s output by section, each its text as printed: ``services``
+    (Compose's answer, when it was asked), then the :data:`SECTIONS`, each after its ``@@NAME``
+    line. Lines are split at newlines only: a carriage return stays in its line, as in the
+    keys the host computes."""
+    parts, name = {"services": [], **{n: [] for n in SECTIONS}}, "services"
+    for line in out.split("\n"):
+        marker = line.strip()
+        if marker.startswith("@@") and marker[2:] in SECTIONS:
+            name = marker[2:]
+        else:
+            parts[name].append(line)
+    return {n: "\n".join(lines) for n, lines in parts.items()}
+
+
 @dataclass(frozen=True)
 class ComposeUp(Resource):
     """The Compose project in ``service_dir`` runs with its current files and images.
@@ -616,30 +634,18 @@ class ComposeUp(Resource):
                             self.gens_dir, self.project, self.images)
 
     def parse(self, out):
-        fact = {"services": [], "stamp": "", "running": set(), "images": {}, "hashes": {}}
-        section, stamp = "services", []
-        for line in out.splitlines():
-            line = line.strip()
-            if line in ("@@stamp", "@@ps", "@@images", "@@versions"):
-                section = line[2:]
-                continue
-            if not line or section == "versions":
-                continue
-            if section == "services":
-                fact["services"].append(line)
-            elif section == "stamp":
-                stamp.append(line)
-            elif section == "images":
-                words = line.split()
-                if len(words) == 3 and words[0] == "image":
-                    fact["images"][words[1]] = "" if words[2] == "-" else words[2]
-            else:
-                parts = line.split()
-                if len(parts) >= 2 and parts[1] == "running":
-                    fact["running"].add(parts[0])
-                    if len(parts) == 3:
-                        fact["hashes"][parts[0]] = parts[2]
-        fact["stamp"] = parse_stamp("\n".join(stamp))
+        lines = {name: [l.strip() for l in text.splitlines() if l.strip()]
+                 for name, text in service_sections(out).items()}
+        fact = {"services": lines["services"], "stamp": parse_stamp("\n".join(lines["stamp"])),
+                "running": set(), "images": {}, "hashes": {}}
+        for words in map(str.split, lines["images"]):
+            if len(words) == 3 and words[0] == "image":
+                fact["images"][words[1]] = "" if words[2] == "-" else words[2]
+        for parts in map(str.split, lines["ps"]):
+            if len(parts) >= 2 and parts[1] == "running":
+                fact["running"].add(parts[0])
+                if len(parts) == 3:
+                    fact["hashes"][parts[0]] = parts[2]
         if not fact["services"]:  # Compose was not asked: the services the deploy ran
             fact["services"] = list(dict.fromkeys([*fact["stamp"]["hashes"],
                                                    *fact["stamp"]["services"]]))

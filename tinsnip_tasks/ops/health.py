@@ -28,7 +28,7 @@ from ..core.inventory import MAX_WAIT
 from ..errors import HealthError, InputError, RemoteError
 from .base import Cmd, Resource, q
 from .docker import (STAMP, as_user, compose_as, compose_pattern, project_filter, runtime_dir,
-                     service_fact, versions_script)
+                     service_fact, service_sections, versions_script)
 from .resources import as_uid
 
 #: Seconds a deploy waits for a service to be healthy when nothing else says (``wait: 0`` in
@@ -181,11 +181,9 @@ class SaveGeneration(Generations):
     def parse(self, out):
         """The generations from the host; the running version and ``now`` keyed here, from
         the stamp and the image lines the same fact printed (:func:`~.docker.service_fact`)."""
-        head, _, kept = out.partition("@@versions\n")
-        stamp = head.partition("@@stamp\n")[2].partition("@@ps\n")[0]
-        images = head.partition("@@images\n")[2]
-        return parse_generations(kept)._replace(live=version_of(stamp),
-                                                now=version_key(images))
+        parts = service_sections(out)
+        return parse_generations(parts["versions"])._replace(
+            live=version_of(parts["stamp"]), now=version_key(parts["images"]))
 
     def describe(self):
         return f"what {self.project} runs kept in {self.gens_dir} before a deploy changes it"
