@@ -83,7 +83,7 @@ def test_what_the_age_command_encrypts_tinsnip_decrypts(project, key):
     subprocess.run([age_cli(), "-r", public_key(key), "-o", str(enc)], input=LLDAP.encode(),
                    check=True)
     enc.chmod(0o600)
-    assert secrets.read_text(plain, str(key)) == LLDAP
+    assert secrets.opened(plain, str(key))[1] == LLDAP
     assert secrets.read_secrets(plain, str(key))["LLDAP_JWT_SECRET"] == "$(touch pwned) `id` *"
 
 
@@ -132,7 +132,7 @@ def test_both_files_at_once_are_refused_naming_both(project, key):
     plain = write(plain_of(project), LLDAP)
     write(secrets.encrypted(plain), "x")
     with pytest.raises(InputError) as err:
-        secrets.read_text(plain, str(key))
+        secrets.opened(plain, str(key))[1]
     assert str(plain) in str(err.value) and str(secrets.encrypted(plain)) in str(err.value)
 
 
@@ -143,18 +143,18 @@ def test_an_encrypted_file_or_identity_others_can_read_is_refused(project, key, 
     path = secrets.encrypted(plain) if which == "encrypted" else key
     path.chmod(0o644)
     with pytest.raises(InputError) as err:
-        secrets.read_text(plain, str(key))
+        secrets.opened(plain, str(key))[1]
     assert str(err.value).endswith(f"run: chmod 600 {path}")
 
 
 def test_a_damaged_or_foreign_file_is_refused_without_its_content(project, key):
     enc = write(secrets.encrypted(plain_of(project)), f"A={LEAK}\n")
     with pytest.raises(InputError, match="is not an age-encrypted file") as err:
-        secrets.read_text(plain_of(project), str(key))
+        secrets.opened(plain_of(project), str(key))[1]
     assert LEAK not in str(err.value)
     write(key, f"# {LEAK}\nAGE-SECRET-KEY-1NOTAKEY\n")
     with pytest.raises(InputError, match="line 2: the secret key is damaged") as err:
-        secrets.read_text(plain_of(project), str(key))
+        secrets.opened(plain_of(project), str(key))[1]
     assert LEAK not in str(err.value) and enc.exists()
 
 
@@ -190,7 +190,7 @@ def test_edit_encrypts_what_the_editor_saved_and_leaves_no_plain_copy(project, k
     env, seen = editor(tmp_path, "echo NEW_KEY=s3cr3t >> \"$1\"")
     out = secrets.edit(plain, str(key), environ=env)
     assert out.changed
-    assert secrets.read_text(plain, str(key)) == LLDAP + "NEW_KEY=s3cr3t\n"
+    assert secrets.opened(plain, str(key))[1] == LLDAP + "NEW_KEY=s3cr3t\n"
     path, file_mode, dir_mode = seen.read_text().split()
     assert (file_mode, dir_mode) == ("600", "700")
     assert path.startswith("/dev/shm/") == os.path.isdir("/dev/shm")
@@ -210,7 +210,7 @@ def test_edit_without_a_change_rewrites_nothing(project, key, tmp_path):
 def test_edit_starts_a_new_file_from_the_template(project, key, tmp_path):
     env, _ = editor(tmp_path, "echo A=1 >> \"$1\"")
     secrets.edit(plain_of(project), str(key), template="# lldap needs: X\n", environ=env)
-    assert secrets.read_text(plain_of(project), str(key)) == "# lldap needs: X\nA=1\n"
+    assert secrets.opened(plain_of(project), str(key))[1] == "# lldap needs: X\nA=1\n"
 
 
 @pytest.mark.parametrize("body, error", [
@@ -282,7 +282,7 @@ def test_the_edit_task_through_the_cli(project, key, tmp_path):
     p = tinsnip(project, key, env)
     out, err = p.communicate(timeout=60)
     assert p.returncode == 0 and "lldap-prod.env.age: changed" in out, err
-    assert secrets.read_text(plain, str(key)).endswith("X=1\n")
+    assert secrets.opened(plain, str(key))[1].endswith("X=1\n")
 
 
 def test_listing_the_tasks_does_not_load_the_age_library():
@@ -300,4 +300,4 @@ def test_a_secrets_file_that_is_no_regular_file_is_refused_without_waiting(tmp_p
     else:
         plain.mkdir(mode=0o700)
     with pytest.raises(InputError, match="is not a regular file"):
-        secrets.read_text(plain, None)
+        secrets.opened(plain, None)[1]

@@ -175,8 +175,8 @@ def facts_script(resources: Sequence[Resource]) -> str:
                  if read is not None and not {"\n", "|"} & set(read[0])]
         batched = {i for i, *_ in stats} if len(stats) > 1 else set()
         joint = {}  # index: the script of the class's joint fact, read for all of them
-        for cls, alike in groupby(sorted((type(resources[i]).__name__, i) for i, *_ in group),
-                                  key=lambda pair: pair[0]):
+        for _, alike in groupby(sorted((type(resources[i]).__name__, i) for i, *_ in group),
+                                key=lambda pair: pair[0]):
             alike = [i for _, i in alike]
             script = (type(resources[alike[0]]).joint_fact([resources[i] for i in alike])
                       if len(alike) > 1 else None)

@@ -93,17 +93,10 @@ def which(plain: Path) -> Path | None:
     return enc if enc.exists() else plain if plain.exists() else None
 
 
-def read_text(plain: Path, identity: str | None) -> str | None:
-    """The text of the secrets file of ``plain``'s name, decrypted in memory when it is the
-    ``.age`` file; None when there is neither."""
-    found = opened(plain, identity)
-    return None if found is None else found[1]
-
-
 def opened(plain: Path, identity: str | None) -> tuple[Path, str] | None:
-    """The secrets file of ``plain``'s name and its text, as :func:`read_text`. In one line
-    down: which file, the identity's keys when it is encrypted, its bytes (the file checked as
-    opened), its text."""
+    """The secrets file of ``plain``'s name and its text, decrypted in memory when it is the
+    ``.age`` file; None when there is neither. In one line down: which file, the identity's
+    keys when it is encrypted, its bytes (the file checked as opened), its text."""
     path = which(plain)
     if path is None:
         return None
